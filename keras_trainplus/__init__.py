@@ -1,0 +1,16 @@
+"""keras_trainplus: drop-in Keras 3 training extensions.
+
+Public API:
+
+* `keras_trainplus.schedules`: pure, serializable, in-graph schedules.
+* `keras_trainplus.callbacks`: `HyperparameterScheduler` (the one driver),
+  `CyclicLR`, `OneCycleLR`, `WarmupDecayLR`.
+* `keras_trainplus.Knob`: a variable-backed value read by the compiled step.
+"""
+
+from keras_trainplus import callbacks
+from keras_trainplus import schedules
+from keras_trainplus.knob import Knob
+from keras_trainplus.version import __version__
+
+__all__ = ["Knob", "callbacks", "schedules", "__version__"]

@@ -1,0 +1,187 @@
+"""Numeric core shared by every schedule.
+
+Two rules keep schedules exact for arbitrarily long runs:
+
+* The step is an **integer** everywhere. Differences such as "steps since a
+  boundary" or "steps left in a phase" are computed in integer arithmetic and
+  only then converted to floating point, so a value near a boundary never
+  suffers from the rounding of a large step (a float32 cannot even represent
+  ``2**24 + 1``).
+* Floating point work uses **float64** where the backend has it (TensorFlow,
+  torch, JAX with ``jax_enable_x64``), float32 otherwise (default JAX).
+
+A schedule is written once against the small namespace below. Concrete steps
+(Python or NumPy integers) are evaluated with NumPy in float64 on the host;
+tensors (e.g. ``optimizer.iterations`` inside a compiled train step) are
+evaluated with ``keras.ops``.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def _jax_x64():
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
+def float_dtype():
+    """Widest float dtype the current backend computes with in-graph."""
+    if keras.backend.backend() == "jax" and not _jax_x64():
+        return "float32"
+    return "float64"
+
+
+def int_dtype():
+    """Widest integer dtype the current backend computes with in-graph."""
+    if keras.backend.backend() == "jax" and not _jax_x64():
+        return "int32"
+    return "int64"
+
+
+def is_concrete(x):
+    """True for Python / NumPy numbers (host values, not backend tensors)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) or (
+        isinstance(x, np.ndarray) and x.ndim == 0
+    )
+
+
+class HostMath:
+    """NumPy float64 / int64 implementation, for concrete steps."""
+
+    concrete = True
+    pi = math.pi
+
+    def int(self, x):
+        return np.int64(x)
+
+    def float(self, x):
+        return np.float64(x)
+
+    def result(self, x):
+        return np.float64(x)
+
+    where = staticmethod(np.where)
+    minimum = staticmethod(np.minimum)
+    maximum = staticmethod(np.maximum)
+    cos = staticmethod(np.cos)
+    sin = staticmethod(np.sin)
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    sqrt = staticmethod(np.sqrt)
+    floor = staticmethod(np.floor)
+    power = staticmethod(np.power)
+
+    def floordiv(self, a, b):
+        return np.floor_divide(a, b)
+
+    def take(self, table, index):
+        return np.asarray(table, dtype=np.float64)[index]
+
+    def clip(self, x, lo, hi):
+        return np.minimum(np.maximum(x, lo), hi)
+
+    def call_user_fn(self, fn, x):
+        value = fn(np.float64(x))
+        if keras.ops.is_tensor(value):
+            value = keras.ops.convert_to_numpy(value)
+        return np.float64(value)
+
+
+class GraphMath:
+    """`keras.ops` implementation, for tensors inside compiled steps."""
+
+    concrete = False
+    pi = math.pi
+
+    def __init__(self):
+        self.fdtype = float_dtype()
+        self.idtype = int_dtype()
+
+    def int(self, x):
+        return ops.cast(x, self.idtype)
+
+    def float(self, x):
+        return ops.cast(x, self.fdtype)
+
+    def result(self, x):
+        return ops.cast(x, self.fdtype)
+
+    def where(self, cond, a, b):
+        return ops.where(cond, a, b)
+
+    minimum = staticmethod(ops.minimum)
+    maximum = staticmethod(ops.maximum)
+    cos = staticmethod(ops.cos)
+    sin = staticmethod(ops.sin)
+    exp = staticmethod(ops.exp)
+    log = staticmethod(ops.log)
+    sqrt = staticmethod(ops.sqrt)
+    floor = staticmethod(ops.floor)
+
+    def power(self, a, b):
+        return ops.power(self.float(a), self.float(b))
+
+    def floordiv(self, a, b):
+        return ops.floor_divide(a, b)
+
+    def take(self, table, index):
+        table = ops.convert_to_tensor(np.asarray(table), dtype=self.fdtype)
+        return ops.take(table, index)
+
+    def clip(self, x, lo, hi):
+        return ops.minimum(ops.maximum(x, lo), hi)
+
+    def call_user_fn(self, fn, x):
+        return self.float(fn(self.float(x)))
+
+
+def prepare(step):
+    """Returns ``(math, integer_step)`` for a concrete number or a tensor."""
+    if is_concrete(step):
+        return HostMath(), np.int64(math.floor(step))
+    m = GraphMath()
+    return m, m.int(step)
+
+
+def split_boundary(b):
+    """Splits a real boundary into an integer part and a fraction in [0, 1)."""
+    whole = math.floor(b)
+    return int(whole), float(b - whole)
+
+
+def offset(m, step, boundary):
+    """``step - boundary`` as a float, exact near the boundary.
+
+    ``step`` is an integer (tensor or NumPy), ``boundary`` a Python number.
+    The integer part is subtracted in integer arithmetic first.
+    """
+    whole, frac = split_boundary(boundary)
+    d = m.float(step - whole)
+    return d - frac if frac else d
+
+
+def remaining(m, boundary, step):
+    """``boundary - step`` as a float, exact near the boundary."""
+    whole, frac = split_boundary(boundary)
+    d = m.float(whole - step)
+    return d + frac if frac else d
+
+
+def cos_weight(m, done, left, total):
+    """The cosine annealing weight ``(1 + cos(pi * p)) / 2`` with p = done/total.
+
+    Written as ``cos(pi p / 2)**2`` for p <= 1/2 and ``sin(pi q / 2)**2`` with
+    q = left/total for p > 1/2, so that both ends are accurate to relative
+    precision (no ``1 + cos`` cancellation near the end of a decay).
+    ``done`` and ``left`` are floats with ``done + left == total``.
+    """
+    p = done / total
+    q = left / total
+    a = m.cos(0.5 * m.pi * p)
+    b = m.sin(0.5 * m.pi * q)
+    return m.where(p <= 0.5, a * a, b * b)
