@@ -1,2 +1,165 @@
-"""placeholder"""
-class Knob: pass
+"""`Knob`: a scalar hyperparameter held in a variable the compiled step reads."""
+
+import math
+
+import keras
+import numpy as np
+
+from keras_trainplus import _keras_hooks
+
+
+class Knob:
+    """A scalar value that callbacks write and compiled train steps read.
+
+    Python attributes such as `Dropout.rate`, `SGD.momentum` or
+    `global_clipnorm` are baked into the train step when Keras traces it;
+    changing them later is silently ignored. A knob holds the value in a
+    non-trainable `keras.Variable` instead, so writes from a callback reach
+    every later step without retracing.
+
+    Where the variable lives decides where it works:
+
+    * the learning rate's knob is the optimizer's own learning-rate variable
+      (`Knob.for_learning_rate`): tracked by the optimizer, saved in
+      checkpoints, part of the JAX train state;
+    * a layer's knob is a weight the layer creates (`add_weight`);
+    * a free-standing knob (``Knob(value)``) works on TensorFlow (plain, XLA,
+      `tf.distribute`) and torch. On JAX a variable that is neither a model
+      nor an optimizer variable is frozen into the step when it is traced, so
+      it must be tracked: `Knob.track(optimizer)`.
+
+    Under a `tf.distribute` strategy the variable is created in the strategy
+    scope (pass `model`, or create the knob inside ``strategy.scope()``); a
+    host-side `assign` then updates every replica. Under
+    MultiWorkerMirroredStrategy every worker must assign the same value:
+    keras_trainplus callbacks run on every worker and decide identically.
+
+    Args:
+        value: float. Initial value (ignored when `variable` is given).
+        name: str. Variable name. Defaults to `"knob"`.
+        dtype: float dtype of the variable. Defaults to `"float32"`.
+        variable: an existing scalar `keras.Variable` to wrap instead of
+            creating one.
+        model: optional model whose `tf.distribute` strategy scope the
+            variable is created in.
+
+    Example:
+
+    >>> knob = Knob(0.5, name="rate")
+    >>> knob.assign(0.25)
+    >>> float(knob)
+    0.25
+
+    Raises:
+        ValueError: for a non-scalar `variable` or a non-finite value.
+    """
+
+    def __init__(self, value=0.0, name="knob", dtype="float32", variable=None,
+                 model=None):
+        if variable is not None:
+            if not isinstance(variable, keras.Variable) or tuple(
+                variable.shape
+            ) != ():
+                raise ValueError(
+                    "Argument `variable` must be a scalar `keras.Variable`. "
+                    f"Received: variable={variable!r}"
+                )
+            self.variable = variable
+            return
+        value = _finite("value", value)
+        with _strategy_scope(model):
+            self.variable = keras.Variable(
+                value,
+                dtype=dtype,
+                trainable=False,
+                name=name,
+                aggregation="only_first_replica",
+            )
+
+    @classmethod
+    def for_learning_rate(cls, optimizer):
+        """Wraps the optimizer's own learning-rate variable.
+
+        Raises:
+            ValueError: if the optimizer was created with a
+                `LearningRateSchedule` (it then has no variable).
+        """
+        opt = _keras_hooks.optimizers_of(optimizer)[0]
+        var = _keras_hooks.learning_rate_variable(opt)
+        if var is None:
+            raise ValueError(
+                f"The optimizer `{opt.name}` has a learning-rate schedule, "
+                "not a variable. Received: "
+                f"learning_rate={opt._learning_rate!r}"
+            )
+        return cls(variable=var)
+
+    def assign(self, value, model=None):
+        """Writes a new value (host side, e.g. from a callback).
+
+        Args:
+            value: float.
+            model: the model being trained. On JAX, its in-flight train
+                state is synced first, so the write is not overwritten at the
+                end of the epoch.
+        """
+        value = _finite("value", value)
+        if model is not None:
+            _keras_hooks.sync_jax_state(model)
+        self.variable.assign(value)
+
+    def read(self):
+        """The value as a tensor (use inside compiled code)."""
+        return self.variable.value
+
+    def numpy(self):
+        return np.asarray(keras.ops.convert_to_numpy(self.variable))
+
+    def __float__(self):
+        return float(self.numpy())
+
+    def track(self, optimizer):
+        """Makes the knob an optimizer variable, as JAX requires.
+
+        This adds one variable to the optimizer's checkpoint layout.
+        """
+        for opt in _keras_hooks.optimizers_of(optimizer):
+            _keras_hooks.track_optimizer_variable(opt, self.variable)
+        return self
+
+    def __repr__(self):
+        return f"Knob({self.variable.name}={float(self)!r})"
+
+
+def _finite(name, value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(
+            f"Argument `{name}` must be a finite number. "
+            f"Received: {name}={value!r}"
+        )
+    return number
+
+
+class _NullScope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _strategy_scope(model):
+    if model is None or keras.backend.backend() != "tensorflow":
+        return _NullScope()
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None:
+        return _NullScope()
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        return _NullScope()
+    return strategy.scope()

@@ -1,1 +1,18 @@
+"""Callbacks. `HyperparameterScheduler` is the one driver; the others are
+presets of it."""
 
+from keras_trainplus.callbacks.cyclic_lr import CyclicLR
+from keras_trainplus.callbacks.hyperparameter_scheduler import (
+    HyperparameterScheduler,
+)
+from keras_trainplus.callbacks.one_cycle_lr import OneCycleLR
+from keras_trainplus.callbacks.per_epoch_lr import PerEpochLR
+from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
+
+__all__ = [
+    "CyclicLR",
+    "HyperparameterScheduler",
+    "OneCycleLR",
+    "PerEpochLR",
+    "WarmupDecayLR",
+]

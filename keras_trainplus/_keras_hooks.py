@@ -1,0 +1,266 @@
+"""Every use of private Keras internals lives in this module.
+
+keras_trainplus needs three things public Keras 3 does not offer:
+
+1. **An in-graph learning-rate program on an optimizer that keeps its own
+   learning-rate variable.** Assigning a `LearningRateSchedule` through the
+   public setter *untracks* the optimizer's learning-rate variable, which
+   changes the optimizer's variable count (checkpoints then silently skip all
+   optimizer state on reload) and its config. Instead we shadow the
+   optimizer's ``_get_current_learning_rate`` on the instance; the variable
+   stays tracked (so it is part of the JAX train state and can be a knob),
+   the config keeps a float learning rate, and everything that reads the
+   learning rate (update step, decoupled weight decay, the
+   ``learning_rate`` property) sees the program.
+2. **In-graph optimizer hyperparameters** (``momentum``, ``beta_1``):
+   Keras reads them as Python floats at trace time. We substitute per-step
+   tensors while the update step runs. SGD's update step branches on
+   ``momentum != 0`` in Python, so for SGD we run the documented SGD
+   momentum update ourselves.
+3. **Tracking an extra variable as an optimizer variable** (so a knob read by
+   the optimizer is part of the JAX train state).
+
+Each hook checks that the attributes it relies on exist and fails with a
+clear message otherwise. Tested on Keras 3.15; `check_keras_version` warns
+outside the tested major version.
+"""
+
+import contextlib
+import warnings
+
+import keras
+from keras import ops
+
+TESTED_KERAS_MAJOR = 3
+
+_LR_HOOK = "_get_current_learning_rate"
+_STATE = "_keras_trainplus_programs"
+
+
+def keras_version():
+    parts = keras.__version__.split(".")
+    return tuple(int("".join(c for c in p if c.isdigit()) or 0)
+                 for p in parts[:2])
+
+
+def check_keras_version():
+    major = keras_version()[0]
+    if major != TESTED_KERAS_MAJOR:
+        warnings.warn(
+            f"keras_trainplus is tested with Keras {TESTED_KERAS_MAJOR}.x; "
+            f"found Keras {keras.__version__}. In-graph schedules rely on "
+            "optimizer internals that may have changed.",
+            stacklevel=3,
+        )
+
+
+def _require(obj, attr, purpose):
+    if not hasattr(obj, attr):
+        raise RuntimeError(
+            f"keras_trainplus cannot {purpose}: `{type(obj).__name__}` has "
+            f"no attribute `{attr}` in Keras {keras.__version__}. Please "
+            "report this with your Keras version."
+        )
+
+
+def optimizers_of(optimizer):
+    """The optimizers that apply updates (unwraps LossScaleOptimizer)."""
+    if optimizer is None:
+        raise ValueError(
+            "The model has no optimizer. Call `model.compile(optimizer=...)` "
+            "before `fit`."
+        )
+    if hasattr(optimizer, "inner_optimizer"):
+        return optimizers_of(optimizer.inner_optimizer)
+    if hasattr(optimizer, "optimizers"):
+        out = []
+        for opt in optimizer.optimizers:
+            out.extend(optimizers_of(opt))
+        return out
+    return [optimizer]
+
+
+def learning_rate_variable(optimizer):
+    """The optimizer's learning-rate variable, or None if it has a schedule."""
+    _require(optimizer, "_learning_rate", "read the learning-rate variable")
+    lr = optimizer._learning_rate
+    return lr if isinstance(lr, keras.Variable) else None
+
+
+def _state(optimizer):
+    state = optimizer.__dict__.get(_STATE)
+    if state is None:
+        state = {"lr": None, "hyper": {}}
+        optimizer.__dict__[_STATE] = state
+    return state
+
+
+def set_learning_rate_program(optimizer, program):
+    """Makes the learning rate of every update ``program(step, lr_variable)``.
+
+    `step` is ``optimizer.iterations`` (updates already applied). Pass
+    ``program=None`` to restore the optimizer's own behaviour.
+    """
+    _require(optimizer, _LR_HOOK, "install an in-graph learning rate")
+    state = _state(optimizer)
+    if program is None:
+        optimizer.__dict__.pop(_LR_HOOK, None)
+        state["lr"] = None
+        return
+    if learning_rate_variable(optimizer) is None:
+        raise ValueError(
+            f"The optimizer `{optimizer.name}` was created with a "
+            f"learning-rate schedule ({optimizer._learning_rate!r}). A "
+            "keras_trainplus learning-rate callback would fight with it: "
+            "create the optimizer with a float `learning_rate`, or pass the "
+            "keras_trainplus schedule to the optimizer directly and drop the "
+            "callback."
+        )
+
+    def current_learning_rate():
+        return program(optimizer.iterations, optimizer._learning_rate)
+
+    optimizer.__dict__[_LR_HOOK] = current_learning_rate
+    state["lr"] = program
+
+
+def has_momentum_slots(optimizer):
+    if isinstance(optimizer, keras.optimizers.SGD):
+        return bool(optimizer.momentum)
+    return True
+
+
+@contextlib.contextmanager
+def _substituted(optimizer, values):
+    saved = {name: optimizer.__dict__[name] for name in values}
+    try:
+        optimizer.__dict__.update(values)
+        yield
+    finally:
+        optimizer.__dict__.update(saved)
+
+
+def _sgd_momentum_update(optimizer, gradient, variable, learning_rate,
+                         momentum):
+    """SGD with momentum as documented for `keras.optimizers.SGD`.
+
+    velocity = momentum * velocity - learning_rate * g
+    w = w + velocity                                  (plain)
+    w = w + momentum * velocity - learning_rate * g   (nesterov)
+    """
+    lr = ops.cast(learning_rate, variable.dtype)
+    gradient = ops.cast(gradient, variable.dtype)
+    momentum = ops.cast(momentum, variable.dtype)
+    m = optimizer.momentums[optimizer._get_variable_index(variable)]
+    optimizer.assign(
+        m, ops.subtract(ops.multiply(m, momentum),
+                        ops.multiply(gradient, lr))
+    )
+    if optimizer.nesterov:
+        optimizer.assign_add(
+            variable,
+            ops.subtract(ops.multiply(m, momentum),
+                         ops.multiply(gradient, lr)),
+        )
+    else:
+        optimizer.assign_add(variable, m)
+
+
+def set_hyperparameter_programs(optimizer, programs):
+    """Makes optimizer attributes per-step tensors ``program(step)``.
+
+    `programs` maps attribute names (``"momentum"``, ``"beta_1"``) to
+    callables of ``optimizer.iterations``. Pass ``{}`` to remove.
+    """
+    state = _state(optimizer)
+    for hook in ("update_step", "_backend_update_step"):
+        optimizer.__dict__.pop(hook, None)
+    state["hyper"] = dict(programs)
+    if not programs:
+        return
+    for name in programs:
+        _require(optimizer, name, f"schedule `{name}`")
+    cls = type(optimizer)
+    is_sgd = isinstance(optimizer, keras.optimizers.SGD)
+
+    def values():
+        step = optimizer.iterations
+        return {name: fn(step) for name, fn in programs.items()}
+
+    if keras.backend.backend() == "torch":
+        # Eager: compute once per step, then run the per-variable update
+        # (the fused torch path needs Python numbers for some arguments).
+        import torch
+
+        _require(optimizer, "_backend_update_step", "schedule momentum")
+
+        def backend_update_step(grads, trainable_variables, learning_rate):
+            with torch.no_grad(), _substituted(optimizer, values()):
+                for grad, var in zip(grads, trainable_variables):
+                    cls.update_step(optimizer, grad, var, learning_rate)
+
+        optimizer.__dict__["_backend_update_step"] = backend_update_step
+        return
+
+    def update_step(gradient, variable, learning_rate):
+        vals = values()
+        with _substituted(optimizer, vals):
+            if is_sgd and "momentum" in vals:
+                return _sgd_momentum_update(
+                    optimizer, gradient, variable, learning_rate,
+                    vals["momentum"],
+                )
+            return cls.update_step(optimizer, gradient, variable,
+                                   learning_rate)
+
+    optimizer.__dict__["update_step"] = update_step
+
+
+def update_hyperparameter_programs(optimizer, changes):
+    """Adds (callable) or removes (None) per-attribute programs."""
+    programs = dict(_state(optimizer)["hyper"])
+    for name, fn in changes.items():
+        if fn is None:
+            programs.pop(name, None)
+        else:
+            programs[name] = fn
+    set_hyperparameter_programs(optimizer, programs)
+
+
+def clear_programs(optimizer):
+    set_learning_rate_program(optimizer, None)
+    set_hyperparameter_programs(optimizer, {})
+
+
+def track_optimizer_variable(optimizer, variable):
+    """Adds `variable` to ``optimizer.variables`` (part of the JAX state).
+
+    Note: this changes the optimizer's variable count, hence its checkpoint
+    layout.
+    """
+    _require(optimizer, "_track_variable", "track a knob variable")
+    if any(v is variable for v in optimizer.variables):
+        return
+    optimizer._track_variable(variable)
+
+
+def rebuild_train_function(model):
+    """Drops the traced train function so the next step retraces.
+
+    `fit` creates the train function before `on_train_begin` and reads
+    ``model.train_function`` at every step, so calling this from a callback
+    makes the programs installed there take effect (and removing them at
+    `on_train_end` keeps later `fit` calls from running stale programs).
+    """
+    model.make_train_function(force=True)
+
+
+def sync_jax_state(model):
+    """On JAX, writes the in-flight train state back into the variables.
+
+    After this, variable assignments made by a callback are picked up by the
+    next train step instead of being overwritten at the end of the epoch.
+    """
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()

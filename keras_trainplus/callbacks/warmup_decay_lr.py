@@ -1,0 +1,211 @@
+"""`WarmupDecayLR` callback: warmup followed by a decay, the common recipes."""
+
+import math
+
+from keras_trainplus import _export
+from keras_trainplus import _validation as v
+from keras_trainplus.callbacks.hyperparameter_scheduler import (
+    HyperparameterScheduler,
+)
+from keras_trainplus import schedules as S
+
+_DECAYS = ("constant", "linear", "cosine", "inverse_sqrt", "step",
+           "exponential")
+
+
+@_export.register
+class WarmupDecayLR(HyperparameterScheduler):
+    """Learning-rate warmup followed by a decay, evaluated per update in-graph.
+
+    The value of update ``i`` (counted from the start of `fit`) is:
+
+    * warmup, ``i < warmup_steps``: `initial_lr` -> `peak_lr`, linearly
+      (``warmup="linear"``) or geometrically (``"exponential"``); the peak
+      is reached at update ``warmup_steps``;
+    * then, with ``u = i - warmup_steps``:
+
+      | `decay` | value |
+      | --- | --- |
+      | `"constant"` | `peak_lr` |
+      | `"linear"` | `peak_lr` -> `final_lr` at the last update (BERT) |
+      | `"cosine"` | half-cosine `peak_lr` -> `final_lr` at the last update |
+      | `"inverse_sqrt"` | ``peak_lr * sqrt(s / (s + u))``, s = `decay_steps` (default `warmup_steps`) |
+      | `"step"` | ``peak_lr * decay_rate ** floor(u / decay_steps)`` |
+      | `"exponential"` | ``peak_lr * decay_rate ** (u / decay_steps)`` |
+
+    `WarmupDecayLR.transformer(d_model, warmup_steps)` gives the exact
+    schedule of "Attention Is All You Need":
+    ``d_model**-0.5 * min(t**-0.5, t * warmup**-1.5)`` with ``t = i + 1``.
+
+    `"linear"` and `"cosine"` need the run length: `total_steps`, or taken
+    from `fit` (epochs x steps per epoch). `warmup_steps` may be a fraction
+    in (0, 1) of that length.
+
+    Args:
+        peak_lr: float > 0. Learning rate at the end of the warmup.
+        warmup_steps: int >= 0, or a float in (0, 1) (fraction of the run).
+            Defaults to `0`.
+        decay: one of the table's values. Defaults to `"constant"`.
+        total_steps: int, or `None` (from `fit`).
+        final_lr: float >= 0. End value of `"linear"`/`"cosine"`. Defaults
+            to `0.0`.
+        warmup: `"linear"` or `"exponential"`. Defaults to `"linear"`.
+        initial_lr: float, start of the warmup. Defaults to `0.0` (linear);
+            required (> 0) for exponential warmup.
+        decay_steps: int >= 1, for `"inverse_sqrt"`, `"step"`,
+            `"exponential"`.
+        decay_rate: float > 0, for `"step"` (default `0.1`) and
+            `"exponential"` (default `0.5`).
+        verbose: int. Defaults to `0`.
+
+    Example:
+
+    ```python
+    # BERT: 10% linear warmup, then linear decay to 0 over the rest of fit.
+    cb = keras_trainplus.callbacks.WarmupDecayLR(
+        peak_lr=5e-5, warmup_steps=0.1, decay="linear")
+    model.fit(x, y, epochs=3, callbacks=[cb])
+    ```
+
+    Raises:
+        ValueError: for invalid arguments; at `fit`, when a length is needed
+            and unknown, or warmup is not shorter than the run.
+    """
+
+    def __init__(
+        self,
+        peak_lr,
+        warmup_steps=0,
+        decay="constant",
+        total_steps=None,
+        final_lr=0.0,
+        warmup="linear",
+        initial_lr=None,
+        decay_steps=None,
+        decay_rate=None,
+        verbose=0,
+    ):
+        self.peak_lr = v.positive("peak_lr", peak_lr)
+        if isinstance(warmup_steps, float) and 0 < warmup_steps < 1:
+            self.warmup_steps = warmup_steps
+        else:
+            self.warmup_steps = v.integer("warmup_steps", warmup_steps,
+                                          minimum=0)
+        self.decay = v.choice("decay", decay, _DECAYS)
+        self.total_steps = v.integer("total_steps", total_steps, minimum=1,
+                                     allow_none=True)
+        self.final_lr = v.real("final_lr", final_lr, minimum=0)
+        self.warmup = v.choice("warmup", warmup, ("linear", "exponential"))
+        if initial_lr is None and warmup == "exponential":
+            raise ValueError(
+                "Exponential warmup needs a positive `initial_lr` (a "
+                "geometric ramp cannot start at 0). Received: initial_lr=None"
+            )
+        self.initial_lr = v.real("initial_lr", 0.0 if initial_lr is None
+                                 else initial_lr, minimum=0)
+        if warmup == "exponential":
+            v.positive("initial_lr", self.initial_lr)
+        self.decay_steps = v.integer("decay_steps", decay_steps, minimum=1,
+                                     allow_none=True)
+        if self.decay in ("step", "exponential") and decay_steps is None:
+            raise ValueError(
+                f"decay={decay!r} needs `decay_steps`. Received: "
+                "decay_steps=None"
+            )
+        default_rate = {"step": 0.1, "exponential": 0.5}.get(self.decay)
+        self.decay_rate = v.positive(
+            "decay_rate", default_rate if decay_rate is None else decay_rate,
+            allow_none=True,
+        )
+        self._init_driver("fit", verbose)
+        needs_total = self.decay in ("linear", "cosine") or isinstance(
+            self.warmup_steps, float)
+        if needs_total and self.total_steps is None:
+            self.schedules = None
+        else:
+            self.schedules = {"learning_rate": self._build(self.total_steps)}
+
+    @classmethod
+    def transformer(cls, d_model, warmup_steps=4000, scale=1.0, verbose=0):
+        """The Transformer ("Noam") schedule, exactly.
+
+        ``lr(i) = scale * d_model**-0.5 * min(t**-0.5, t * warmup**-1.5)``
+        with ``t = i + 1``: linear from ``peak / warmup`` to the peak
+        ``scale * (d_model * warmup)**-0.5`` at update ``warmup - 1``, then
+        proportional to ``t**-0.5``.
+
+        Args:
+            d_model: int >= 1. Model width.
+            warmup_steps: int >= 2. Defaults to `4000`.
+            scale: float > 0. Multiplier. Defaults to `1.0`.
+        """
+        d_model = v.integer("d_model", d_model, minimum=1)
+        w = v.integer("warmup_steps", warmup_steps, minimum=2)
+        scale = v.positive("scale", scale)
+        peak = scale / math.sqrt(d_model * w)
+        return cls(peak, warmup_steps=w - 1, decay="inverse_sqrt",
+                   initial_lr=peak / w, decay_steps=w, verbose=verbose)
+
+    def _warmup_length(self, total):
+        if isinstance(self.warmup_steps, float):
+            return int(round(self.warmup_steps * total))
+        return self.warmup_steps
+
+    def _build(self, total):
+        w = self._warmup_length(total) if total else self.warmup_steps
+        peak = self.peak_lr
+        if self.decay in ("linear", "cosine"):
+            if total - w < 1:
+                raise ValueError(
+                    f"The warmup ({w} steps) must be shorter than the run "
+                    f"({total} steps) for decay={self.decay!r}."
+                )
+            kind = S.Linear if self.decay == "linear" else S.Cosine
+            after = kind(peak, self.final_lr, total - w)
+        elif self.decay == "inverse_sqrt":
+            after = S.InverseSqrtDecay(peak, self.decay_steps or max(w, 1))
+        elif self.decay == "step":
+            after = S.StepDecay(peak, self.decay_steps, self.decay_rate)
+        elif self.decay == "exponential":
+            after = S.ExponentialDecay(peak, self.decay_rate,
+                                       self.decay_steps)
+        else:
+            after = S.Constant(peak)
+        if w == 0:
+            return after
+        if self.warmup == "linear":
+            ramp = S.Linear(self.initial_lr, peak, w)
+        else:
+            ramp = S.Geometric(self.initial_lr, peak, w)
+        return S.Join([ramp, after], [w])
+
+    def _resolve_schedules(self):
+        if self.schedules is not None:
+            return dict(self.schedules)
+        params = self.params or {}
+        steps, epochs = params.get("steps"), params.get("epochs")
+        if steps is None or epochs is None:
+            raise ValueError(
+                f"WarmupDecayLR(decay={self.decay!r}) needs the run length, "
+                "but `fit` does not know the steps per epoch. Pass "
+                "`steps_per_epoch` to `fit` or `total_steps` here."
+            )
+        return {"learning_rate": self._build(steps * epochs)}
+
+    def get_config(self):
+        return {
+            "peak_lr": self.peak_lr,
+            "warmup_steps": self.warmup_steps,
+            "decay": self.decay,
+            "total_steps": self.total_steps,
+            "final_lr": self.final_lr,
+            "warmup": self.warmup,
+            "initial_lr": self.initial_lr,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
