@@ -106,10 +106,14 @@ class GraphMath:
         return ops.cast(x, self.idtype)
 
     def float(self, x):
+        if is_concrete(x):
+            # `ops.cast` of a Python float goes through float32 on TF.
+            return ops.convert_to_tensor(np.asarray(x, np.float64),
+                                         dtype=self.fdtype)
         return ops.cast(x, self.fdtype)
 
     def result(self, x):
-        return ops.cast(x, self.fdtype)
+        return self.float(x)
 
     def where(self, cond, a, b):
         return ops.where(cond, a, b)

@@ -136,9 +136,14 @@ class Cyclical(Schedule):
             return c + 1, h
         total = float(up + down)
         ratio = up / total
-        t = m.float(s) / total
-        cycle = m.floor(1.0 + t)
-        x = 1.0 + t - cycle
+        # Whole cycles first, then the position inside the cycle, so the
+        # position is not the difference of two large rounded numbers.
+        fs = m.float(s)
+        c = m.floor(fs / total)
+        pos = fs - c * total
+        c = m.where(pos < 0, c - 1, m.where(pos >= total, c + 1, c))
+        x = (fs - c * total) / total
+        cycle = c + 1.0
         h = m.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))
         return m.int(cycle), h
 

@@ -1,0 +1,43 @@
+"""Shared pytest configuration.
+
+The suite runs on whatever `KERAS_BACKEND` selects. Tests marked
+`tf_only` (tf.distribute, TF-specific behaviour) are skipped on the other
+backends; everything else is backend-agnostic and runs on all three.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+BACKEND = keras.backend.backend()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "tf_only: needs the TensorFlow backend (tf.distribute)"
+    )
+    config.addinivalue_line(
+        "markers", "slow: takes more than a few seconds"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow only (backend: {BACKEND})")
+    for item in items:
+        if "tf_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend: {BACKEND}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    keras.backend.clear_session()
+    yield
