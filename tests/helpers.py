@@ -108,3 +108,12 @@ def relative_error(actual, expected):
     expected = np.asarray(expected, dtype=np.float64)
     scale = np.maximum(np.abs(expected), 1e-300)
     return float(np.max(np.abs(actual - expected) / scale))
+
+
+def graph_rtol():
+    """Tolerance for values computed in-graph: float64 backends are exact to
+    float32 LR storage; JAX without x64 computes schedules in float32 (its
+    XLA-CPU transcendentals are accurate to a few 1e-6)."""
+    from keras_trainplus import _math
+
+    return 1e-6 if _math.float_dtype() == "float64" else 5e-6
