@@ -1,0 +1,81 @@
+"""Runs probe fits on 1 device and under MirroredStrategy (2 logical CPUs).
+
+Started in a subprocess by test_distributed.py: logical devices must be
+configured before TensorFlow initializes. Prints one JSON line.
+"""
+
+import json
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from helpers import kernel  # noqa: E402
+from helpers import probe_model  # noqa: E402
+
+from keras_trainplus import Knob  # noqa: E402
+from keras_trainplus import callbacks as C  # noqa: E402
+
+N = 48
+
+
+class KnobLR(keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, knob):
+        self.knob = knob
+
+    def __call__(self, step):
+        return self.knob.read()
+
+
+class SetKnob(keras.callbacks.Callback):
+    def __init__(self, knob):
+        super().__init__()
+        self.knob = knob
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.knob.assign(0.1 * (epoch + 1), model=self.model)
+
+
+def run(strategy, case):
+    x, y = np.eye(N, dtype="float32"), np.zeros((N, 1), "float32")
+    with strategy.scope():
+        if case == "knob":
+            knob = Knob(0.1, name="lr_knob")
+            model = probe_model(N, keras.optimizers.SGD(KnobLR(knob)))
+            callbacks = [SetKnob(knob)]
+            replicas = [str(v.device) for v in getattr(
+                knob.variable.value, "values", [knob.variable.value])]
+        else:
+            opt = (keras.optimizers.SGD(0.5, momentum=0.9) if case == "sgd"
+                   else keras.optimizers.Adam(0.5))
+            model = probe_model(N, opt)
+            callbacks = [C.OneCycleLR(0.1, pct_start=0.4)] if case == "sgd" \
+                else [C.CyclicLR(0.001, 0.01, 5, 3, mode="triangular2")]
+            replicas = []
+    # 8 updates of 2 samples per epoch: every update touches new weights.
+    history = model.fit(x, y, batch_size=2, epochs=3, steps_per_epoch=8,
+                        shuffle=False, verbose=0, callbacks=callbacks)
+    logs = {k: v for k, v in history.history.items() if k != "loss"}
+    return {"w": kernel(model).tolist(), "logs": logs,
+            "replicas": replicas, "n": strategy.num_replicas_in_sync}
+
+
+out = {}
+for case in ("sgd", "adam", "knob"):
+    out[case] = {
+        "single": run(tf.distribute.get_strategy(), case),
+        "mirrored": run(tf.distribute.MirroredStrategy(
+            ["/cpu:0", "/cpu:1"]), case),
+    }
+print("RESULT " + json.dumps(out))
