@@ -27,6 +27,7 @@ outside the tested major version.
 
 import contextlib
 import warnings
+import weakref
 
 import keras
 from keras import ops
@@ -87,6 +88,57 @@ def learning_rate_variable(optimizer):
     return lr if isinstance(lr, keras.Variable) else None
 
 
+class _PerGraphCache:
+    """Caches program values for the duration of one TF trace.
+
+    Inside a traced TF train step the optimizer evaluates the learning rate
+    and `update_step` once per variable; each evaluation would re-read
+    `iterations` and recompute the program (graph optimizers do not merge
+    variable reads). Values are cached per graph (each `tf.function`, loop
+    body and cond branch has its own graph, so a tensor is only reused where
+    it is valid). Eager execution, JAX (XLA deduplicates pure computations)
+    and torch are not cached.
+    """
+
+    def __init__(self):
+        self._store = weakref.WeakKeyDictionary()
+
+    def get(self, key, compute):
+        graph = _current_tf_graph()
+        if graph is None:
+            return compute()
+        entries = self._store.setdefault(graph, {})
+        if key not in entries:
+            entries[key] = compute()
+        return entries[key]
+
+
+def _current_tf_graph():
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return None
+    return tf.compat.v1.get_default_graph()
+
+
+def _caches(optimizer):
+    """One per-graph cache per optimizer, shared by all its programs."""
+    cache = optimizer.__dict__.get("_keras_trainplus_cache")
+    if cache is None:
+        cache = _PerGraphCache()
+        optimizer.__dict__["_keras_trainplus_cache"] = cache
+    return cache
+
+
+def _step(optimizer):
+    """`optimizer.iterations`, read once per traced graph and shared by the
+    learning-rate and hyperparameter programs (so graph optimizers can merge
+    the parts of their computations that are identical)."""
+    return _caches(optimizer).get("step", lambda: optimizer.iterations)
+
+
 def _state(optimizer):
     state = optimizer.__dict__.get(_STATE)
     if state is None:
@@ -117,8 +169,11 @@ def set_learning_rate_program(optimizer, program):
             "callback."
         )
 
+    cache = _caches(optimizer)
+
     def current_learning_rate():
-        return program(optimizer.iterations, optimizer._learning_rate)
+        return cache.get("lr", lambda: program(_step(optimizer),
+                                               optimizer._learning_rate))
 
     optimizer.__dict__[_LR_HOOK] = current_learning_rate
     state["lr"] = program
@@ -183,9 +238,14 @@ def set_hyperparameter_programs(optimizer, programs):
     cls = type(optimizer)
     is_sgd = isinstance(optimizer, keras.optimizers.SGD)
 
+    cache = _caches(optimizer)
+
     def values():
-        step = optimizer.iterations
-        return {name: fn(step) for name, fn in programs.items()}
+        def compute():
+            step = _step(optimizer)
+            return {name: fn(step) for name, fn in programs.items()}
+
+        return cache.get("hyper", compute)
 
     if keras.backend.backend() == "torch":
         # Eager: compute once per step, then run the per-variable update
@@ -201,6 +261,19 @@ def set_hyperparameter_programs(optimizer, programs):
 
         optimizer.__dict__["_backend_update_step"] = backend_update_step
         return
+
+    original_backend_update_step = cls._backend_update_step
+
+    def backend_update_step(grads, trainable_variables, learning_rate):
+        # Build the values here, outside the per-variable colocation scopes
+        # of `update_step`, next to the learning-rate program: the graph
+        # optimizer can then merge their common work. `update_step` reads
+        # them from the per-graph cache.
+        values()
+        return original_backend_update_step(
+            optimizer, grads, trainable_variables, learning_rate)
+
+    optimizer.__dict__["_backend_update_step"] = backend_update_step
 
     def update_step(gradient, variable, learning_rate):
         vals = values()

@@ -54,6 +54,7 @@ class HostMath:
     """NumPy float64 / int64 implementation, for concrete steps."""
 
     concrete = True
+    float64 = True
     pi = math.pi
 
     def int(self, x):
@@ -101,6 +102,7 @@ class GraphMath:
     def __init__(self):
         self.fdtype = float_dtype()
         self.idtype = int_dtype()
+        self.float64 = self.fdtype == "float64"
 
     def int(self, x):
         return ops.cast(x, self.idtype)
@@ -164,6 +166,9 @@ def offset(m, step, boundary):
     ``step`` is an integer (tensor or NumPy), ``boundary`` a Python number.
     The integer part is subtracted in integer arithmetic first.
     """
+    if m.float64:
+        # float64 holds steps exactly up to 2**53: one shared cast.
+        return m.float(step) - boundary
     whole, frac = split_boundary(boundary)
     d = m.float(step - whole)
     return d - frac if frac else d
@@ -171,9 +176,37 @@ def offset(m, step, boundary):
 
 def remaining(m, boundary, step):
     """``boundary - step`` as a float, exact near the boundary."""
+    if m.float64:
+        return boundary - m.float(step)
     whole, frac = split_boundary(boundary)
     d = m.float(whole - step)
     return d + frac if frac else d
+
+
+def anneal(m, kind, start_value, end_value, done, left, total):
+    """Interpolates `start_value` -> `end_value` at ``p = done / total``.
+
+    `kind` is "linear" or "cos" (half-cosine). `done` and `left` are floats
+    with ``done + left == total``; `left` is a zero-argument callable, only
+    evaluated when float32 needs it.
+
+    In float64, ``p`` carries a relative error of ~1e-16, so the direct forms
+    ``a + (b - a) * p`` and ``b + (a - b) * cos(pi p / 2)**2`` stay accurate
+    to far below 1e-6 even at the very end of a 1e8-step decay to zero, with
+    the fewest ops (each op costs ~0.25 us per step in TF's executor). In
+    float32, the end of a ramp is computed from the exact number of steps
+    left instead.
+    """
+    if m.float64:
+        if kind == "linear":
+            return start_value + (end_value - start_value) * (done / total)
+        c = m.cos((0.5 * m.pi / total) * done)
+        return end_value + (start_value - end_value) * (c * c)
+    left = left()
+    if kind == "linear":
+        return (start_value * left + end_value * done) / total
+    w = cos_weight(m, done, left, total)
+    return end_value + (start_value - end_value) * w
 
 
 def cos_weight(m, done, left, total):

@@ -41,8 +41,8 @@ class Cosine(Schedule):
     def _compute(self, m, step, base):
         d = self.duration
         a = m.clip(step, 0, d)
-        w = _math.cos_weight(m, m.float(a), m.float(d - a), float(d))
-        return self.end_value + (self.start_value - self.end_value) * w
+        return _math.anneal(m, "cos", self.start_value, self.end_value,
+                            m.float(a), lambda: m.float(d - a), float(d))
 
     def get_config(self):
         return {

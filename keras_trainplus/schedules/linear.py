@@ -1,6 +1,7 @@
 """`Linear` schedule."""
 
 from keras_trainplus import _export
+from keras_trainplus import _math
 from keras_trainplus import _validation as v
 from keras_trainplus.schedules.schedule import Schedule
 
@@ -41,9 +42,8 @@ class Linear(Schedule):
     def _compute(self, m, step, base):
         d = self.duration
         a = m.clip(step, 0, d)
-        done = m.float(a)
-        left = m.float(d - a)
-        return (self.start_value * left + self.end_value * done) / d
+        return _math.anneal(m, "linear", self.start_value, self.end_value,
+                            m.float(a), lambda: m.float(d - a), d)
 
     def get_config(self):
         return {

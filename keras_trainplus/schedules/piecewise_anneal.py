@@ -62,12 +62,10 @@ class PiecewiseAnneal(Schedule):
         start = 0.0 if j == 0 else self.boundaries[j - 1]
         end = self.boundaries[j]
         lo, hi = self.values[j], self.values[j + 1]
-        total = end - start
-        done = _math.offset(m, step, start)
-        left = _math.remaining(m, end, step)
-        if self.anneal == "cos":
-            return hi + (lo - hi) * _math.cos_weight(m, done, left, total)
-        return (lo * left + hi * done) / total
+        return _math.anneal(m, self.anneal, lo, hi,
+                            _math.offset(m, step, start),
+                            lambda: _math.remaining(m, end, step),
+                            end - start)
 
     def _compute(self, m, step, base):
         out = m.float(self.values[-1])
