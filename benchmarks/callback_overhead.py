@@ -2,22 +2,25 @@
 
 Measures training steps per second of the same model with each callback and
 without any callback, in the same run, at steps_per_execution 1 and 32
-(torch: 1 only). Variants are interleaved in every round (rotating order);
-each fit runs `--epochs` epochs and every epoch after the first (which
-traces the train function) is timed on its own.
+(torch: 1 only).
 
-Two ratios against the no-callback baseline are printed:
+This machine's speed drifts by several percent from second to second, so
+the variants are interleaved finely: each variant keeps its own model and
+callbacks, and every round runs one short `fit(epochs=1)` per variant in
+rotating order. Only the steps after the first execution block are timed
+(the first block includes the trace of the train function, which these
+callbacks redo once per `fit` call). Per variant we report the median
+steps/s, and against the no-callback baseline:
 
-* `best ratio`: best epoch of the variant / best epoch of the baseline.
-  Interference from other work on the machine only ever slows an epoch
-  down, so the best epochs are the most faithful estimate of the cost
-  (target: >= 0.98).
-* `median ratio`: median over rounds of (variant / baseline of the same
-  round), with its min and max, to show the noise.
+* `ratio of medians`: median steps/s of the variant / median steps/s of
+  the baseline (the target is >= 0.98);
+* `median round ratio`: median over rounds of variant / baseline of the
+  same round, with its 10th-90th percentile range, to show the noise.
 
 Usage:
     KERAS_BACKEND=tensorflow python benchmarks/callback_overhead.py
-    python benchmarks/callback_overhead.py --rounds 2 --epochs 2 --quick
+    python benchmarks/callback_overhead.py --rounds 2 --quick   # smoke test
+    python benchmarks/callback_overhead.py --report results/x.json
 """
 
 import argparse
@@ -35,17 +38,6 @@ import numpy as np  # noqa: E402
 
 import keras_trainplus as ktp  # noqa: E402
 from keras_trainplus import schedules as S  # noqa: E402
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def variants(steps_per_epoch):
@@ -76,21 +68,53 @@ def build(spe):
     return model
 
 
-def measure(make_callbacks, spe, x, y, batch, epochs):
-    keras.utils.set_random_seed(0)
-    model = build(spe)
-    timer = EpochTimer()
-    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0,
-              callbacks=make_callbacks() + [timer])
-    steps = int(np.ceil(len(x) / batch))
-    return [steps / t for t in timer.times[1:]]
+class BlockTimer(keras.callbacks.Callback):
+    """Times an epoch from the start of its second execution block."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.first = None, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.first is None:
+            self.first = batch
+        elif self.start is None:
+            self.start, self.start_batch = time.perf_counter(), batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = time.perf_counter() - self.start
+
+
+def measure(model, callbacks, x, y, batch):
+    timer = BlockTimer()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0,
+              callbacks=callbacks + [timer])
+    steps = int(np.ceil(len(x) / batch)) - timer.start_batch
+    return steps / timer.seconds
+
+
+def report(spe, rates):
+    names = list(rates)
+    base = statistics.median(rates["none"])
+    ratios = {n: [a / b for a, b in zip(rates[n], rates["none"])]
+              for n in names}
+    print(f"\nsteps_per_execution={spe}")
+    print(f"{'variant':<16} {'median steps/s':>14} {'ratio of medians':>16} "
+          f"{'median round ratio':>18} {'p10-p90':>13}")
+    for n in names:
+        p10, p90 = np.percentile(ratios[n], [10, 90])
+        med = statistics.median(rates[n])
+        print(f"{n:<16} {med:>14.0f} {med / base:>16.3f} "
+              f"{statistics.median(ratios[n]):>18.3f} "
+              f"{p10:>6.3f}-{p90:<6.3f}")
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=25)
+    # A multiple of the batch size: a partial last batch has another shape,
+    # which JAX compiles separately (inside the timed window on the first
+    # fit of every rebuilt train function).
+    parser.add_argument("--samples", type=int, default=20480)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--quick", action="store_true",
                         help="smoke mode: 2000 samples")
@@ -98,14 +122,22 @@ def main():
                         help="TF intra/inter-op threads (0: TF default); "
                         "one thread makes the ratios far less noisy")
     parser.add_argument("--json", help="write raw results here")
+    parser.add_argument("--report", help="print the tables of a saved JSON")
     args = parser.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            saved = json.load(f)
+        print(saved["header"])
+        for spe, res in saved["results"].items():
+            report(spe, res["steps_per_s"])
+        return
     if keras.backend.backend() == "tensorflow" and args.threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     if args.quick:
-        args.samples = 2000
+        args.samples = 6400  # 100 steps of 64
     rng = np.random.RandomState(0)
     x = rng.normal(size=(args.samples, 20)).astype("float32")
     y = rng.randint(0, 10, size=args.samples)
@@ -114,36 +146,32 @@ def main():
     spes = (1,) if backend == "torch" else (1, 32)
     names = list(variants(steps))
     results = {}
-    print(f"keras {keras.__version__}, backend {backend}, keras_trainplus "
-          f"{ktp.__version__}, {platform.processor() or platform.machine()},"
-          f" {os.cpu_count()} CPUs, threads={args.threads or 'default'}; "
-          f"{args.samples} samples, batch "
-          f"{args.batch} ({steps} steps/epoch), {args.epochs - 1} timed "
-          f"epochs, {args.rounds} rounds")
+    header = (
+        f"keras {keras.__version__}, backend {backend}, keras_trainplus "
+        f"{ktp.__version__}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, threads={args.threads or 'default'}; "
+        f"{args.samples} samples, batch {args.batch} ({steps} steps/epoch), "
+        f"{args.rounds} rounds")
+    print(header)
     for spe in spes:
-        make = variants(steps)
+        models, callbacks = {}, {}
+        for name, make in variants(steps).items():
+            keras.utils.set_random_seed(0)
+            models[name], callbacks[name] = build(spe), make()
         rates = {n: [] for n in names}
-        for r in range(args.rounds):
+        for r in range(args.rounds + 1):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
-                rates[name].append(measure(make[name], spe, x, y, args.batch,
-                                           args.epochs))
-        per_fit = {n: [statistics.mean(r) for r in rates[n]] for n in names}
-        best = {n: max(max(r) for r in rates[n]) for n in names}
-        ratios = {n: [a / b for a, b in zip(per_fit[n], per_fit["none"])]
-                  for n in names}
-        results[spe] = {"epoch_steps_per_s": rates, "best": best,
-                        "round_ratios": ratios}
-        print(f"\nsteps_per_execution={spe}")
-        print(f"{'variant':<16} {'best steps/s':>12} {'best ratio':>10} "
-              f"{'median ratio':>12} {'min':>6} {'max':>6}")
-        for n in names:
-            print(f"{n:<16} {best[n]:>12.0f} {best[n] / best['none']:>10.3f} "
-                  f"{statistics.median(ratios[n]):>12.3f} "
-                  f"{min(ratios[n]):>6.3f} {max(ratios[n]):>6.3f}")
+                rate = measure(models[name], callbacks[name], x, y,
+                               args.batch)
+                if r:  # round 0 warms up (first trace of every model)
+                    rates[name].append(rate)
+        results[spe] = {"steps_per_s": rates}
+        report(spe, rates)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"backend": backend, "keras": keras.__version__,
+            json.dump({"header": header, "backend": backend,
+                       "keras": keras.__version__,
                        "args": vars(args),
                        "results": {str(k): v for k, v in results.items()}},
                       f, indent=1)

@@ -1,0 +1,75 @@
+"""Packaging: the public API, lazy TensorFlow import, README/CI agreement,
+and smoke runs of the examples and benchmarks so they never rot."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+import keras_trainplus as ktp
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(args, backend, timeout=600):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_public_api():
+    assert ktp.__version__
+    assert set(ktp.callbacks.__all__) == {
+        "CyclicLR", "HyperparameterScheduler", "OneCycleLR", "PerEpochLR",
+        "WarmupDecayLR"}
+    for name in ktp.schedules.__all__:
+        cls = getattr(ktp.schedules, name)
+        assert cls.__doc__ and "Example" in cls.__doc__, name
+    for name in ktp.callbacks.__all__:
+        doc = getattr(ktp.callbacks, name).__doc__
+        assert "Args:" in doc and "Example" in doc and "Raises:" in doc, name
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_tensorflow_is_not_imported_on_other_backends(backend):
+    code = ("import sys, keras_trainplus as k; "
+            "from keras_trainplus import schedules as S, callbacks as C; "
+            "C.OneCycleLR(0.1); S.OneCycle(0.1, 10)(3); "
+            "print('tensorflow' in sys.modules)")
+    out = _run(["-c", code], backend)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_readme_commands_match_ci():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^python3\.11 -m venv \.venv && .*$", readme,
+                          flags=re.M)
+    assert len(commands) == 2
+    demo, tests = commands
+    assert "examples/" in demo and "tests/run_all.py" in tests
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "[test]" in tests and "grep" in ci and "README.md" in ci
+
+
+@pytest.mark.tf_only
+def test_quickstart_example_fast_mode():
+    out = _run(["examples/quickstart.py", "--fast"], "tensorflow")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "OneCycleLR(max_lr=0.5)" in out.stdout
+    assert "val_acc" in out.stdout
+
+
+@pytest.mark.tf_only
+def test_benchmarks_smoke():
+    out = _run(["benchmarks/schedule_cost.py", "--repeats", "1",
+                "--steps", "20"], "tensorflow")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "OneCycle lr+momentum" in out.stdout
+    out = _run(["benchmarks/callback_overhead.py", "--rounds", "1",
+                "--quick"], "tensorflow")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "steps_per_execution=32" in out.stdout
