@@ -307,3 +307,30 @@ def test_partial_last_execution_block():
     np.testing.assert_allclose(sgd_applied_lrs(model), expected, rtol=1e-6)
     assert history.history["learning_rate"] == pytest.approx(
         [lrs[n - 1], lrs[2 * n - 1]])
+
+
+@pytest.mark.parametrize("spe", spe_values())
+@pytest.mark.parametrize("scale_mode", ["cycle", "iterations"])
+def test_python_lambda_scale_fn_in_compiled_fit(scale_mode, spe):
+    """A torch-style scale function written with `math` (which cannot run on
+    symbolic tensors) still gives the exact per-update values: it is
+    tabulated on the host for the steps `fit` will run."""
+    import math
+
+    def fn(x):
+        return 0.5 * (1 + math.sin(x * math.pi / 2)) if scale_mode == "cycle" \
+            else math.exp(-0.01 * x) * (1 + 0.1 * math.cos(x))
+
+    cb = C.CyclicLR(0.001, 0.01, step_size_up=3, step_size_down=5,
+                    scale_fn=lambda x: fn(x), scale_mode=scale_mode,
+                    cycle_momentum=False)
+    model = probe_model(N, keras.optimizers.SGD(0.5), spe)
+    fit_probe(model, N, [cb], epochs=2)
+    expected = []
+    for i in range(N):
+        cycle = math.floor(1 + i / 8)
+        x = 1 + i / 8 - cycle
+        h = x / (3 / 8) if x <= 3 / 8 else (x - 1) / (3 / 8 - 1)
+        arg = cycle if scale_mode == "cycle" else i
+        expected.append(0.001 + 0.009 * h * fn(arg))
+    assert relative_error(sgd_applied_lrs(model), expected) < 1e-6
