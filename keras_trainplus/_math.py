@@ -186,7 +186,8 @@ def remaining(m, boundary, step):
 def anneal(m, kind, start_value, end_value, done, left, total):
     """Interpolates `start_value` -> `end_value` at ``p = done / total``.
 
-    `kind` is "linear" or "cos" (half-cosine). `done` and `left` are floats
+    `kind` is "linear", "cos" (half-cosine) or "geometric" (log-linear,
+    both values positive). `done` and `left` are floats
     with ``done + left == total``; `left` is a zero-argument callable, only
     evaluated when float32 needs it.
 
@@ -197,6 +198,9 @@ def anneal(m, kind, start_value, end_value, done, left, total):
     float32, the end of a ramp is computed from the exact number of steps
     left instead.
     """
+    if kind == "geometric":
+        log_ratio = math.log(end_value / start_value)
+        return start_value * m.exp(done * (log_ratio / total))
     if m.float64:
         if kind == "linear":
             return start_value + (end_value - start_value) * (done / total)

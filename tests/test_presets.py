@@ -121,7 +121,7 @@ def test_unknown_length_needs_total_steps():
     with pytest.raises(ValueError, match="steps per epoch"):
         model.fit(gen(), epochs=1, verbose=0,
                   callbacks=[C.OneCycleLR(0.1, cycle_momentum=False)])
-    with pytest.raises(ValueError, match="run length"):
+    with pytest.raises(ValueError, match="steps per epoch"):
         model.fit(gen(), epochs=1, verbose=0,
                   callbacks=[C.WarmupDecayLR(0.1, 0.1, "linear")])
     # With explicit lengths it runs.

@@ -7,6 +7,7 @@ from keras_trainplus.callbacks.hyperparameter_scheduler import (
 )
 from keras_trainplus.schedules.cyclical import Cyclical
 from keras_trainplus.schedules.cyclical import serialize_scale_fn
+from keras_trainplus.schedules.cyclical import with_scale_fn
 
 
 @_export.register
@@ -152,6 +153,4 @@ class CyclicLR(HyperparameterScheduler):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["scale_fn"] = _export.deserialize(config.get("scale_fn"))
-        return cls(**config)
+        return cls(**with_scale_fn(config))

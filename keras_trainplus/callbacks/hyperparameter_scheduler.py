@@ -131,6 +131,20 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     def _steps_per_epoch(self):
         return (self.params or {}).get("steps")
 
+    def _fit_length(self, fix):
+        """Updates `fit` will run (epochs x steps per epoch), or a clear
+        error naming `fix` when the steps per epoch are unknown."""
+        params = self.params or {}
+        steps, epochs = params.get("steps"), params.get("epochs")
+        if steps is None or epochs is None:
+            raise ValueError(
+                f"{type(self).__name__} needs the number of updates, but "
+                "`fit` does not know the steps per epoch (a dataset of "
+                "unknown length). Pass `steps_per_epoch` to `fit`, or "
+                f"{fix}."
+            )
+        return steps * epochs
+
     def _compute_offset(self, epoch, iterations):
         if self.origin == "global":
             return 0

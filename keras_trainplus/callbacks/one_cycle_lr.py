@@ -140,16 +140,8 @@ class OneCycleLR(HyperparameterScheduler):
     def _resolve_schedules(self):
         total = self._configured_total()
         if total is None:
-            params = self.params or {}
-            steps, epochs = params.get("steps"), params.get("epochs")
-            if steps is None or epochs is None:
-                raise ValueError(
-                    "OneCycleLR needs the number of updates: `fit` does not "
-                    "know the steps per epoch (a dataset of unknown length). "
-                    "Pass `steps_per_epoch` to `fit`, or `total_steps` (or "
-                    "`epochs` and `steps_per_epoch`) to OneCycleLR."
-                )
-            total = steps * epochs
+            total = self._fit_length(
+                "`total_steps` (or `epochs` and `steps_per_epoch`) here")
         self._total = total
         return self._schedules(total)
 

@@ -182,15 +182,8 @@ class WarmupDecayLR(HyperparameterScheduler):
     def _resolve_schedules(self):
         if self.schedules is not None:
             return dict(self.schedules)
-        params = self.params or {}
-        steps, epochs = params.get("steps"), params.get("epochs")
-        if steps is None or epochs is None:
-            raise ValueError(
-                f"WarmupDecayLR(decay={self.decay!r}) needs the run length, "
-                "but `fit` does not know the steps per epoch. Pass "
-                "`steps_per_epoch` to `fit` or `total_steps` here."
-            )
-        return {"learning_rate": self._build(steps * epochs)}
+        total = self._fit_length("`total_steps` here")
+        return {"learning_rate": self._build(total)}
 
     def get_config(self):
         return {

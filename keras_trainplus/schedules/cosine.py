@@ -1,13 +1,11 @@
 """`Cosine` schedule."""
 
 from keras_trainplus import _export
-from keras_trainplus import _math
-from keras_trainplus import _validation as v
-from keras_trainplus.schedules.schedule import Schedule
+from keras_trainplus.schedules._ramp import Ramp
 
 
 @_export.register
-class Cosine(Schedule):
+class Cosine(Ramp):
     """Half-cosine annealing from `start_value` to `end_value`, then held.
 
     ```
@@ -33,20 +31,4 @@ class Cosine(Schedule):
         ValueError: for non-finite values or a `duration` below 1.
     """
 
-    def __init__(self, start_value, end_value, duration):
-        self.start_value = v.real("start_value", start_value)
-        self.end_value = v.real("end_value", end_value)
-        self.duration = v.integer("duration", duration, minimum=1)
-
-    def _compute(self, m, step, base):
-        d = self.duration
-        a = m.clip(step, 0, d)
-        return _math.anneal(m, "cos", self.start_value, self.end_value,
-                            m.float(a), lambda: m.float(d - a), float(d))
-
-    def get_config(self):
-        return {
-            "start_value": self.start_value,
-            "end_value": self.end_value,
-            "duration": self.duration,
-        }
+    _kind = "cos"

@@ -229,14 +229,19 @@ class Cyclical(Schedule):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["scale_fn"] = _export.deserialize(config.get("scale_fn"))
-        return cls(**config)
+        return cls(**with_scale_fn(config))
 
 
 def _step_size(name, value):
     value = v.positive(name, value)
     return int(value) if float(value).is_integer() else value
+
+
+def with_scale_fn(config):
+    """A copy of `config` with its serialized `scale_fn` restored."""
+    config = dict(config)
+    config["scale_fn"] = _export.deserialize(config.get("scale_fn"))
+    return config
 
 
 def serialize_scale_fn(fn):

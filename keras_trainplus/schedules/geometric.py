@@ -1,14 +1,11 @@
 """`Geometric` schedule."""
 
-import math
-
 from keras_trainplus import _export
-from keras_trainplus import _validation as v
-from keras_trainplus.schedules.schedule import Schedule
+from keras_trainplus.schedules._ramp import Ramp
 
 
 @_export.register
-class Geometric(Schedule):
+class Geometric(Ramp):
     """Exponential (log-linear) interpolation, then held.
 
     ```
@@ -34,19 +31,5 @@ class Geometric(Schedule):
         ValueError: for non-positive values or a `duration` below 1.
     """
 
-    def __init__(self, start_value, end_value, duration):
-        self.start_value = v.positive("start_value", start_value)
-        self.end_value = v.positive("end_value", end_value)
-        self.duration = v.integer("duration", duration, minimum=1)
-
-    def _compute(self, m, step, base):
-        a = m.float(m.clip(step, 0, self.duration))
-        log_ratio = math.log(self.end_value / self.start_value)
-        return self.start_value * m.exp(a * (log_ratio / self.duration))
-
-    def get_config(self):
-        return {
-            "start_value": self.start_value,
-            "end_value": self.end_value,
-            "duration": self.duration,
-        }
+    _kind = "geometric"
+    _positive = True

@@ -1,13 +1,11 @@
 """`Linear` schedule."""
 
 from keras_trainplus import _export
-from keras_trainplus import _math
-from keras_trainplus import _validation as v
-from keras_trainplus.schedules.schedule import Schedule
+from keras_trainplus.schedules._ramp import Ramp
 
 
 @_export.register
-class Linear(Schedule):
+class Linear(Ramp):
     """Linear interpolation from `start_value` to `end_value`, then held.
 
     ```
@@ -34,20 +32,4 @@ class Linear(Schedule):
         ValueError: for non-finite values or a `duration` below 1.
     """
 
-    def __init__(self, start_value, end_value, duration):
-        self.start_value = v.real("start_value", start_value)
-        self.end_value = v.real("end_value", end_value)
-        self.duration = v.integer("duration", duration, minimum=1)
-
-    def _compute(self, m, step, base):
-        d = self.duration
-        a = m.clip(step, 0, d)
-        return _math.anneal(m, "linear", self.start_value, self.end_value,
-                            m.float(a), lambda: m.float(d - a), d)
-
-    def get_config(self):
-        return {
-            "start_value": self.start_value,
-            "end_value": self.end_value,
-            "duration": self.duration,
-        }
+    _kind = "linear"
