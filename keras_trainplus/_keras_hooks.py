@@ -136,7 +136,8 @@ def _step(optimizer):
     """`optimizer.iterations`, read once per traced graph and shared by the
     learning-rate and hyperparameter programs (so graph optimizers can merge
     the parts of their computations that are identical)."""
-    return _caches(optimizer).get("step", lambda: optimizer.iterations)
+    return _caches(optimizer).get(
+        "step", lambda: ops.convert_to_tensor(optimizer.iterations))
 
 
 def _state(optimizer):
