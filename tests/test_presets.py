@@ -119,13 +119,13 @@ def test_unknown_length_needs_total_steps():
     model = probe_model(4, keras.optimizers.SGD(0.1))
     data = keras.utils.PyDataset  # noqa: F841  (documented alternative)
     with pytest.raises(ValueError, match="steps per epoch"):
-        model.fit(gen(), epochs=1, verbose=0,
+        model.fit(gen(), epochs=1, verbose=0, shuffle=False,
                   callbacks=[C.OneCycleLR(0.1, cycle_momentum=False)])
     with pytest.raises(ValueError, match="steps per epoch"):
-        model.fit(gen(), epochs=1, verbose=0,
+        model.fit(gen(), epochs=1, verbose=0, shuffle=False,
                   callbacks=[C.WarmupDecayLR(0.1, 0.1, "linear")])
     # With explicit lengths it runs.
-    model.fit(gen(), epochs=1, steps_per_epoch=5, verbose=0,
+    model.fit(gen(), epochs=1, steps_per_epoch=5, verbose=0, shuffle=False,
               callbacks=[C.WarmupDecayLR(0.1, 2, "cosine", total_steps=5)])
 
 
