@@ -23,3 +23,25 @@ def deserialize(config):
     if isinstance(config, dict):
         return keras.saving.deserialize_keras_object(config)
     return config
+
+
+def serialize_callable(name, fn):
+    """Serializes a user callable argument, refusing lambdas and unregistered
+    functions with a message that says how to make them serializable.
+    Schedules and other Keras-serializable objects are serialized as is."""
+    if fn is None:
+        return None
+    from keras_trainplus.schedules.schedule import Schedule
+
+    if isinstance(fn, Schedule):
+        return serialize(fn)
+    registered = keras.saving.get_registered_name(fn)
+    fname = getattr(fn, "__name__", None)
+    if fname is None or registered == fname or fname == "<lambda>":
+        raise ValueError(
+            f"`{name}={fn!r}` cannot be serialized: lambdas and unregistered "
+            "functions have no config. Decorate the function with "
+            "`@keras.saving.register_keras_serializable()`, or use a "
+            "keras_trainplus schedule."
+        )
+    return serialize(fn)

@@ -5,6 +5,7 @@ from keras_trainplus.callbacks.cyclic_lr import CyclicLR
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
+from keras_trainplus.callbacks.newbob_lr_control import NewbobLRControl
 from keras_trainplus.callbacks.one_cycle_lr import OneCycleLR
 from keras_trainplus.callbacks.per_epoch_lr import PerEpochLR
 from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
@@ -12,6 +13,7 @@ from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
 __all__ = [
     "CyclicLR",
     "HyperparameterScheduler",
+    "NewbobLRControl",
     "OneCycleLR",
     "PerEpochLR",
     "WarmupDecayLR",

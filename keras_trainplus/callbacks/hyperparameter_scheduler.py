@@ -86,6 +86,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         keras.callbacks.Callback.__init__(self)
         self.origin = v.choice("origin", origin, ("fit", "global"))
         self.verbose = v.integer("verbose", verbose, minimum=0)
+        self._log_keys = {}
         self._reset_runtime()
 
 
@@ -212,7 +213,8 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self.model  # on JAX: make sure iterations are synced
         for name, value in self._values(next_step=False).items():
             if logs is not None:
-                logs[self._bindings[name].log_key] = value
+                key = self._log_keys.get(name, self._bindings[name].log_key)
+                logs[key] = value
         for name, value in self._values(next_step=True).items():
             self._bindings[name].mirror(value)
 

@@ -246,18 +246,4 @@ def with_scale_fn(config):
 
 def serialize_scale_fn(fn):
     """Serializes a scale function, refusing unregistered callables."""
-    if fn is None:
-        return None
-    if isinstance(fn, Schedule):
-        return _export.serialize(fn)
-    registered = keras.saving.get_registered_name(fn)
-    name = getattr(fn, "__name__", None)
-    if name is None or registered == name or name == "<lambda>":
-        raise ValueError(
-            f"`scale_fn={fn!r}` cannot be serialized: lambdas and "
-            "unregistered functions have no config. Decorate the function "
-            "with `@keras.saving.register_keras_serializable()`, or use a "
-            "keras_trainplus schedule (e.g. "
-            "`schedules.ExponentialDecay(1.0, gamma, 1)` for `gamma ** x`)."
-        )
-    return _export.serialize(fn)
+    return _export.serialize_callable("scale_fn", fn)
