@@ -640,9 +640,9 @@ def _predefined(value, offset):
                              "Received: learning_rates={}")
         out = {}
         for key, lr in value.items():
-            epoch = v.integer("learning_rates epoch", _float(
-                int(key) if isinstance(key, str) and key.lstrip("-").isdigit()
-                else key), minimum=1 - offset)
+            if isinstance(key, str) and key.lstrip("-").isdigit():
+                key = int(key)  # JSON object keys are strings
+            epoch = v.integer("learning_rates", _float(key), minimum=offset)
             out[epoch + 1 - offset] = v.real(
                 f"learning_rates[{key!r}]", _float(lr), minimum=0)
         return out
