@@ -24,10 +24,16 @@ sys.path.insert(0, os.path.dirname(__file__))
 from helpers import kernel  # noqa: E402
 from helpers import probe_model  # noqa: E402
 
+import keras_trainplus  # noqa: E402
 from keras_trainplus import Knob  # noqa: E402
 from keras_trainplus import callbacks as C  # noqa: E402
 
 N = 48
+
+
+class ScriptedLoss(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = 1.0  # no progress: newbob decays from epoch 2
 
 
 class KnobLR(keras.optimizers.schedules.LearningRateSchedule):
@@ -56,6 +62,12 @@ def run(strategy, case):
             callbacks = [SetKnob(knob)]
             replicas = [str(v.device) for v in getattr(
                 knob.variable.value, "values", [knob.variable.value])]
+        elif case == "newbob":
+            model = probe_model(N, keras.optimizers.SGD(0.1))
+            callbacks = [ScriptedLoss(), C.NewbobLRControl(
+                "newbob_rel", initial_lr=0.1,
+                step_shape=keras_trainplus.schedules.Linear(0.5, 1.0, 4))]
+            replicas = []
         else:
             opt = (keras.optimizers.SGD(0.5, momentum=0.9) if case == "sgd"
                    else keras.optimizers.Adam(0.5))
@@ -72,7 +84,7 @@ def run(strategy, case):
 
 
 out = {}
-for case in ("sgd", "adam", "knob"):
+for case in ("sgd", "adam", "knob", "newbob"):
     out[case] = {
         "single": run(tf.distribute.get_strategy(), case),
         "mirrored": run(tf.distribute.MirroredStrategy(

@@ -66,3 +66,15 @@ def test_knob_in_strategy_scope_is_mirrored(results):
     lrs = np.repeat([0.1, 0.2, 0.3], len(single["w"]) // 3)
     np.testing.assert_allclose(single["w"], -0.5 * lrs, rtol=1e-6)
     np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6)
+
+
+@pytest.mark.tf_only
+def test_newbob_with_step_shape_under_mirrored(results):
+    single, mirrored = results["newbob"]["single"], results["newbob"]["mirrored"]
+    assert mirrored["logs"]["learning_rate"] == [0.1, 0.1, 0.05]
+    assert mirrored["logs"] == single["logs"]
+    shape = np.array([S.Linear(0.5, 1.0, 4)(i) for i in range(24)])
+    lrs = np.repeat([0.1, 0.1, 0.05], 8) * shape
+    np.testing.assert_allclose(mirrored["w"], -0.5 * np.repeat(lrs, 2),
+                               rtol=1e-6)
+    np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6)
