@@ -23,7 +23,8 @@ def _run(args, backend, timeout=600):
 def test_public_api():
     assert ktp.__version__
     assert set(ktp.callbacks.__all__) == {
-        "CyclicLR", "HyperparameterScheduler", "OneCycleLR", "PerEpochLR",
+        "CyclicLR", "HyperparameterScheduler", "NewbobLRControl",
+        "OneCycleLR", "PerEpochLR",
         "WarmupDecayLR"}
     for name in ktp.schedules.__all__:
         cls = getattr(ktp.schedules, name)
