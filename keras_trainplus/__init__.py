@@ -9,8 +9,9 @@ Public API:
 """
 
 from keras_trainplus import callbacks
+from keras_trainplus import layers
 from keras_trainplus import schedules
 from keras_trainplus.knob import Knob
 from keras_trainplus.version import __version__
 
-__all__ = ["Knob", "callbacks", "schedules", "__version__"]
+__all__ = ["Knob", "callbacks", "layers", "schedules", "__version__"]

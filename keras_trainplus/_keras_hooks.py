@@ -19,6 +19,16 @@ keras_trainplus needs three things public Keras 3 does not offer:
    momentum update ourselves.
 3. **Tracking an extra variable as an optimizer variable** (so a knob read by
    the optimizer is part of the JAX train state).
+4. **Hidden layer state**: a variable that is part of a layer's `variables`
+   (hence of the JAX train state, updated in the forward pass like a
+   `SeedGenerator` state) but not of its `weights` or checkpoints. It rides in
+   the layer's `_seed_generators` list, which Keras only reads for `.state`.
+5. **Patching a layer's `call`** on the instance (stock dropout layers read
+   their rate as a Python float at trace time).
+6. **Gradient clipping after the cross-replica sum** on TF (Keras clips each
+   replica's gradient before the all-reduce): we wrap
+   `_all_reduce_sum_gradients` and clip its result, so every replica clips
+   the same aggregated gradient, with no extra communication.
 
 Each hook checks that the attributes it relies on exist and fails with a
 clear message otherwise. Tested on Keras 3.15; `check_keras_version` warns
@@ -26,6 +36,7 @@ outside the tested major version.
 """
 
 import contextlib
+import threading
 import warnings
 import weakref
 
@@ -186,14 +197,30 @@ def has_momentum_slots(optimizer):
     return True
 
 
+_SUBSTITUTION_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _substituted(optimizer, values):
-    saved = {name: optimizer.__dict__[name] for name in values}
-    try:
+    """Temporarily replaces optimizer attributes by per-step tensors.
+
+    Under MirroredStrategy replica threads can be inside at the same time:
+    the originals are saved by the first to enter and restored by the last
+    to leave (the values are equal: all come from the same step).
+    """
+    state = _state(optimizer)
+    with _SUBSTITUTION_LOCK:
+        if state.setdefault("depth", 0) == 0:
+            state["saved"] = {n: optimizer.__dict__[n] for n in values}
+        state["depth"] += 1
         optimizer.__dict__.update(values)
+    try:
         yield
     finally:
-        optimizer.__dict__.update(saved)
+        with _SUBSTITUTION_LOCK:
+            state["depth"] -= 1
+            if state["depth"] == 0:
+                optimizer.__dict__.update(state.pop("saved"))
 
 
 def _sgd_momentum_update(optimizer, gradient, variable, learning_rate,
@@ -229,7 +256,8 @@ def set_hyperparameter_programs(optimizer, programs):
     callables of ``optimizer.iterations``. Pass ``{}`` to remove.
     """
     state = _state(optimizer)
-    for hook in ("update_step", "_backend_update_step"):
+    for hook in ("update_step", "_backend_update_step",
+                 "_apply_weight_decay"):
         optimizer.__dict__.pop(hook, None)
     state["hyper"] = dict(programs)
     if not programs:
@@ -247,6 +275,19 @@ def set_hyperparameter_programs(optimizer, programs):
             return {name: fn(step) for name, fn in programs.items()}
 
         return cache.get("hyper", compute)
+
+    if "weight_decay" in programs:
+        original_weight_decay = cls._apply_weight_decay
+
+        def apply_weight_decay(variables):
+            with _substituted(optimizer, {"weight_decay":
+                                          values()["weight_decay"]}):
+                return original_weight_decay(optimizer, variables)
+
+        optimizer.__dict__["_apply_weight_decay"] = apply_weight_decay
+        programs = {k: f for k, f in programs.items() if k != "weight_decay"}
+        if not programs:
+            return
 
     if keras.backend.backend() == "torch":
         # Eager: compute once per step, then run the per-variable update
@@ -304,6 +345,98 @@ def update_hyperparameter_programs(optimizer, changes):
 def clear_programs(optimizer):
     set_learning_rate_program(optimizer, None)
     set_hyperparameter_programs(optimizer, {})
+    set_gradient_clip_program(optimizer, None)
+
+
+def set_gradient_clip_program(optimizer, clip):
+    """Replaces the optimizer's gradient clipping by ``clip(grads, step)``.
+
+    On TF the clip runs on the all-reduced gradients (inside
+    `_backend_update_step`, after `_all_reduce_sum_gradients`), so under
+    `tf.distribute` it acts on the aggregated gradient exactly as on one
+    device. Elsewhere (single process JAX/torch) it replaces
+    `_clip_gradients`. The optimizer's own `clipnorm`/`global_clipnorm`/
+    `clipvalue` are bypassed while installed. Pass None to remove.
+    """
+    for hook in ("_clip_gradients", "_all_reduce_sum_gradients"):
+        optimizer.__dict__.pop(hook, None)
+    if clip is None:
+        return
+    _require(optimizer, "_clip_gradients", "schedule gradient clipping")
+
+    def no_clip(grads):
+        return grads
+
+    if keras.backend.backend() == "tensorflow":
+        _require(optimizer, "_all_reduce_sum_gradients",
+                 "clip the aggregated gradient")
+        original = type(optimizer)._all_reduce_sum_gradients
+
+        def all_reduce_then_clip(grads_and_vars):
+            reduced = list(original(optimizer, grads_and_vars))
+            grads = clip([g for g, _ in reduced], _step(optimizer))
+            return [(g, v) for g, (_, v) in zip(grads, reduced)]
+
+        optimizer.__dict__["_clip_gradients"] = no_clip
+        optimizer.__dict__["_all_reduce_sum_gradients"] = all_reduce_then_clip
+        return
+
+    def clip_gradients(grads):
+        return clip(list(grads), _step(optimizer))
+
+    optimizer.__dict__["_clip_gradients"] = clip_gradients
+
+
+class HiddenState:
+    """Holds a variable in a layer's seed-generator list (see module doc)."""
+
+    def __init__(self, variable):
+        self.state = variable
+
+
+def attach_hidden_state(layer, variable):
+    """Makes `variable` part of ``layer.variables`` (the JAX train state) but
+    not of ``layer.weights`` or of saved files."""
+    _require(layer, "_seed_generators", "attach a knob to a layer")
+    for holder in layer._seed_generators:
+        if getattr(holder, "state", None) is variable:
+            return
+    layer._seed_generators.append(HiddenState(variable))
+
+
+def detach_hidden_state(layer, variable):
+    layer._seed_generators[:] = [
+        h for h in layer._seed_generators
+        if not (isinstance(h, HiddenState) and h.state is variable)
+    ]
+
+
+def iter_layers(model):
+    """All layers below `model`, recursively, each once."""
+    if hasattr(model, "_flatten_layers"):
+        return list(model._flatten_layers(include_self=False,
+                                          recursive=True))
+    out, stack, seen = [], list(getattr(model, "layers", [])), set()
+    while stack:
+        layer = stack.pop(0)
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        out.append(layer)
+        stack.extend(getattr(layer, "layers", []))
+    return out
+
+
+def set_layer_call(layer, call):
+    """Replaces ``layer.call`` on this instance (None restores the class's).
+
+    Keras analysed the signature of `call` when the layer was created; the
+    replacement keeps the same `(inputs, training=False)` signature.
+    """
+    if call is None:
+        layer.__dict__.pop("call", None)
+    else:
+        layer.__dict__["call"] = call
 
 
 def track_optimizer_variable(optimizer, variable):

@@ -1,35 +1,58 @@
 """Targets: where a scheduled value goes and how it reaches the compiled step.
 
 A target binds to a model at `on_train_begin` and then installs an in-graph
-program (a function of ``optimizer.iterations``), writes per-epoch base
-values into its knob, reports host-side values for `logs`, and uninstalls at
-`on_train_end`. `HyperparameterScheduler` is the one driver over them.
+program (a function of the step), writes per-epoch base values into its
+knob, reports host-side values for `logs`, and uninstalls at `on_train_end`.
+`HyperparameterScheduler` is the one driver over them.
+
+| target | knob (base value) | how the step sees it |
+| --- | --- | --- |
+| learning_rate / lr | the optimizer's own LR variable | LR program on the optimizer |
+| momentum, beta_1, beta_2, weight_decay | an untracked variable | attribute substituted during the update |
+| gradient_clip | an untracked variable (+inf = off) | clip after the cross-replica sum (TF) |
+| dropout, dropout:<layer> | a hidden variable per layer | the layer's `call` reads it |
+
+Untracked optimizer-side knobs are frozen into a JAX trace; on JAX a change
+of such a base value (e.g. a per-epoch clip threshold) rebuilds the train
+function (`needs_retrace`), which the driver does only when the value
+changes, warning once. Everything else works without retracing.
 """
+
+import math
+import warnings
 
 import keras
 import numpy as np
+from keras import ops
 
+from keras_trainplus import _dropout
 from keras_trainplus import _keras_hooks as hooks
 from keras_trainplus.knob import Knob
+from keras_trainplus.schedules.base_value import BaseValue
 
-# Optimizers whose update step reads `beta_1` only arithmetically.
-_BETA_1_OPTIMIZERS = (
+# Optimizers whose update step reads `beta_1`/`beta_2` only arithmetically.
+_BETA_OPTIMIZERS = (
     keras.optimizers.Adam,
     keras.optimizers.Adamax,
     keras.optimizers.Lamb,
     keras.optimizers.Lion,
 )
 
+CLIP_MODES = ("global_norm", "norm", "value")
+
 
 def _iterations(optimizer):
     return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
+def _jax():
+    return keras.backend.backend() == "jax"
 
 
 class _Binding:
     """A target bound to one model."""
 
     log_key = None
-    supports_base = False
 
     def __init__(self, model):
         self.model = model
@@ -47,19 +70,21 @@ class _Binding:
     def uninstall(self):
         raise NotImplementedError
 
+    def epoch_begin(self, step):
+        """Called at every epoch start with the schedule's current step."""
+
     def set_base(self, value):
+        """Writes the per-epoch base value. Returns True when the new value
+        can only reach the compiled step through a retrace (JAX,
+        optimizer-side knobs)."""
         raise NotImplementedError
 
     def mirror(self, value):
         """Leaves `value` where Keras users look for it (config, attrs)."""
-        raise NotImplementedError
 
 
 class LearningRateBinding(_Binding):
     """The learning rate; its knob is the optimizer's own LR variable."""
-
-    log_key = "learning_rate"
-    supports_base = True
 
     def __init__(self, model, log_key="learning_rate"):
         super().__init__(model)
@@ -98,6 +123,7 @@ class LearningRateBinding(_Binding):
     def set_base(self, value):
         for knob in self.knobs:
             knob.assign(value, model=self.model)
+        return False
 
     def mirror(self, value):
         # With a base in the program the variable *is* the base: keep it.
@@ -105,8 +131,47 @@ class LearningRateBinding(_Binding):
             self.set_base(value)
 
 
-class OptimizerAttributeBinding(_Binding):
-    """An optimizer hyperparameter read at trace time (momentum, beta_1)."""
+class _KnobBinding(_Binding):
+    """Shared logic of optimizer-side targets with an untracked base knob."""
+
+    allow_infinite = False
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.knob = None
+        self._last = None
+
+    def initial_base(self):
+        raise NotImplementedError
+
+    def _make_program(self, schedule, offset):
+        uses_base = schedule.uses_base()
+        if uses_base:
+            self.knob = Knob(self.initial_base(), name=f"{self.log_key}_knob",
+                             model=self.model,
+                             allow_infinite=self.allow_infinite)
+
+        def program(step):
+            base = self.knob.variable if uses_base else None
+            return schedule.evaluate(step - offset, base=base)
+
+        return program
+
+    def base(self):
+        return float(self.knob) if self.knob is not None else \
+            self.initial_base()
+
+    def set_base(self, value):
+        value = float(value)
+        self.knob.assign(value, model=self.model)
+        changed = self._last is not None and value != self._last
+        self._last = value
+        return _jax() and changed
+
+
+class OptimizerAttributeBinding(_KnobBinding):
+    """An optimizer hyperparameter read at trace time (momentum, beta_1,
+    beta_2, weight_decay)."""
 
     def __init__(self, model, name):
         super().__init__(model)
@@ -116,11 +181,13 @@ class OptimizerAttributeBinding(_Binding):
     @staticmethod
     def _attribute(opt, name):
         is_sgd = isinstance(opt, keras.optimizers.SGD)
-        is_beta = isinstance(opt, _BETA_1_OPTIMIZERS)
+        is_beta = isinstance(opt, _BETA_OPTIMIZERS)
+        if name == "weight_decay":
+            return "weight_decay"
         if name == "momentum":
             attr = "momentum" if is_sgd else ("beta_1" if is_beta else None)
-        elif name == "beta_1":
-            attr = "beta_1" if is_beta else None
+        elif name in ("beta_1", "beta_2"):
+            attr = name if is_beta else None
         else:
             attr = None
         if attr is None:
@@ -128,8 +195,8 @@ class OptimizerAttributeBinding(_Binding):
                 f"Cannot schedule `{name}` on a `{type(opt).__name__}` "
                 "optimizer. Momentum can be scheduled on SGD (its `momentum`)"
                 " and on Adam, AdamW, Adamax, Lamb and Lion (their "
-                "`beta_1`). Use one of those optimizers, or turn momentum "
-                "scheduling off (e.g. `cycle_momentum=False`)."
+                "`beta_1`/`beta_2`). Use one of those optimizers, or turn "
+                "momentum scheduling off (e.g. `cycle_momentum=False`)."
             )
         if is_sgd and not hooks.has_momentum_slots(opt):
             raise ValueError(
@@ -141,17 +208,11 @@ class OptimizerAttributeBinding(_Binding):
             )
         return attr
 
+    def initial_base(self):
+        return float(getattr(self.optimizers[0], self.attrs[0]) or 0.0)
+
     def install(self, schedule, offset):
-        if schedule.uses_base():
-            raise ValueError(
-                f"`{self.log_key}` can only follow a per-step schedule; "
-                "`BaseValue`/`PerEpoch` leaves are supported for the "
-                "learning rate."
-            )
-
-        def program(step):
-            return schedule.evaluate(step - offset)
-
+        program = self._make_program(schedule, offset)
         for opt, attr in zip(self.optimizers, self.attrs):
             hooks.update_hyperparameter_programs(opt, {attr: program})
 
@@ -164,19 +225,171 @@ class OptimizerAttributeBinding(_Binding):
             opt.__dict__[attr] = float(value)
 
 
+class GradientClipBinding(_KnobBinding):
+    """A gradient-clipping threshold (+inf = no clipping), applied to the
+    aggregated gradient."""
+
+    allow_infinite = True
+
+    def __init__(self, model, mode="global_norm", log_key="gradient_clip"):
+        super().__init__(model)
+        if mode not in CLIP_MODES:
+            raise ValueError(f"Unknown clip mode {mode!r}; one of "
+                             f"{CLIP_MODES}.")
+        self.mode = mode
+        self.log_key = log_key
+        for opt in self.optimizers:
+            own = {k: getattr(opt, k, None) for k in
+                   ("clipnorm", "global_clipnorm", "clipvalue")}
+            own = {k: v for k, v in own.items() if v}
+            if own:
+                warnings.warn(
+                    f"The optimizer `{opt.name}` has its own clipping {own}; "
+                    "while a keras_trainplus clip schedule is installed it "
+                    "replaces it (and clips the aggregated gradient under "
+                    "tf.distribute, which Keras's own clipping does not).",
+                    stacklevel=4,
+                )
+
+    def initial_base(self):
+        return math.inf
+
+    def install(self, schedule, offset):
+        threshold = self._make_program(schedule, offset)
+        mode = self.mode
+
+        def clip(grads, step):
+            return clip_gradients(grads, threshold(step), mode)
+
+        for opt in self.optimizers:
+            hooks.set_gradient_clip_program(opt, clip)
+
+    def uninstall(self):
+        for opt in self.optimizers:
+            hooks.set_gradient_clip_program(opt, None)
+
+
+def clip_gradients(grads, threshold, mode):
+    """Clips `grads` (a list, None entries allowed) at a tensor threshold."""
+    present = [g for g in grads if g is not None]
+    if not present:
+        return grads
+    if mode == "value":
+        return [None if g is None else ops.clip(
+            g, -ops.cast(threshold, g.dtype), ops.cast(threshold, g.dtype))
+            for g in grads]
+    if mode == "norm":
+        out = []
+        for g in grads:
+            if g is None:
+                out.append(None)
+                continue
+            norm = ops.sqrt(ops.sum(ops.square(ops.cast(g, "float32"))))
+            out.append(g * ops.cast(_scale(norm, threshold), g.dtype))
+        return out
+    total = ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, "float32")))
+                         for g in present))
+    scale = _scale(total, threshold)
+    return [None if g is None else g * ops.cast(scale, g.dtype)
+            for g in grads]
+
+
+def _scale(norm, threshold):
+    """thr / norm when norm > thr, else 1 (an infinite threshold, a zero or
+    a NaN norm leave the gradient unchanged)."""
+    threshold = ops.cast(threshold, "float32")
+    exceeds = norm > threshold
+    safe = ops.where(exceeds, norm, 1.0)
+    return ops.where(exceeds, threshold / safe, 1.0)
+
+
+class DropoutBinding(_Binding):
+    """Dropout rates of stock (and keras_trainplus) dropout layers."""
+
+    def __init__(self, model, layers=None, log_key="dropout_rate"):
+        super().__init__(model)
+        self.log_key = log_key
+        self.layers = _dropout.dropout_layers(model, layers)
+        if not self.layers:
+            raise ValueError(
+                f"Model {model.name!r} has no dropout layers to schedule "
+                "(Dropout, SpatialDropout1D/2D/3D, GaussianDropout, "
+                "AlphaDropout, keras_trainplus ScheduledDropout)."
+            )
+        self.controls = []
+        self._offset = 0
+
+    def base(self):
+        if self.controls:
+            return float(keras.ops.convert_to_numpy(self.controls[0].rate))
+        return float(self.layers[0].rate)
+
+    def install(self, schedule, offset):
+        per_step = not isinstance(schedule, BaseValue)
+        self._offset = offset
+        self.controls = []
+        for layer in self.layers:
+            control = _dropout.control_for(layer, self.model,
+                                           counter=per_step)
+            if per_step:
+                control.program = _rate_program(schedule)
+            self.controls.append(control)
+            control.attach()
+
+    def epoch_begin(self, step):
+        for control in self.controls:
+            if control.step is not None:
+                control.step.assign(step)
+
+    def set_base(self, value):
+        value = _dropout.check_rate("dropout rate", value)
+        hooks.sync_jax_state(self.model)
+        for control in self.controls:
+            control.rate.assign(value)
+        return False
+
+    def mirror(self, value):
+        for control in self.controls:
+            control.rate.assign(min(max(float(value), 0.0), 1.0))
+
+    def uninstall(self):
+        for control in self.controls:
+            control.detach()
+        self.controls = []
+
+
+def _rate_program(schedule):
+    def program(step, rate_variable):
+        value = schedule.evaluate(step, base=rate_variable)
+        return ops.clip(value, 0.0, 1.0)
+
+    return program
+
+
 _TARGETS = {
-    "learning_rate": lambda model: LearningRateBinding(model),
-    "lr": lambda model: LearningRateBinding(model, log_key="lr"),
-    "momentum": lambda model: OptimizerAttributeBinding(model, "momentum"),
-    "beta_1": lambda model: OptimizerAttributeBinding(model, "beta_1"),
+    "learning_rate": lambda model, **kw: LearningRateBinding(model, **kw),
+    "lr": lambda model, **kw: LearningRateBinding(model, log_key="lr"),
+    "momentum": lambda model, **kw: OptimizerAttributeBinding(model,
+                                                              "momentum"),
+    "beta_1": lambda model, **kw: OptimizerAttributeBinding(model, "beta_1"),
+    "beta_2": lambda model, **kw: OptimizerAttributeBinding(model, "beta_2"),
+    "weight_decay": lambda model, **kw: OptimizerAttributeBinding(
+        model, "weight_decay"),
+    "gradient_clip": lambda model, **kw: GradientClipBinding(model, **kw),
+    "dropout": lambda model, **kw: DropoutBinding(model, **kw),
 }
 
 
 def target_names():
-    return sorted(_TARGETS)
+    return sorted(_TARGETS) + ["dropout:<layer name>"]
 
 
 def check_target_name(name):
+    if not isinstance(name, str):
+        raise ValueError(f"A hyperparameter target must be a string. "
+                         f"Received: {name!r}")
+    if name.startswith("dropout:") and len(name) > len("dropout:"):
+        return name
     if name not in _TARGETS:
         raise ValueError(
             f"Unknown hyperparameter target {name!r}. Known targets: "
@@ -185,8 +398,13 @@ def check_target_name(name):
     return name
 
 
-def bind(name, model):
-    return _TARGETS[check_target_name(name)](model)
+def bind(name, model, **options):
+    check_target_name(name)
+    if name.startswith("dropout:"):
+        layer = name[len("dropout:"):]
+        return DropoutBinding(model, layers=[layer],
+                              log_key=f"dropout_rate:{layer}")
+    return _TARGETS[name](model, **options)
 
 
 def host_value(schedule, step, base):

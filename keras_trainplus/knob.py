@@ -42,6 +42,8 @@ class Knob:
             creating one.
         model: optional model whose `tf.distribute` strategy scope the
             variable is created in.
+        allow_infinite: bool. Accept `+inf` (e.g. "no clipping").
+            Defaults to `False`.
 
     Example:
 
@@ -55,7 +57,8 @@ class Knob:
     """
 
     def __init__(self, value=0.0, name="knob", dtype="float32", variable=None,
-                 model=None):
+                 model=None, allow_infinite=False):
+        self.allow_infinite = allow_infinite
         if variable is not None:
             if not isinstance(variable, keras.Variable) or tuple(
                 variable.shape
@@ -66,7 +69,7 @@ class Knob:
                 )
             self.variable = variable
             return
-        value = _finite("value", value)
+        value = _finite("value", value, allow_infinite)
         with _strategy_scope(model):
             self.variable = keras.Variable(
                 value,
@@ -103,7 +106,7 @@ class Knob:
                 state is synced first, so the write is not overwritten at the
                 end of the epoch.
         """
-        value = _finite("value", value)
+        value = _finite("value", value, self.allow_infinite)
         if model is not None:
             _keras_hooks.sync_jax_state(model)
         self.variable.assign(value)
@@ -131,12 +134,13 @@ class Knob:
         return f"Knob({self.variable.name}={float(self)!r})"
 
 
-def _finite(name, value):
+def _finite(name, value, allow_infinite=False):
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
-    if not math.isfinite(number):
+    if math.isnan(number) or (math.isinf(number) and not (
+            allow_infinite and number > 0)):
         raise ValueError(
             f"Argument `{name}` must be a finite number. "
             f"Received: {name}={value!r}"

@@ -53,7 +53,64 @@ class SetKnob(keras.callbacks.Callback):
         self.knob.assign(0.1 * (epoch + 1), model=self.model)
 
 
+def zero_frac(y_true, y_pred):
+    return keras.ops.mean(keras.ops.cast(keras.ops.equal(y_pred, 0.0),
+                                         "float32"))
+
+
+def clip_loss(y_true, y_pred):
+    return y_true[:, 0] * y_pred[:, 0]
+
+
+class UpdateNorm(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.norms = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.w0 = np.array(keras.ops.convert_to_numpy(
+            self.model.layers[-1].kernel))
+
+    def on_epoch_end(self, epoch, logs=None):
+        w1 = np.array(keras.ops.convert_to_numpy(self.model.layers[-1].kernel))
+        logs["update_norm"] = float(np.linalg.norm(w1 - self.w0)) / \
+            self.params["steps"]
+
+
+def run_layers(strategy, case):
+    """Dropout (zero fraction after dropout on ones) and clipping (per-step
+    update norm with SGD(1.0) and a constant huge gradient)."""
+    with strategy.scope():
+        if case == "dropout":
+            inp = keras.Input((256,))
+            h = keras.layers.Dropout(0.5)(inp)
+            out = keras.layers.Dense(256, use_bias=False,
+                                     kernel_initializer="identity")(h)
+            model = keras.Model(inp, out)
+            model.compile(keras.optimizers.SGD(0.0), loss="mse",
+                          metrics=[zero_frac])
+            x = np.ones((512, 256), "float32")
+            y = x
+            callbacks = [C.DropoutScheduler({0: 0.5, 1: 0.0, 2: 0.25})]
+        else:
+            inp = keras.Input((8,))
+            out = keras.layers.Dense(1, use_bias=False,
+                                     kernel_initializer="zeros")(inp)
+            model = keras.Model(inp, out)
+            model.compile(keras.optimizers.SGD(1.0), loss=clip_loss)
+            x = np.ones((64, 8), "float32")
+            y = np.full((64, 1), 1000.0, "float32")
+            callbacks = [C.GradientClipScheduler({0: 10.0, 1: None, 2: 5.0}),
+                         UpdateNorm()]
+    history = model.fit(x, y, batch_size=32 if case == "dropout" else 8,
+                        epochs=3, shuffle=False, verbose=0,
+                        callbacks=callbacks)
+    return {"logs": {k: v for k, v in history.history.items()
+                     if k != "loss"}, "n": strategy.num_replicas_in_sync}
+
+
 def run(strategy, case):
+    if case in ("dropout", "clip"):
+        return run_layers(strategy, case)
     x, y = np.eye(N, dtype="float32"), np.zeros((N, 1), "float32")
     with strategy.scope():
         if case == "knob":
@@ -83,11 +140,14 @@ def run(strategy, case):
             "replicas": replicas, "n": strategy.num_replicas_in_sync}
 
 
+# One strategy object for every case: separate MirroredStrategy objects in
+# one process can reuse collective instance keys across models of different
+# shapes (a TensorFlow quirk unrelated to keras_trainplus).
+MIRRORED = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {}
-for case in ("sgd", "adam", "knob", "newbob"):
+for case in ("sgd", "adam", "knob", "newbob", "dropout", "clip"):
     out[case] = {
         "single": run(tf.distribute.get_strategy(), case),
-        "mirrored": run(tf.distribute.MirroredStrategy(
-            ["/cpu:0", "/cpu:1"]), case),
+        "mirrored": run(MIRRORED, case),
     }
 print("RESULT " + json.dumps(out))

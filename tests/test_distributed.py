@@ -78,3 +78,26 @@ def test_newbob_with_step_shape_under_mirrored(results):
     np.testing.assert_allclose(mirrored["w"], -0.5 * np.repeat(lrs, 2),
                                rtol=1e-6)
     np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6)
+
+
+@pytest.mark.tf_only
+def test_dropout_schedule_on_stock_dropout_under_mirrored(results):
+    for run in ("single", "mirrored"):
+        logs = results["dropout"][run]["logs"]
+        np.testing.assert_allclose(logs["zero_frac"], [0.5, 0.0, 0.25],
+                                   atol=0.01)
+        assert logs["dropout_rate"] == [0.5, 0.0, 0.25]
+    assert results["dropout"]["mirrored"]["n"] == 2
+
+
+@pytest.mark.tf_only
+def test_clipping_under_mirrored_equals_one_device(results):
+    """Keras's own clipping gives 2x the threshold on 2 replicas; ours clips
+    the aggregated gradient."""
+    single = results["clip"]["single"]["logs"]["update_norm"]
+    mirrored = results["clip"]["mirrored"]["logs"]["update_norm"]
+    # rtol 1e-3: after the unclipped epoch the weights are ~2e4, where
+    # float32 resolves steps of ~2e-3 (still far from 2x the threshold).
+    np.testing.assert_allclose(single, [10.0, 1000 * np.sqrt(8), 5.0],
+                               rtol=1e-3)
+    np.testing.assert_allclose(mirrored, single, rtol=1e-3)

@@ -2,6 +2,10 @@
 presets of it."""
 
 from keras_trainplus.callbacks.cyclic_lr import CyclicLR
+from keras_trainplus.callbacks.dropout_scheduler import DropoutScheduler
+from keras_trainplus.callbacks.gradient_clip_scheduler import (
+    GradientClipScheduler,
+)
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -12,6 +16,8 @@ from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
 
 __all__ = [
     "CyclicLR",
+    "DropoutScheduler",
+    "GradientClipScheduler",
     "HyperparameterScheduler",
     "NewbobLRControl",
     "OneCycleLR",

@@ -1,6 +1,7 @@
 """`HyperparameterScheduler`: the one driver of every scheduled value."""
 
 import copy
+import warnings
 
 import keras
 
@@ -8,6 +9,7 @@ from keras_trainplus import _export
 from keras_trainplus import _keras_hooks as hooks
 from keras_trainplus import _targets
 from keras_trainplus import _validation as v
+from keras_trainplus.schedules.per_epoch import PerEpoch
 from keras_trainplus.schedules.schedule import Schedule
 from keras_trainplus.schedules.schedule import as_schedule
 
@@ -87,16 +89,19 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self.origin = v.choice("origin", origin, ("fit", "global"))
         self.verbose = v.integer("verbose", verbose, minimum=0)
         self._log_keys = {}
+        self._target_options = {}
         self._reset_runtime()
 
 
     # -- state ------------------------------------------------------------
 
     def _reset_runtime(self):
+        self._bases = {}
         self._bindings = {}
         self._active = {}
         self._offset = None
         self._installed = False
+        self._warned_retrace = False
 
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
@@ -126,7 +131,9 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         model = self.model
         self._active = self._resolve_schedules()
         self._bindings = {
-            name: _targets.bind(name, model) for name in self._active
+            name: _targets.bind(name, model,
+                                **self._target_options.get(name, {}))
+            for name in self._active
         }
 
     def _steps_per_epoch(self):
@@ -181,19 +188,43 @@ class HyperparameterScheduler(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model  # on JAX: sync the train state before writing variables
-        if not self._installed:
+        rebuilt = not self._installed
+        if rebuilt:
             self._install(epoch)
+        retrace = []
         for name, schedule in self._active.items():
+            binding = self._bindings[name]
             for leaf in schedule.per_epoch_leaves():
                 value = leaf.value_at(epoch)
-                if value is not None:
-                    self._bindings[name].set_base(value)
+                if value is None:
+                    continue
+                self._bases[name] = float(value)
+                if binding.set_base(value):
+                    retrace.append(name)
+            binding.epoch_begin(binding.iterations() - self._offset)
+        if retrace and not rebuilt:
+            self._retrace(retrace)
         if self.verbose:
             values = ", ".join(
                 f"{self._bindings[n].log_key}={val:.6g}"
                 for n, val in self._values(next_step=True).items()
             )
             print(f"\nEpoch {epoch + 1}: {type(self).__name__} {values}")
+
+    def _retrace(self, names):
+        """JAX only: a per-epoch value of an optimizer-side target changed;
+        the traced step holds it as a constant, so rebuild it."""
+        if not self._warned_retrace:
+            warnings.warn(
+                f"{type(self).__name__}: on JAX, per-epoch values of "
+                f"{names} are constants of the compiled step, so the train "
+                "function is rebuilt whenever they change (once per change; "
+                "per-step schedules, the learning rate and dropout rates "
+                "never need this).",
+                stacklevel=3,
+            )
+            self._warned_retrace = True
+        hooks.rebuild_train_function(self.model)
 
     def _values(self, next_step):
         """Host-side values of every target (last update's or next one's)."""
@@ -203,7 +234,10 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             step = binding.iterations() - self._offset
             if not next_step:
                 step = max(step - 1, 0)
-            base = binding.base() if schedule.uses_base() else None
+            base = None
+            if schedule.uses_base():
+                # The exact value written (the knob may be float32).
+                base = self._bases.get(name, binding.base())
             out[name] = _targets.host_value(schedule, step, base)
         return out
 
@@ -247,6 +281,24 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             for name, s in config["schedules"].items()
         }
         return cls(**config)
+
+
+def epoch_schedule(name, schedule, none_value=None):
+    """dict / callable / number -> PerEpoch; schedules pass through."""
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, bool):
+        raise ValueError(f"Argument `{name}` must be a dict {{epoch: value}},"
+                         f" a callable or a schedule. Received: {schedule!r}")
+    if isinstance(schedule, (int, float)):
+        return PerEpoch([schedule], none_value=none_value)
+    if isinstance(schedule, (dict, list, tuple)) or callable(schedule):
+        return PerEpoch(schedule, none_value=none_value)
+    raise ValueError(
+        f"Argument `{name}` must be a dict {{epoch: value}}, a callable "
+        f"epoch -> value, or a keras_trainplus schedule. Received: "
+        f"{name}={schedule!r}"
+    )
 
 
 def _check_schedules(schedules):

@@ -1,5 +1,7 @@
 """`PerEpoch` leaf."""
 
+import math
+
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
 from keras_trainplus.schedules.base_value import BaseValue
@@ -24,7 +26,13 @@ class PerEpoch(BaseValue):
               later entry is a reset (RETURNN's dict form, 0-based here).
               Before the first key the hyperparameter keeps the value it had
               when `fit` started;
-            - a keras_trainplus schedule, evaluated at the epoch number.
+            - a keras_trainplus schedule, evaluated at the epoch number;
+            - a callable ``epoch -> value`` (serializable if registered
+              with `keras.saving.register_keras_serializable`).
+        none_value: what a `None` value (in a dict, or returned by a
+            callable) means: `None` (default) keeps the current value;
+            e.g. ``math.inf`` makes `None` mean "no clipping" for a clip
+            threshold.
 
     Example:
 
@@ -37,7 +45,9 @@ class PerEpoch(BaseValue):
             values.
     """
 
-    def __init__(self, values):
+    def __init__(self, values, none_value=None):
+        self.none_value = None if none_value is None else _value(
+            "none_value", none_value)
         if isinstance(values, Schedule):
             if values.uses_base():
                 raise ValueError(
@@ -50,19 +60,23 @@ class PerEpoch(BaseValue):
                 raise ValueError("Argument `values` must not be empty. "
                                  "Received: values={}")
             self.values = {
-                v.integer("epoch", k, minimum=0): v.real(f"values[{k}]", x)
+                v.integer("epoch", k, minimum=0):
+                    None if x is None else _value(f"values[{k}]", x)
                 for k, x in values.items()
             }
         elif isinstance(values, (list, tuple)):
             if not values:
                 raise ValueError("Argument `values` must not be empty. "
                                  f"Received: values={values!r}")
-            self.values = [v.real(f"values[{i}]", x)
+            self.values = [_value(f"values[{i}]", x)
                            for i, x in enumerate(values)]
+        elif callable(values):
+            self.values = values
         else:
             raise ValueError(
-                "Argument `values` must be a list, a dict {epoch: value} or a "
-                f"keras_trainplus schedule. Received: values={values!r}"
+                "Argument `values` must be a list, a dict {epoch: value}, a "
+                "keras_trainplus schedule or a callable epoch -> value. "
+                f"Received: values={values!r}"
             )
 
     def value_at(self, epoch):
@@ -71,27 +85,57 @@ class PerEpoch(BaseValue):
             return float(self.values(int(epoch)))
         if isinstance(self.values, list):
             return self.values[min(int(epoch), len(self.values) - 1)]
-        keys = [k for k in self.values if k <= epoch]
-        return self.values[max(keys)] if keys else None
+        if isinstance(self.values, dict):
+            keys = [k for k in self.values if k <= epoch]
+            if not keys:
+                return None
+            value = self.values[max(keys)]
+        else:
+            value = self.values(int(epoch))
+            if value is not None:
+                value = _value(f"values({epoch})", value)
+        return self.none_value if value is None else value
 
     def per_epoch_leaves(self):
         return [self]
 
     def get_config(self):
         values = self.values
-        if isinstance(values, Schedule):
-            values = _export.serialize(values)
+        if isinstance(values, Schedule) or (callable(values) and not
+                                             isinstance(values, (list,
+                                                                 dict))):
+            values = _export.serialize_callable("values", values)
         elif isinstance(values, dict):
             # JSON object keys are strings; keep them as a list of pairs.
             values = {"epochs": sorted(values),
-                      "values": [values[k] for k in sorted(values)]}
-        return {"values": values}
+                      "values": [_encode(values[k]) for k in sorted(values)]}
+        else:
+            values = [_encode(x) for x in values]
+        return {"values": values, "none_value": _encode(self.none_value)}
 
     @classmethod
     def from_config(cls, config):
         values = config["values"]
         if isinstance(values, dict) and "epochs" in values:
-            values = dict(zip(values["epochs"], values["values"]))
+            values = dict(zip(values["epochs"],
+                              [_decode(x) for x in values["values"]]))
+        elif isinstance(values, list):
+            values = [_decode(x) for x in values]
         else:
             values = _export.deserialize(values)
-        return cls(values)
+        return cls(values, none_value=_decode(config.get("none_value")))
+
+
+def _value(name, x):
+    """A finite number, or +inf (e.g. "no clipping")."""
+    if x == math.inf:
+        return math.inf
+    return v.real(name, x)
+
+
+def _encode(x):
+    return "Infinity" if x == math.inf else x
+
+
+def _decode(x):
+    return math.inf if x == "Infinity" else x

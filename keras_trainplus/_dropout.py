@@ -1,0 +1,210 @@
+"""Variable-backed dropout rates for stock and keras_trainplus layers.
+
+Stock Keras dropout layers read `self.rate` (a Python float) when the train
+step is traced, so assigning `layer.rate` later changes nothing. A
+`DropoutControl` gives one layer:
+
+* a rate knob (a scalar variable),
+* optionally a step counter (for per-step schedules; a forward pass cannot
+  see `optimizer.iterations` on JAX),
+* a seed generator (a stock `Dropout(0.0)` has none),
+
+all attached as hidden layer state: part of the layer's `variables` (so the
+JAX trainer carries and updates them) but not of its `weights` or of saved
+files, which stay exactly as with the stock layer. The layer's `call` is
+replaced (on the instance) by one that reads the knob inside the compiled
+step and draws one uniform (or normal) number per unit, as Keras does.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus.knob import _strategy_scope
+
+_ALPHA = 1.6732632423543772848170429916717
+_SCALE = 1.0507009873554804934193349852946
+
+
+def kind_of(layer):
+    """"dropout", "spatial", "gaussian", "alpha" or None."""
+    L = keras.layers
+    if isinstance(layer, L.GaussianDropout):
+        return "gaussian"
+    if isinstance(layer, L.AlphaDropout):
+        return "alpha"
+    if isinstance(layer, (L.SpatialDropout1D, L.SpatialDropout2D,
+                          L.SpatialDropout3D)):
+        return "spatial"
+    if isinstance(layer, L.Dropout):
+        return "dropout"
+    return None
+
+
+def dropout_layers(model, names=None):
+    """The dropout-like layers of `model` (recursively), optionally by name
+    or by layer object."""
+    found = [layer for layer in hooks.iter_layers(model) if kind_of(layer)]
+    if names is None:
+        return found
+    out = []
+    for want in names:
+        if isinstance(want, keras.layers.Layer):
+            match = [layer for layer in found if layer is want]
+        else:
+            match = [layer for layer in found if layer.name == want]
+        if not match:
+            raise ValueError(
+                f"No dropout layer {getattr(want, 'name', want)!r} in model "
+                f"{model.name!r}. Dropout layers: "
+                f"{[layer.name for layer in found]}"
+            )
+        out.extend(match)
+    return out
+
+
+class DropoutControl:
+    """Knob, counter and seed of one dropout layer (see module doc)."""
+
+    def __init__(self, layer, model=None, counter=False, permanent=False):
+        self.layer = layer
+        self.permanent = permanent
+        self.kind = kind_of(layer)
+        rate = float(layer.rate)
+        with _strategy_scope(model):
+            self.rate = keras.Variable(
+                rate, dtype="float32", trainable=False,
+                name=f"{layer.name}_scheduled_rate",
+                aggregation="only_first_replica")
+            self.step = keras.Variable(
+                0, dtype="int32", trainable=False,
+                name=f"{layer.name}_schedule_step",
+                aggregation="only_first_replica") if counter else None
+            self.seed = getattr(layer, "seed_generator", None)
+            self.own_seed = self.seed is None
+            if self.own_seed:
+                self.seed = keras.random.SeedGenerator(
+                    getattr(layer, "seed", None))
+        self.program = None  # fn(step_tensor, rate_variable) -> rate
+        self._model = model
+
+    def use_counter(self):
+        """Adds the step counter (for per-step schedules), once."""
+        if self.step is None:
+            with _strategy_scope(self._model):
+                self.step = keras.Variable(
+                    0, dtype="int32", trainable=False,
+                    name=f"{self.layer.name}_schedule_step",
+                    aggregation="only_first_replica")
+            hooks.attach_hidden_state(self.layer, self.step)
+
+    # -- attach / detach ----------------------------------------------------
+
+    def attach(self):
+        if self.permanent:
+            return
+        hooks.attach_hidden_state(self.layer, self.rate)
+        if self.step is not None:
+            hooks.attach_hidden_state(self.layer, self.step)
+        if self.own_seed:
+            hooks.attach_hidden_state(self.layer, self.seed.state)
+        hooks.set_layer_call(self.layer, self.call)
+
+    def detach(self):
+        """Restores the stock layer, with `rate` set to the knob's value.
+
+        A layer created with rate 0 (which has no seed generator) and raised
+        since keeps the seed generator as a regular one. A permanent control
+        (a `ScheduledDropout` layer's own) only drops its program.
+        """
+        self.program = None
+        if self.permanent:
+            return
+        hooks.set_layer_call(self.layer, None)
+        hooks.detach_hidden_state(self.layer, self.rate)
+        if self.step is not None:
+            hooks.detach_hidden_state(self.layer, self.step)
+        rate = float(keras.ops.convert_to_numpy(self.rate))
+        self.layer.rate = rate
+        if self.own_seed:
+            if rate > 0:
+                # The stock call now needs `self.seed_generator`. Keras does
+                # not let a built layer track new state, so the seed stays
+                # hidden state (advanced in the JAX train state, not saved)
+                # and is exposed as a plain attribute.
+                self.layer.__dict__["seed_generator"] = self.seed
+            else:
+                hooks.detach_hidden_state(self.layer, self.seed.state)
+
+    # -- compiled-step side ---------------------------------------------------
+
+    def current_rate(self):
+        if self.program is None:
+            return self.rate.value
+        step = None
+        if self.step is not None:
+            # A snapshot: on TF and torch `variable.value` aliases the live
+            # storage, which the increment below would change.
+            step = ops.copy(self.step.value)
+            self.step.assign(step + 1)
+        return self.program(step, self.rate)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        return apply(self.kind, self.layer, inputs, self.current_rate(),
+                     self.seed)
+
+
+def control_for(layer, model, counter):
+    """The control of `layer`: its own (ScheduledDropout) or a new one."""
+    control = getattr(layer, "_trainplus_control", None)
+    if control is None:
+        control = DropoutControl(layer, model, counter=counter)
+    elif counter:
+        control.use_counter()
+    return control
+
+
+def apply(kind, layer, inputs, rate, seed):
+    """Training-mode output of a dropout layer of `kind` at a tensor `rate`."""
+    dtype = inputs.dtype
+    rate = ops.cast(rate, "float32")
+    if kind == "gaussian":
+        safe = ops.minimum(rate, 1.0 - 1e-7)
+        stddev = ops.sqrt(safe / (1.0 - safe))
+        noise = keras.random.normal(ops.shape(inputs), seed=seed)
+        return inputs * ops.cast(1.0 + noise * stddev, dtype)
+    shape = _noise_shape(kind, layer, inputs)
+    keep = keras.random.uniform(shape, seed=seed) >= rate
+    if kind == "alpha":
+        alpha_p = -_ALPHA * _SCALE
+        a = ((1.0 - rate) * (1.0 + rate * alpha_p ** 2)) ** -0.5
+        b = -a * alpha_p * rate
+        kept = ops.cast(keep, dtype)
+        x = inputs * kept + ops.cast(alpha_p, dtype) * (1 - kept)
+        return ops.cast(a, dtype) * x + ops.cast(b, dtype)
+    scale = ops.where(rate < 1.0, 1.0 / ops.maximum(1.0 - rate, 1e-12), 0.0)
+    return ops.where(keep, inputs * ops.cast(scale, dtype),
+                     ops.zeros_like(inputs))
+
+
+def _noise_shape(kind, layer, inputs):
+    if kind == "spatial":
+        return layer._get_noise_shape(inputs)
+    noise_shape = getattr(layer, "noise_shape", None)
+    if noise_shape is None:
+        return ops.shape(inputs)
+    shape = ops.shape(inputs)
+    return tuple(shape[i] if d is None else d
+                 for i, d in enumerate(noise_shape))
+
+
+def check_rate(name, rate):
+    rate = float(rate)
+    if not (math.isfinite(rate) and 0.0 <= rate <= 1.0):
+        raise ValueError(
+            f"A dropout rate must be in [0, 1]. Received: {name}={rate!r}")
+    return rate

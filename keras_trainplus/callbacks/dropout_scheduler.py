@@ -1,0 +1,87 @@
+"""`DropoutScheduler`: dropout rates that change during training."""
+
+from keras_trainplus import _export
+from keras_trainplus.callbacks.hyperparameter_scheduler import (
+    HyperparameterScheduler,
+)
+from keras_trainplus.callbacks.hyperparameter_scheduler import epoch_schedule
+
+
+@_export.register
+class DropoutScheduler(HyperparameterScheduler):
+    """Schedules the dropout rate of existing dropout layers.
+
+    Works on models built with stock `keras.layers.Dropout`,
+    `SpatialDropout1D/2D/3D`, `GaussianDropout` and `AlphaDropout` (and
+    `keras_trainplus.layers.ScheduledDropout`): all of them by default, or
+    the given layers. Assigning `layer.rate` after Keras traced the train
+    step changes nothing; this callback instead gives each layer a rate
+    variable that the compiled step reads (attached like a seed generator's
+    state: part of the JAX train state, not of the weights, so saved models
+    and checkpoints are exactly those of the stock layers). No retrace after
+    the first epoch, on TF (plain and XLA), under `tf.distribute`, on JAX
+    and torch. A `Dropout(0.0)` can be raised later.
+
+    `schedule` is one of:
+
+    * a dict ``{epoch: rate}``: piecewise constant from that epoch on (e.g.
+      RETURNN's "disable dropout initially": ``{0: 0.0, 3: 0.3}``); before
+      the first key the layers keep their own rate;
+    * a callable ``epoch -> rate`` (evaluated once per epoch);
+    * a keras_trainplus schedule of the step, evaluated per update inside
+      the compiled step (e.g. ``schedules.Linear(0.0, 0.5, 10_000)``).
+
+    At the end of `fit` the layers are stock again, with `rate` set to the
+    last scheduled value. The rate of the epoch's last update is logged as
+    ``logs["dropout_rate"]``.
+
+    Args:
+        schedule: as above. Values must be in [0, 1].
+        layers: `None` (all dropout layers) or a list of layer names or
+            layer objects.
+        verbose: int. Defaults to `0`.
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=20, callbacks=[
+        keras_trainplus.callbacks.DropoutScheduler({0: 0.0, 5: 0.3}),
+    ])
+    ```
+
+    Raises:
+        ValueError: for an invalid schedule or rate; at `fit`, when the
+            model has no (or not the named) dropout layers.
+    """
+
+    def __init__(self, schedule, layers=None, verbose=0):
+        self._init_driver("fit", verbose)
+        if isinstance(schedule, dict):
+            for epoch, rate in schedule.items():
+                if rate is None or not (0.0 <= float(rate) <= 1.0):
+                    raise ValueError(
+                        "Dropout rates must be in [0, 1]. Received: "
+                        f"schedule[{epoch!r}]={rate!r}")
+        self.schedule = epoch_schedule("schedule", schedule)
+        if layers is not None:
+            if isinstance(layers, str) or not all(
+                    isinstance(x, str) or hasattr(x, "name") for x in layers):
+                raise ValueError(
+                    "Argument `layers` must be a list of layer names or "
+                    f"layers. Received: layers={layers!r}")
+            layers = list(layers)
+        self.layers = layers
+        self.schedules = {"dropout": self.schedule}
+        self._target_options = {"dropout": {"layers": layers}}
+
+    def get_config(self):
+        names = None if self.layers is None else [
+            getattr(x, "name", x) for x in self.layers]
+        return {"schedule": _export.serialize(self.schedule),
+                "layers": names, "verbose": self.verbose}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["schedule"] = _export.deserialize(config["schedule"])
+        return cls(**config)
