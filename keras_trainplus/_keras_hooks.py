@@ -268,11 +268,12 @@ def set_hyperparameter_programs(optimizer, programs):
     is_sgd = isinstance(optimizer, keras.optimizers.SGD)
 
     cache = _caches(optimizer)
+    all_programs = dict(programs)
 
     def values():
         def compute():
             step = _step(optimizer)
-            return {name: fn(step) for name, fn in programs.items()}
+            return {name: fn(step) for name, fn in all_programs.items()}
 
         return cache.get("hyper", compute)
 
@@ -297,7 +298,8 @@ def set_hyperparameter_programs(optimizer, programs):
         _require(optimizer, "_backend_update_step", "schedule momentum")
 
         def backend_update_step(grads, trainable_variables, learning_rate):
-            with torch.no_grad(), _substituted(optimizer, values()):
+            vals = {k: v for k, v in values().items() if k in programs}
+            with torch.no_grad(), _substituted(optimizer, vals):
                 for grad, var in zip(grads, trainable_variables):
                     cls.update_step(optimizer, grad, var, learning_rate)
 
@@ -318,7 +320,7 @@ def set_hyperparameter_programs(optimizer, programs):
     optimizer.__dict__["_backend_update_step"] = backend_update_step
 
     def update_step(gradient, variable, learning_rate):
-        vals = values()
+        vals = {k: v for k, v in values().items() if k in programs}
         with _substituted(optimizer, vals):
             if is_sgd and "momentum" in vals:
                 return _sgd_momentum_update(

@@ -349,8 +349,13 @@ class DropoutBinding(_Binding):
         return False
 
     def mirror(self, value):
+        value = min(max(float(value), 0.0), 1.0)
         for control in self.controls:
-            control.rate.assign(min(max(float(value), 0.0), 1.0))
+            control.rate.assign(value)
+            if not control.permanent:
+                # Checkpoints written now (ModelCheckpoint) carry the
+                # current rate in the stock layer's config.
+                control.layer.rate = value
 
     def uninstall(self):
         for control in self.controls:
