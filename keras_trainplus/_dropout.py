@@ -187,8 +187,7 @@ def apply(kind, layer, inputs, rate, seed):
         x = inputs * kept + ops.cast(alpha_p, dtype) * (1 - kept)
         return ops.cast(a, dtype) * x + ops.cast(b, dtype)
     scale = ops.where(rate < 1.0, 1.0 / ops.maximum(1.0 - rate, 1e-12), 0.0)
-    return ops.where(keep, inputs * ops.cast(scale, dtype),
-                     ops.zeros_like(inputs))
+    return inputs * (ops.cast(keep, dtype) * ops.cast(scale, dtype))
 
 
 def _noise_shape(kind, layer, inputs):

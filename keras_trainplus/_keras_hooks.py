@@ -453,6 +453,58 @@ def track_optimizer_variable(optimizer, variable):
     optimizer._track_variable(variable)
 
 
+_HIDDEN = "_keras_trainplus_hidden"
+
+
+def attach_hidden_optimizer_state(optimizer, variable):
+    """Tracks `variable` as an optimizer variable (so the JAX trainer carries
+    it in the train state) without changing what the optimizer saves and
+    loads: its `save_own_variables`/`load_own_variables` skip it, so
+    checkpoints keep the stock layout."""
+    track_optimizer_variable(optimizer, variable)
+    hidden = optimizer.__dict__.setdefault(_HIDDEN, [])
+    if not any(h is variable for h in hidden):
+        hidden.append(variable)
+    if "save_own_variables" in optimizer.__dict__:
+        return
+
+    def visible():
+        return [v for v in optimizer.variables
+                if not any(v is h for h in optimizer.__dict__[_HIDDEN])]
+
+    def save_own_variables(store):
+        for i, variable in enumerate(visible()):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(store):
+        variables = visible()
+        if len(store.keys()) != len(variables):
+            warnings.warn(
+                f"Skipping variable loading for optimizer '{optimizer.name}',"
+                f" because it has {len(variables)} variables whereas the "
+                f"saved optimizer has {len(store.keys())} variables.",
+                stacklevel=2,
+            )
+            return
+        for i, variable in enumerate(variables):
+            variable.assign(store[str(i)])
+
+    optimizer.__dict__["save_own_variables"] = save_own_variables
+    optimizer.__dict__["load_own_variables"] = load_own_variables
+
+
+def detach_hidden_optimizer_state(optimizer, variable):
+    hidden = optimizer.__dict__.get(_HIDDEN, [])
+    if not any(h is variable for h in hidden):
+        return
+    hidden[:] = [h for h in hidden if h is not variable]
+    _require(optimizer, "_untrack_variable", "untrack a knob variable")
+    optimizer._untrack_variable(variable)
+    if not hidden:
+        for name in ("save_own_variables", "load_own_variables", _HIDDEN):
+            optimizer.__dict__.pop(name, None)
+
+
 def rebuild_train_function(model):
     """Drops the traced train function so the next step retraces.
 

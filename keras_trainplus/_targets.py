@@ -8,14 +8,13 @@ knob, reports host-side values for `logs`, and uninstalls at `on_train_end`.
 | target | knob (base value) | how the step sees it |
 | --- | --- | --- |
 | learning_rate / lr | the optimizer's own LR variable | LR program on the optimizer |
-| momentum, beta_1, beta_2, weight_decay | an untracked variable | attribute substituted during the update |
-| gradient_clip | an untracked variable (+inf = off) | clip after the cross-replica sum (TF) |
+| momentum, beta_1, beta_2, weight_decay | a variable (hidden optimizer state on JAX) | attribute substituted during the update |
+| gradient_clip | a variable (+inf = off) | clip after the cross-replica sum (TF) |
 | dropout, dropout:<layer> | a hidden variable per layer | the layer's `call` reads it |
 
-Untracked optimizer-side knobs are frozen into a JAX trace; on JAX a change
-of such a base value (e.g. a per-epoch clip threshold) rebuilds the train
-function (`needs_retrace`), which the driver does only when the value
-changes, warning once. Everything else works without retracing.
+Every knob reaches the compiled step without retracing, on every backend
+(on JAX the optimizer-side knobs are hidden optimizer state, see
+`_KnobBinding`), and none changes what models and optimizers save.
 """
 
 import math
@@ -74,9 +73,7 @@ class _Binding:
         """Called at every epoch start with the schedule's current step."""
 
     def set_base(self, value):
-        """Writes the per-epoch base value. Returns True when the new value
-        can only reach the compiled step through a retrace (JAX,
-        optimizer-side knobs)."""
+        """Writes the per-epoch base value into the knob."""
         raise NotImplementedError
 
     def mirror(self, value):
@@ -123,7 +120,6 @@ class LearningRateBinding(_Binding):
     def set_base(self, value):
         for knob in self.knobs:
             knob.assign(value, model=self.model)
-        return False
 
     def mirror(self, value):
         # With a base in the program the variable *is* the base: keep it.
@@ -132,14 +128,19 @@ class LearningRateBinding(_Binding):
 
 
 class _KnobBinding(_Binding):
-    """Shared logic of optimizer-side targets with an untracked base knob."""
+    """Shared logic of optimizer-side targets with a base knob.
+
+    On TF and torch the knob is a plain variable read by the compiled step.
+    On JAX only optimizer (and model) variables are inputs of the compiled
+    step, so the knob is attached as hidden optimizer state: carried in the
+    JAX train state, skipped by the optimizer's save and load.
+    """
 
     allow_infinite = False
 
     def __init__(self, model):
         super().__init__(model)
         self.knob = None
-        self._last = None
 
     def initial_base(self):
         raise NotImplementedError
@@ -150,6 +151,10 @@ class _KnobBinding(_Binding):
             self.knob = Knob(self.initial_base(), name=f"{self.log_key}_knob",
                              model=self.model,
                              allow_infinite=self.allow_infinite)
+            if _jax():
+                for opt in self.optimizers:
+                    hooks.attach_hidden_optimizer_state(opt,
+                                                        self.knob.variable)
 
         def program(step):
             base = self.knob.variable if uses_base else None
@@ -162,11 +167,12 @@ class _KnobBinding(_Binding):
             self.initial_base()
 
     def set_base(self, value):
-        value = float(value)
-        self.knob.assign(value, model=self.model)
-        changed = self._last is not None and value != self._last
-        self._last = value
-        return _jax() and changed
+        self.knob.assign(float(value), model=self.model)
+
+    def _detach_knob(self):
+        if self.knob is not None:
+            for opt in self.optimizers:
+                hooks.detach_hidden_optimizer_state(opt, self.knob.variable)
 
 
 class OptimizerAttributeBinding(_KnobBinding):
@@ -219,6 +225,7 @@ class OptimizerAttributeBinding(_KnobBinding):
     def uninstall(self):
         for opt, attr in zip(self.optimizers, self.attrs):
             hooks.update_hyperparameter_programs(opt, {attr: None})
+        self._detach_knob()
 
     def mirror(self, value):
         for opt, attr in zip(self.optimizers, self.attrs):
@@ -267,6 +274,7 @@ class GradientClipBinding(_KnobBinding):
     def uninstall(self):
         for opt in self.optimizers:
             hooks.set_gradient_clip_program(opt, None)
+        self._detach_knob()
 
 
 def clip_gradients(grads, threshold, mode):
@@ -346,7 +354,6 @@ class DropoutBinding(_Binding):
         hooks.sync_jax_state(self.model)
         for control in self.controls:
             control.rate.assign(value)
-        return False
 
     def mirror(self, value):
         value = min(max(float(value), 0.0), 1.0)

@@ -23,8 +23,9 @@ def _run(args, backend, timeout=600):
 def test_public_api():
     assert ktp.__version__
     assert set(ktp.callbacks.__all__) == {
-        "CyclicLR", "HyperparameterScheduler", "NewbobLRControl",
-        "OneCycleLR", "PerEpochLR",
+        "CyclicLR", "DropoutScheduler", "GradientClipScheduler",
+        "HyperparameterScheduler", "NewbobLRControl", "OneCycleLR",
+        "PerEpochLR",
         "WarmupDecayLR"}
     for name in ktp.schedules.__all__:
         cls = getattr(ktp.schedules, name)
@@ -74,3 +75,7 @@ def test_benchmarks_smoke():
                 "--quick"], "tensorflow")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "steps_per_execution=32" in out.stdout
+    out = _run(["benchmarks/dropout_clip_retrace.py", "--epochs", "3",
+                "--rounds", "1"], "tensorflow")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "naive retrace" in out.stdout

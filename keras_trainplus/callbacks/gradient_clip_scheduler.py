@@ -29,9 +29,9 @@ class GradientClipScheduler(HyperparameterScheduler):
     a keras_trainplus schedule of the step. While installed it replaces the
     optimizer's own clipping arguments.
 
-    On JAX a per-epoch threshold is a constant of the compiled step: the
-    train function is rebuilt when it changes (once per change, with a
-    warning); per-step schedules never retrace.
+    No retrace after the first epoch, on any backend; the threshold is held
+    in a variable that checkpoints do not contain (the optimizer saves and
+    loads exactly its stock variables).
 
     The threshold of the epoch's last update is logged as
     ``logs["gradient_clip"]`` (`inf` when off).

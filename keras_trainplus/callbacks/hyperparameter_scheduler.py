@@ -1,7 +1,6 @@
 """`HyperparameterScheduler`: the one driver of every scheduled value."""
 
 import copy
-import warnings
 
 import keras
 
@@ -35,8 +34,18 @@ class HyperparameterScheduler(keras.callbacks.Callback):
       ``BaseValue() * ...`` follows whatever else writes the learning rate
       once per epoch (newbob, `ReduceLROnPlateau`).
     * ``"momentum"``: SGD's `momentum` (the optimizer must be created with
-      momentum > 0), or `beta_1` of Adam, AdamW, Adamax, Lamb and Lion.
-    * ``"beta_1"``: `beta_1` of those Adam-family optimizers.
+      momentum > 0), or `beta_1` of Adam, AdamW, Adamax, Lamb and Lion;
+      ``"beta_1"``, ``"beta_2"``: of those Adam-family optimizers;
+      ``"weight_decay"``: the decoupled weight decay of any optimizer.
+    * ``"gradient_clip"``: a global-norm clip threshold (`+inf` = off),
+      applied to the aggregated gradient (see `GradientClipScheduler`).
+    * ``"dropout"``: the rate of every dropout layer of the model (stock
+      Keras ones included, see `DropoutScheduler`); ``"dropout:<name>"``:
+      one layer.
+
+    Everything reaches the compiled step without retracing after the first
+    epoch, on TF (plain, XLA, `tf.distribute`), JAX and torch, and nothing
+    changes what models and optimizers save.
 
     Step origin: with ``origin="fit"`` (default) step 0 is the first update
     of this `fit` call (resuming with `initial_epoch` counts the epochs
@@ -101,7 +110,6 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self._active = {}
         self._offset = None
         self._installed = False
-        self._warned_retrace = False
 
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
@@ -188,10 +196,8 @@ class HyperparameterScheduler(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model  # on JAX: sync the train state before writing variables
-        rebuilt = not self._installed
-        if rebuilt:
+        if not self._installed:
             self._install(epoch)
-        retrace = []
         for name, schedule in self._active.items():
             binding = self._bindings[name]
             for leaf in schedule.per_epoch_leaves():
@@ -199,32 +205,14 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 if value is None:
                     continue
                 self._bases[name] = float(value)
-                if binding.set_base(value):
-                    retrace.append(name)
+                binding.set_base(value)
             binding.epoch_begin(binding.iterations() - self._offset)
-        if retrace and not rebuilt:
-            self._retrace(retrace)
         if self.verbose:
             values = ", ".join(
                 f"{self._bindings[n].log_key}={val:.6g}"
                 for n, val in self._values(next_step=True).items()
             )
             print(f"\nEpoch {epoch + 1}: {type(self).__name__} {values}")
-
-    def _retrace(self, names):
-        """JAX only: a per-epoch value of an optimizer-side target changed;
-        the traced step holds it as a constant, so rebuild it."""
-        if not self._warned_retrace:
-            warnings.warn(
-                f"{type(self).__name__}: on JAX, per-epoch values of "
-                f"{names} are constants of the compiled step, so the train "
-                "function is rebuilt whenever they change (once per change; "
-                "per-step schedules, the learning rate and dropout rates "
-                "never need this).",
-                stacklevel=3,
-            )
-            self._warned_retrace = True
-        hooks.rebuild_train_function(self.model)
 
     def _values(self, next_step):
         """Host-side values of every target (last update's or next one's)."""
