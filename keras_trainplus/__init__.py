@@ -11,7 +11,17 @@ Public API:
 from keras_trainplus import callbacks
 from keras_trainplus import layers
 from keras_trainplus import schedules
+from keras_trainplus.find_lr import find_lr
 from keras_trainplus.knob import Knob
+from keras_trainplus.lr_finder_result import LRFinderResult
 from keras_trainplus.version import __version__
 
-__all__ = ["Knob", "callbacks", "layers", "schedules", "__version__"]
+__all__ = [
+    "Knob",
+    "LRFinderResult",
+    "callbacks",
+    "find_lr",
+    "layers",
+    "schedules",
+    "__version__",
+]

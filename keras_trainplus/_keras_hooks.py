@@ -29,6 +29,10 @@ keras_trainplus needs three things public Keras 3 does not offer:
    replica's gradient before the all-reduce): we wrap
    `_all_reduce_sum_gradients` and clip its result, so every replica clips
    the same aggregated gradient, with no extra communication.
+7. **For the LR finder**: random-generator states (to restore them exactly),
+   a metric attached to a built model (its variables are carried through
+   the JAX step), and `compute_loss` wrapped on the instance (to record
+   every update's own loss in-graph).
 
 Each hook checks that the attributes it relies on exist and fails with a
 clear message otherwise. Tested on Keras 3.15; `check_keras_version` warns
@@ -159,11 +163,13 @@ def _state(optimizer):
     return state
 
 
-def set_learning_rate_program(optimizer, program):
+def set_learning_rate_program(optimizer, program, needs_variable=True):
     """Makes the learning rate of every update ``program(step, lr_variable)``.
 
     `step` is ``optimizer.iterations`` (updates already applied). Pass
-    ``program=None`` to restore the optimizer's own behaviour.
+    ``program=None`` to restore the optimizer's own behaviour. A program
+    that does not read the variable (`needs_variable=False`, e.g. the LR
+    finder's range) also works on an optimizer created with a schedule.
     """
     _require(optimizer, _LR_HOOK, "install an in-graph learning rate")
     state = _state(optimizer)
@@ -171,7 +177,7 @@ def set_learning_rate_program(optimizer, program):
         optimizer.__dict__.pop(_LR_HOOK, None)
         state["lr"] = None
         return
-    if learning_rate_variable(optimizer) is None:
+    if needs_variable and learning_rate_variable(optimizer) is None:
         raise ValueError(
             f"The optimizer `{optimizer.name}` was created with a "
             f"learning-rate schedule ({optimizer._learning_rate!r}). A "
@@ -503,6 +509,88 @@ def detach_hidden_optimizer_state(optimizer, variable):
     if not hidden:
         for name in ("save_own_variables", "load_own_variables", _HIDDEN):
             optimizer.__dict__.pop(name, None)
+
+
+def snapshot_rng():
+    """The states of every random generator training can consume: Python's
+    `random`, NumPy's global generator (Keras shuffles arrays with it on JAX
+    and torch), torch's, Keras's global seed generator (unseeded random
+    ops), and TensorFlow's per-op seed counter (new tf.data shuffles draw
+    their seeds from it)."""
+    import random
+
+    import numpy as np
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state()}
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        state["torch"] = torch.random.get_rng_state()
+    if backend == "tensorflow":
+        from tensorflow.python.eager import context
+
+        rng = getattr(context.context(), "_rng", None)
+        state["tf_op_seeds"] = None if rng is None else rng.getstate()
+    generator = _keras_global_seed_generator()
+    if generator is not None:
+        state["keras_global"] = np.array(
+            keras.ops.convert_to_numpy(generator.state))
+    return state
+
+
+def restore_rng(state):
+    import random
+
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "torch" in state:
+        import torch
+
+        torch.random.set_rng_state(state["torch"])
+    if state.get("tf_op_seeds") is not None:
+        from tensorflow.python.eager import context
+
+        rng = getattr(context.context(), "_rng", None)
+        if rng is not None:
+            rng.setstate(state["tf_op_seeds"])
+    generator = _keras_global_seed_generator()
+    if generator is not None and "keras_global" in state:
+        generator.state.assign(state["keras_global"])
+
+
+def _keras_global_seed_generator():
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # pragma: no cover - layout changed
+        return None
+    return global_state.get_global_attribute("global_seed_generator")
+
+
+def attach_metric(model, metric):
+    """Adds `metric` to ``model.metrics`` (hence to the state the JAX trainer
+    carries through the compiled step) after the model was built."""
+    _require(model, "_metrics", "attach a metric")
+    if not any(m is metric for m in model._metrics):
+        model._metrics.append(metric)
+
+
+def detach_metric(model, metric):
+    model._metrics[:] = [m for m in model._metrics if m is not metric]
+
+
+def set_compute_loss(model, compute_loss):
+    """Replaces ``model.compute_loss`` on the instance (None restores it).
+
+    The replacement must keep the signature ``(x, y, y_pred, sample_weight,
+    training)``; Keras calls it from every backend's train step."""
+    if compute_loss is None:
+        model.__dict__.pop("compute_loss", None)
+    else:
+        _require(model, "compute_loss", "record per-update losses")
+        model.__dict__["compute_loss"] = compute_loss
 
 
 def rebuild_train_function(model):

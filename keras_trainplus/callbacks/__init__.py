@@ -9,6 +9,7 @@ from keras_trainplus.callbacks.gradient_clip_scheduler import (
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
+from keras_trainplus.callbacks.lr_finder import LRFinder
 from keras_trainplus.callbacks.newbob_lr_control import NewbobLRControl
 from keras_trainplus.callbacks.one_cycle_lr import OneCycleLR
 from keras_trainplus.callbacks.per_epoch_lr import PerEpochLR
@@ -19,6 +20,7 @@ __all__ = [
     "DropoutScheduler",
     "GradientClipScheduler",
     "HyperparameterScheduler",
+    "LRFinder",
     "NewbobLRControl",
     "OneCycleLR",
     "PerEpochLR",
