@@ -108,7 +108,33 @@ def run_layers(strategy, case):
                      if k != "loss"}, "n": strategy.num_replicas_in_sync}
 
 
+def run_finder(strategy):
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = (x[:, :3].sum(axis=1, keepdims=True) > 0).astype("float32")
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)),
+                                  keras.layers.Dense(16, activation="relu"),
+                                  keras.layers.Dense(1)])
+        model.compile(keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    before = [np.array(keras.ops.convert_to_numpy(v))
+              for v in model.variables + model.optimizer.variables]
+    result = keras_trainplus.find_lr(
+        model, x, y, batch_size=16, start_lr=1e-3, end_lr=1.0, num_steps=16,
+        shuffle=False, divergence_threshold=None, verbose=0)
+    after = [np.array(keras.ops.convert_to_numpy(v))
+             for v in model.variables + model.optimizer.variables]
+    restored = all(np.array_equal(a, b) for a, b in zip(before, after))
+    return {"losses": result.losses.tolist(), "lrs": result.lrs.tolist(),
+            "restored": restored, "n": strategy.num_replicas_in_sync}
+
+
 def run(strategy, case):
+    if case == "finder":
+        return run_finder(strategy)
     if case in ("dropout", "clip"):
         return run_layers(strategy, case)
     x, y = np.eye(N, dtype="float32"), np.zeros((N, 1), "float32")
@@ -145,7 +171,8 @@ def run(strategy, case):
 # shapes (a TensorFlow quirk unrelated to keras_trainplus).
 MIRRORED = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {}
-for case in ("sgd", "adam", "knob", "newbob", "dropout", "clip"):
+for case in ("sgd", "adam", "knob", "newbob", "dropout", "clip",
+             "finder"):
     out[case] = {
         "single": run(tf.distribute.get_strategy(), case),
         "mirrored": run(MIRRORED, case),

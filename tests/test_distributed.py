@@ -101,3 +101,14 @@ def test_clipping_under_mirrored_equals_one_device(results):
     np.testing.assert_allclose(single, [10.0, 1000 * np.sqrt(8), 5.0],
                                rtol=1e-3)
     np.testing.assert_allclose(mirrored, single, rtol=1e-3)
+
+
+@pytest.mark.tf_only
+def test_lr_finder_under_mirrored(results):
+    single, mirrored = results["finder"]["single"], results["finder"]["mirrored"]
+    assert mirrored["n"] == 2
+    assert single["restored"] and mirrored["restored"]
+    assert len(mirrored["losses"]) == 16
+    np.testing.assert_allclose(mirrored["losses"], single["losses"],
+                               rtol=1e-5)
+    np.testing.assert_allclose(mirrored["lrs"], single["lrs"], rtol=1e-12)

@@ -24,9 +24,8 @@ def test_public_api():
     assert ktp.__version__
     assert set(ktp.callbacks.__all__) == {
         "CyclicLR", "DropoutScheduler", "GradientClipScheduler",
-        "HyperparameterScheduler", "NewbobLRControl", "OneCycleLR",
-        "PerEpochLR",
-        "WarmupDecayLR"}
+        "HyperparameterScheduler", "LRFinder", "NewbobLRControl",
+        "OneCycleLR", "PerEpochLR", "WarmupDecayLR"}
     for name in ktp.schedules.__all__:
         cls = getattr(ktp.schedules, name)
         assert cls.__doc__ and "Example" in cls.__doc__, name
