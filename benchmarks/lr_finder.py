@@ -91,6 +91,21 @@ def timing(steps, spe, repeats, split):
         statistics.median(plain)
 
 
+def timing_table(args, backend, split):
+    rows = []
+    for spe in ((1,) if backend == "torch" else (1, 8)):
+        fb, pb, fm, pm = timing(args.steps, spe, args.repeats, split)
+        rows.append((spe, fb, pb, fm, pm))
+    print(f"\n{args.steps} updates, {args.repeats} interleaved repeats "
+          f"(each on a fresh model, trace included)")
+    print(f"{'spe':>4} {'finder s':>9} {'plain s':>8} {'ratio (best)':>13}"
+          f" {'ratio (median)':>15}")
+    for spe, fb, pb, fm, pm in rows:
+        print(f"{spe:>4} {fb:>9.3f} {pb:>8.3f} {fb / pb:>13.3f} "
+              f"{fm / pm:>15.3f}", flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=15)
@@ -98,6 +113,7 @@ def main():
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--json")
     parser.add_argument("--plot", help="save the finder's curve here (PNG)")
     args = parser.parse_args()
@@ -111,6 +127,9 @@ def main():
           f"{len(x_tr)} train images, {args.epochs} epochs, "
           f"{args.seeds} seeds")
 
+    rows = timing_table(args, backend, split)
+    if args.timing_only:
+        return
     m = model(0.01, 0)
     result = ktp.find_lr(m, x_tr, y_tr, batch_size=32, start_lr=1e-5,
                          end_lr=10.0, num_steps=args.steps, verbose=0)
@@ -133,15 +152,6 @@ def main():
     print(f"gap to the best grid LR: {100 * gap:.2f} points "
           f"(target <= 1)")
 
-    rows = []
-    for spe in ((1,) if backend == "torch" else (1, 8)):
-        fb, pb, fm, pm = timing(args.steps, spe, args.repeats, split)
-        rows.append((spe, fb, pb, fm, pm))
-    print(f"\n{'spe':>4} {'finder s':>9} {'plain s':>8} {'ratio (best)':>13}"
-          f" {'ratio (median)':>15}")
-    for spe, fb, pb, fm, pm in rows:
-        print(f"{spe:>4} {fb:>9.3f} {pb:>8.3f} {fb / pb:>13.3f} "
-              f"{fm / pm:>15.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"backend": backend, "args": vars(args),

@@ -4,7 +4,11 @@ Public API:
 
 * `keras_trainplus.schedules`: pure, serializable, in-graph schedules.
 * `keras_trainplus.callbacks`: `HyperparameterScheduler` (the one driver),
-  `CyclicLR`, `OneCycleLR`, `WarmupDecayLR`.
+  `CyclicLR`, `OneCycleLR`, `WarmupDecayLR`, `PerEpochLR`,
+  `NewbobLRControl`, `DropoutScheduler`, `GradientClipScheduler`,
+  `LRFinder`.
+* `keras_trainplus.layers`: `ScheduledDropout`.
+* `keras_trainplus.find_lr` / `LRFinderResult`: the LR range test.
 * `keras_trainplus.Knob`: a variable-backed value read by the compiled step.
 """
 

@@ -581,16 +581,33 @@ def detach_metric(model, metric):
     model._metrics[:] = [m for m in model._metrics if m is not metric]
 
 
-def set_compute_loss(model, compute_loss):
-    """Replaces ``model.compute_loss`` on the instance (None restores it).
+def wrap_compute_loss(model, make):
+    """Wraps ``model.compute_loss`` on the instance.
 
-    The replacement must keep the signature ``(x, y, y_pred, sample_weight,
-    training)``; Keras calls it from every backend's train step."""
-    if compute_loss is None:
+    `make(previous)` gets the current bound `compute_loss` (the class's, or
+    an earlier wrapper) and returns the replacement, which must keep the
+    signature ``(x, y, y_pred, sample_weight, training)``; Keras calls it
+    from every backend's train step. Returns a token for
+    `unwrap_compute_loss`, so wrappers nest and unwind in order.
+    """
+    _require(model, "compute_loss", "wrap the loss computation")
+    token = model.__dict__.get("compute_loss")
+    model.__dict__["compute_loss"] = make(model.compute_loss)
+    return token
+
+
+def unwrap_compute_loss(model, token):
+    if token is None:
         model.__dict__.pop("compute_loss", None)
     else:
-        _require(model, "compute_loss", "record per-update losses")
-        model.__dict__["compute_loss"] = compute_loss
+        model.__dict__["compute_loss"] = token
+
+
+def set_train_step(model, train_step):
+    """Replaces ``model.train_step`` on the instance (every backend's train
+    function calls ``self.train_step``)."""
+    _require(model, "train_step", "wrap the train step")
+    model.__dict__["train_step"] = train_step
 
 
 def rebuild_train_function(model):

@@ -8,7 +8,6 @@ from keras import ops
 
 from keras_trainplus import _export
 from keras_trainplus import _keras_hooks as hooks
-from keras_trainplus import _suggestions
 from keras_trainplus import _validation as v
 from keras_trainplus.knob import _strategy_scope
 from keras_trainplus.lr_finder_result import LRFinderResult
@@ -51,8 +50,10 @@ class _LossRecorder(keras.metrics.Metric):
 
     def read(self):
         count = int(ops.convert_to_numpy(self.count))
-        losses = np.array(ops.convert_to_numpy(self.losses), np.float64)
-        return min(count, self.size), losses
+        return min(count, self.size), self.read_losses()
+
+    def read_losses(self):
+        return np.array(ops.convert_to_numpy(self.losses), np.float64)
 
 
 @_export.register
@@ -138,7 +139,14 @@ class LRFinder(keras.callbacks.Callback):
         self._recorder = None
         self._losses = []
         self._stop_reason = None
+        self._updates = 0
+        self._epoch_base = 0
+        self._ema = 0.0
+        self._smoothed_first = None
+        self._smoothed_best = math.inf
+        self._smoothed_last = None
         self._installed = False
+        self._compute_loss_token = None
 
     def __deepcopy__(self, memo):
         return type(self).from_config(self.get_config())
@@ -171,29 +179,51 @@ class LRFinder(keras.callbacks.Callback):
             self._recorder = _LossRecorder(self.num_steps)
         hooks.attach_metric(model, self._recorder)
         recorder = self._recorder
-        original = type(model).compute_loss
 
-        def compute_loss(x=None, y=None, y_pred=None, sample_weight=None,
-                         training=True):
-            loss = original(model, x, y, y_pred, sample_weight,
-                            training=training)
-            if training:
-                recorder.record(loss)
-            return loss
+        def recording(previous):
+            def compute_loss(x=None, y=None, y_pred=None, sample_weight=None,
+                             training=True):
+                loss = previous(x, y, y_pred, sample_weight,
+                                training=training)
+                if training:
+                    recorder.record(loss)
+                return loss
 
-        hooks.set_compute_loss(model, compute_loss)
+            return compute_loss
+
+        self._compute_loss_token = hooks.wrap_compute_loss(model, recording)
         hooks.rebuild_train_function(model)
         self._installed = True
 
-    def _collect(self):
-        count, losses = self._recorder.read()
+    def _collect(self, count=None, losses=None):
+        if losses is None:
+            count, losses = self._recorder.read()
         new = [float(x) for x in losses[len(self._losses):count]]
-        self._losses.extend(new)
+        beta = self.smoothing
+        for loss in new:
+            self._losses.append(loss)
+            k = len(self._losses)
+            self._ema = beta * self._ema + (1.0 - beta) * loss
+            value = self._ema / (1.0 - beta ** k)
+            if self._smoothed_first is None:
+                self._smoothed_first = value
+            self._smoothed_best = min(self._smoothed_best, value) \
+                if value == value else value
+            self._smoothed_last = value
         return new
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_base = self._updates
 
     def on_train_batch_end(self, batch, logs=None):
         self.model  # on JAX: sync the train state before reading
-        if not self._collect():
+        # `batch` is the last step of the executed block: the number of
+        # updates is known on the host, so one read (the losses) suffices.
+        self._updates = self._epoch_base + int(batch) + 1
+        count = min(self._updates, self.num_steps)
+        if count <= len(self._losses):
+            return
+        if not self._collect(count, self._recorder.read_losses()):
             return
         reason = self._should_stop()
         if reason is not None:
@@ -207,13 +237,12 @@ class LRFinder(keras.callbacks.Callback):
             return "non-finite loss"
         if self.divergence_threshold is None:
             return None
-        smoothed = _suggestions.smooth(self._losses, self.smoothing)
-        best, current = float(np.min(smoothed)), float(smoothed[-1])
+        best, current = self._smoothed_best, self._smoothed_last
         thr = self.divergence_threshold
         if best > 0:
             diverged = current > thr * best
         else:
-            diverged = current > best + (thr - 1) * abs(float(smoothed[0]))
+            diverged = current > best + (thr - 1) * abs(self._smoothed_first)
         return "diverged" if diverged else None
 
     def on_train_end(self, logs=None):
@@ -236,7 +265,7 @@ class LRFinder(keras.callbacks.Callback):
         )
         for opt in hooks.optimizers_of(model.optimizer):
             hooks.set_learning_rate_program(opt, None)
-        hooks.set_compute_loss(model, None)
+        hooks.unwrap_compute_loss(model, self._compute_loss_token)
         hooks.detach_metric(model, self._recorder)
         if self._snapshot is not None:
             self._snapshot.restore()

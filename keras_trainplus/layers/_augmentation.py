@@ -1,0 +1,201 @@
+"""Shared machinery of the augmentation layers (not public).
+
+* Training only: identity unless ``training`` is True (a direct call with
+  ``training=None`` is inference).
+* Per-example random draws only, through `keras_trainplus._random`
+  (XLA-safe; different on every `tf.distribute` replica).
+* Strengths are knobs: float variables held as hidden layer state (like a
+  seed generator's state: part of the JAX train state, not of the weights or
+  saved files), read inside the compiled step. `HyperparameterScheduler`
+  drives them as ``"<layer name>.<knob>"``; `set_knob` sets one directly.
+"""
+
+import keras
+from keras import ops
+
+from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _validation as v
+from keras_trainplus.knob import _strategy_scope
+
+
+class _KnobStore:
+    """Variables, programs and step counter of one layer's knobs (a plain
+    object, so Keras's attribute tracking leaves it alone)."""
+
+    def __init__(self):
+        self.variables = {}
+        self.programs = {}
+        self.step = None
+
+
+class AugmentationLayer(keras.layers.Layer):
+    """Base class: see the module docstring."""
+
+    KNOBS = ()
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = v.integer("seed", seed, allow_none=True)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.supports_jit = True
+        self._trainplus_knobs = _KnobStore()
+
+    def _init_knobs(self):
+        """Creates the knob variables from the current attribute values
+        (call at the end of the subclass's `__init__`)."""
+        store = self._trainplus_knobs
+        for name in self.KNOBS:
+            variable = keras.Variable(
+                float(getattr(self, name)), dtype="float32",
+                trainable=False, name=f"{name}_knob",
+                aggregation="only_first_replica")
+            store.variables[name] = variable
+            hooks.attach_hidden_state(self, variable)
+
+    # -- knobs ----------------------------------------------------------------
+
+    @property
+    def knobs(self):
+        """Dict of knob name -> the variable the compiled step reads."""
+        return dict(self._trainplus_knobs.variables)
+
+    def set_knob(self, name, value):
+        """Sets knob `name` (takes effect at the next step, no retrace)."""
+        if name not in self._trainplus_knobs.variables:
+            raise ValueError(
+                f"`{type(self).__name__}` has no knob {name!r}. Knobs: "
+                f"{list(self.KNOBS)}")
+        self._check_knob(name, value)
+        self._trainplus_knobs.variables[name].assign(float(value))
+
+    def _check_knob(self, name, value):
+        v.real(name, value, minimum=0)
+
+    def knob_value(self, name):
+        return float(ops.convert_to_numpy(
+            self._trainplus_knobs.variables[name]))
+
+    def _use_counter(self, model=None):
+        store = self._trainplus_knobs
+        if store.step is None:
+            with _strategy_scope(model):
+                store.step = keras.Variable(
+                    0, dtype="int32", trainable=False,
+                    name="schedule_step", aggregation="only_first_replica")
+            hooks.attach_hidden_state(self, store.step)
+        return store.step
+
+    def _set_program(self, name, program):
+        """`program(step, variable)` computes knob `name` in the step (None
+        removes it)."""
+        if program is None:
+            self._trainplus_knobs.programs.pop(name, None)
+        else:
+            self._trainplus_knobs.programs[name] = program
+
+    def _knob_values(self):
+        """The knobs' values for this training call, as float32 tensors."""
+        store = self._trainplus_knobs
+        step = None
+        if store.programs and store.step is not None:
+            # A snapshot: the variable's value aliases live storage on TF
+            # and torch, which the increment would change.
+            step = ops.copy(store.step.value)
+            store.step.assign(step + 1)
+        out = {}
+        for name, variable in store.variables.items():
+            program = store.programs.get(name)
+            value = (program(step, variable) if program is not None
+                     else variable.value)
+            out[name] = ops.cast(value, "float32")
+        return out
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _as_float(self, x):
+        if "float" in str(keras.backend.standardize_dtype(x.dtype)):
+            return x
+        return ops.cast(x, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config["seed"] = self.seed
+        return config
+
+
+def check_training(training):
+    """True only for an explicit (Python or tensor) True."""
+    return training is not None and training is not False
+
+
+def image_axes(data_format, rank):
+    """(height axis, width axis, channel axis) of a rank-4 image batch."""
+    if rank != 4:
+        raise ValueError(
+            "Expected a batch of images of rank 4 (batch, height, width, "
+            f"channels). Received an input of rank {rank}.")
+    if data_format == "channels_first":
+        return 2, 3, 1
+    return 1, 2, 3
+
+
+def data_format_of(data_format):
+    if data_format is None:
+        return keras.config.image_data_format()
+    return v.choice("data_format", data_format,
+                    ("channels_last", "channels_first"))
+
+
+def box_mask(y1, y2, x1, x2, height, width):
+    """Boolean (B, H, W): inside ``[y1, y2) x [x1, x2)``; the corner
+    tensors are (B,) or (B, k) (then any of the k boxes)."""
+    rows = ops.arange(height, dtype="int32")
+    cols = ops.arange(width, dtype="int32")
+    in_y = ops.logical_and(rows >= y1[..., None], rows < y2[..., None])
+    in_x = ops.logical_and(cols >= x1[..., None], cols < x2[..., None])
+    box = ops.logical_and(in_y[..., :, None], in_x[..., None, :])
+    if len(y1.shape) == 2:
+        box = ops.any(box, axis=1)
+    return box
+
+
+def unpack(inputs):
+    """(x, y, sample_weight, repack) for a tensor, a tuple (x, y[, sw]) or
+    a dict with images/inputs, labels/targets[, sample_weight(s)]."""
+    if isinstance(inputs, dict):
+        x_key = next((k for k in ("images", "inputs") if k in inputs), None)
+        y_key = next((k for k in ("labels", "targets") if k in inputs), None)
+        w_key = next((k for k in ("sample_weight", "sample_weights")
+                      if k in inputs), None)
+        if x_key is None:
+            raise ValueError(
+                "A dict input needs an 'images' (or 'inputs') entry. "
+                f"Received keys: {sorted(inputs)}")
+
+        def repack(x, y, w):
+            out = dict(inputs)
+            out[x_key] = x
+            if y_key is not None:
+                out[y_key] = y
+            if w_key is not None:
+                out[w_key] = w
+            return out
+
+        return (inputs[x_key], inputs.get(y_key), inputs.get(w_key),
+                repack)
+    if isinstance(inputs, (tuple, list)):
+        if not 1 <= len(inputs) <= 3:
+            raise ValueError(
+                "A tuple input must be (x,), (x, y) or (x, y, sample_weight)."
+                f" Received a tuple of length {len(inputs)}.")
+        items = list(inputs) + [None] * (3 - len(inputs))
+        n = len(inputs)
+
+        def repack(x, y, w):
+            return (x, y, w)[:n]
+
+        return items[0], items[1], items[2], repack
+    return inputs, None, None, None

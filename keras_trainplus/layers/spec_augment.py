@@ -1,0 +1,257 @@
+"""`SpecAugment`: frequency and time masks, padding-aware."""
+
+from keras import ops
+
+from keras_trainplus import _export
+from keras_trainplus import _random
+from keras_trainplus import _validation as v
+from keras_trainplus.layers._augmentation import AugmentationLayer
+from keras_trainplus.layers._augmentation import check_training
+
+#: (freq_mask_param F, num_freq_masks m_F, time_mask_param T,
+#:  time_mask_ratio p, num_time_masks m_T) of Park et al. (2019), Table 1.
+POLICIES = {
+    "LB": (27, 1, 100, 1.0, 1),
+    "LD": (27, 2, 100, 1.0, 2),
+    "SM": (15, 2, 70, 0.2, 2),
+    "SS": (27, 2, 70, 0.2, 2),
+}
+
+
+@_export.register
+class SpecAugment(AugmentationLayer):
+    """SpecAugment masking (Park et al., 2019) on batches of spectrograms.
+
+    Input: ``(batch, time, freq)`` or ``(batch, time, freq, channels)``.
+    Each example gets its own masks (all drawn at once, no per-example
+    loop):
+
+    * `num_freq_masks` frequency masks: width ``f ~ U{0, ..., F}`` with
+      ``F = min(freq_mask_param, num_bins)``, start ``f0 ~ U{0, ...,
+      num_bins - f}``;
+    * `num_time_masks` time masks: width ``t ~ U{0, ..., T_i}`` with
+      ``T_i = min(time_mask_param, floor(time_mask_ratio * length_i))``,
+      start ``t0 ~ U{0, ..., length_i - t}``.
+
+    ``length_i`` is the example's true length, from `lengths` or from a
+    Keras mask (e.g. after `keras.layers.Masking`), else the padded length.
+    Nothing is masked in padding: frequency masks cover only the valid
+    frames, and time masks lie inside ``[0, length_i)``.
+
+    Adaptive SpecAugment (Park et al., 2020): with
+    `adaptive_time_mask_count` ``p_M`` an example gets
+    ``min(num_time_masks, floor(p_M * length_i))`` time masks, and with
+    `adaptive_time_mask_width` ``p_S`` the width bound becomes
+    ``floor(p_S * length_i)`` instead of `time_mask_param` (the Conformer
+    recipe: 10 masks, ``p_S = 0.05``).
+
+    Masks are applied with `where` (safe with inf/NaN features), filled with
+    `fill_value` or, with ``fill="mean"``, with each example's mean over
+    its valid frames. Identity unless ``training=True``. The widths,
+    counts, ratio and probability are knobs: e.g. a warm-up
+    ``{"spec_augment.num_time_masks": schedules.Linear(0, 2, 2000)}`` in
+    `HyperparameterScheduler` (counts are capped at the constructed ones).
+    Time warping is not implemented (the paper calls it the most expensive
+    and least useful part).
+
+    Args:
+        freq_mask_param: int >= 0, F. Defaults to 27.
+        time_mask_param: int >= 0, T. Defaults to 100.
+        num_freq_masks: int >= 0, m_F. Defaults to 2.
+        num_time_masks: int >= 0, m_T. Defaults to 2.
+        time_mask_ratio: float in [0, 1], p. Defaults to 1.
+        policy: None or one of "LB", "LD", "SM", "SS" (the paper's
+            policies; overrides the five arguments above).
+        adaptive_time_mask_count: None or float in (0, 1], p_M.
+        adaptive_time_mask_width: None or float in (0, 1], p_S.
+        probability: float in [0, 1], chance that an example is masked at
+            all. Defaults to 1.
+        fill: "constant" (default) or "mean".
+        fill_value: float, the constant fill. Defaults to 0.
+        seed: int or None.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        inputs: the spectrogram batch.
+        lengths: optional int tensor (batch,), valid frames per example.
+        training: bool.
+        mask: optional Keras mask (batch, time), passed on unchanged.
+
+    Example:
+
+    >>> layer = SpecAugment(policy="LD", seed=0)
+    >>> x = keras.ops.ones((4, 200, 80))
+    >>> y = layer(x, lengths=keras.ops.array([200, 150, 100, 50]),
+    ...           training=True)
+    >>> float(keras.ops.min(y[3, 50:]))  # padding is never masked
+    1.0
+
+    Raises:
+        ValueError: for invalid arguments.
+    """
+
+    KNOBS = ("freq_mask_param", "time_mask_param", "num_freq_masks",
+             "num_time_masks", "time_mask_ratio", "probability")
+
+    def __init__(self, freq_mask_param=27, time_mask_param=100,
+                 num_freq_masks=2, num_time_masks=2, time_mask_ratio=1.0,
+                 policy=None, adaptive_time_mask_count=None,
+                 adaptive_time_mask_width=None, probability=1.0,
+                 fill="constant", fill_value=0.0, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.supports_masking = True
+        self.policy = None if policy is None else v.choice(
+            "policy", policy, tuple(POLICIES))
+        if self.policy is not None:
+            (freq_mask_param, num_freq_masks, time_mask_param,
+             time_mask_ratio, num_time_masks) = POLICIES[self.policy]
+        self.freq_mask_param = v.integer("freq_mask_param", freq_mask_param,
+                                         minimum=0)
+        self.time_mask_param = v.integer("time_mask_param", time_mask_param,
+                                         minimum=0)
+        self.num_freq_masks = v.integer("num_freq_masks", num_freq_masks,
+                                        minimum=0)
+        self.num_time_masks = v.integer("num_time_masks", num_time_masks,
+                                        minimum=0)
+        self.time_mask_ratio = v.real("time_mask_ratio", time_mask_ratio,
+                                      minimum=0, maximum=1)
+        self.adaptive_time_mask_count = v.real(
+            "adaptive_time_mask_count", adaptive_time_mask_count, minimum=0,
+            maximum=1, min_inclusive=False, allow_none=True)
+        self.adaptive_time_mask_width = v.real(
+            "adaptive_time_mask_width", adaptive_time_mask_width, minimum=0,
+            maximum=1, min_inclusive=False, allow_none=True)
+        self.probability = v.real("probability", probability, minimum=0,
+                                  maximum=1)
+        self.fill = v.choice("fill", fill, ("constant", "mean"))
+        self.fill_value = v.real("fill_value", fill_value)
+        self._init_knobs()
+
+    def _check_knob(self, name, value):
+        if name in ("time_mask_ratio", "probability"):
+            v.real(name, value, minimum=0, maximum=1)
+        else:
+            v.real(name, value, minimum=0)
+
+    def call(self, inputs, lengths=None, training=None, mask=None):
+        if not check_training(training):
+            return inputs
+        x = inputs
+        if len(x.shape) not in (3, 4):
+            raise ValueError(
+                "SpecAugment expects (batch, time, freq) or (batch, time, "
+                f"freq, channels). Received an input of rank {len(x.shape)}.")
+        shape = ops.shape(x)
+        batch, steps, bins = shape[0], shape[1], shape[2]
+        knobs = self._knob_values()
+        seed = self.seed_generator
+        frames = ops.arange(steps, dtype="int32")
+        if lengths is not None:
+            length = ops.minimum(ops.cast(ops.reshape(lengths, (-1,)),
+                                          "int32"), steps)
+            valid = frames[None, :] < length[:, None]
+        elif mask is not None:
+            valid = ops.cast(mask, "bool")
+            length = ops.sum(ops.cast(valid, "int32"), axis=1)
+        else:
+            length = ops.broadcast_to(ops.cast(steps, "int32"), (batch,))
+            valid = ops.broadcast_to(frames[None, :] >= 0, (batch, steps))
+        if mask is not None and lengths is not None:
+            valid = ops.logical_and(valid, ops.cast(mask, "bool"))
+        length_f = ops.cast(length, "float32")
+        applied = _random.bernoulli((batch, 1), ops.clip(
+            knobs["probability"], 0.0, 1.0), seed)
+
+        # Frequency masks.
+        masked_f = ops.zeros((batch, bins), "bool")
+        if self.num_freq_masks:
+            m = self.num_freq_masks
+            count = ops.clip(ops.round(knobs["num_freq_masks"]), 0, m)
+            width_max = ops.minimum(ops.floor(knobs["freq_mask_param"]),
+                                    ops.cast(bins, "float32"))
+            masked_f = _masks((batch, m), count, width_max,
+                              ops.broadcast_to(ops.cast(bins, "float32"),
+                                               (batch, 1)),
+                              bins, applied, seed)
+
+        # Time masks.
+        masked_t = ops.zeros((batch, steps), "bool")
+        if self.num_time_masks:
+            m = self.num_time_masks
+            count = ops.clip(ops.round(knobs["num_time_masks"]), 0, m)
+            count = ops.broadcast_to(count, (batch,))
+            if self.adaptive_time_mask_count is not None:
+                count = ops.minimum(count, ops.floor(
+                    self.adaptive_time_mask_count * length_f))
+            param = ops.floor(knobs["time_mask_param"])
+            if self.adaptive_time_mask_width is not None:
+                param = ops.floor(self.adaptive_time_mask_width * length_f)
+            width_max = ops.minimum(param, ops.floor(
+                ops.clip(knobs["time_mask_ratio"], 0.0, 1.0) * length_f))
+            masked_t = _masks((batch, m), count[:, None],
+                              width_max[:, None], length_f[:, None], steps,
+                              applied, seed)
+
+        masked = ops.logical_or(masked_t[:, :, None], masked_f[:, None, :])
+        masked = ops.logical_and(masked, valid[:, :, None])
+        if len(x.shape) == 4:
+            masked = masked[..., None]
+        if self.fill == "mean":
+            keep = ops.cast(valid, "float32")
+            keep = ops.reshape(keep, (batch, steps) + (1,) * (len(x.shape)
+                                                              - 2))
+            xf = ops.cast(x, "float32")
+            total = ops.sum(ops.where(keep > 0, xf, 0.0),
+                            axis=tuple(range(1, len(x.shape))))
+            per_frame = 1
+            for d in ops.shape(x)[2:]:
+                per_frame = per_frame * d
+            count = ops.maximum(length_f * ops.cast(per_frame, "float32"),
+                                1.0)
+            fill = ops.reshape(total / count,
+                               (batch,) + (1,) * (len(x.shape) - 1))
+            fill = ops.cast(fill, x.dtype)
+        else:
+            fill = ops.cast(self.fill_value, x.dtype)
+        return ops.where(masked, fill, x)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            freq_mask_param=self.freq_mask_param,
+            time_mask_param=self.time_mask_param,
+            num_freq_masks=self.num_freq_masks,
+            num_time_masks=self.num_time_masks,
+            time_mask_ratio=self.time_mask_ratio,
+            policy=self.policy,
+            adaptive_time_mask_count=self.adaptive_time_mask_count,
+            adaptive_time_mask_width=self.adaptive_time_mask_width,
+            probability=self.probability,
+            fill=self.fill,
+            fill_value=self.fill_value,
+        )
+        return config
+
+
+def _masks(shape, count, width_max, extent, size, applied, seed):
+    """Boolean (batch, size): the union of ``shape[1]`` masks per example,
+    of which the first `count` are used; widths uniform on
+    ``{0, ..., width_max}``, starts uniform on ``{0, ..., extent - width}``.
+    `count`, `width_max` and `extent` broadcast against `shape`."""
+    width = ops.floor(_random.uniform(shape, seed) * (width_max + 1.0))
+    width = ops.minimum(width, width_max)
+    start = ops.floor(_random.uniform(shape, seed)
+                      * (extent - width + 1.0))
+    start = ops.minimum(start, ops.maximum(extent - width, 0.0))
+    index = ops.arange(shape[1], dtype="float32")[None, :]
+    active = ops.logical_and(index < count, applied)
+    width = ops.where(active, width, 0.0)
+    start = ops.cast(start, "int32")
+    end = start + ops.cast(width, "int32")
+    positions = ops.arange(size, dtype="int32")[None, None, :]
+    inside = ops.logical_and(positions >= start[..., None],
+                             positions < end[..., None])
+    return ops.any(inside, axis=1)
