@@ -30,13 +30,29 @@ _LOCAL = threading.local()
 
 class Record:
     """One mixing layer's draw: example ``i`` became
-    ``lam[i] * x[i] + rest[i] * x[perm[i]]`` (with ``rest = 1 - lam``)."""
+    ``lam[i] * x[i] + rest[i] * x[perm[i]]`` (with ``rest = 1 - lam``), or,
+    for CutMix, ``x[perm[i]]`` inside ``box[i]`` (boolean (B, H, W)) and
+    ``x[i]`` elsewhere, with ``rest`` the pasted share."""
 
-    def __init__(self, layer, perm, lam, rest):
+    def __init__(self, layer, perm, lam, rest, box=None, axes=None):
         self.layer = layer
         self.perm = perm
         self.lam = lam
         self.rest = rest
+        self.box = box
+        self.axes = axes  # (height axis, width axis) of the images
+
+    def pastes_into(self, t):
+        """True for a target laid out like the images (e.g. the images
+        themselves, or segmentation masks): CutMix pastes the same box."""
+        if self.box is None or len(t.shape) < 3:
+            return False
+        h_axis, w_axis = self.axes
+        if h_axis >= len(t.shape) or w_axis >= len(t.shape):
+            return False
+        return (t.shape[h_axis] == self.box.shape[1]
+                and t.shape[w_axis] == self.box.shape[2]
+                and t.shape[h_axis] is not None)
 
 
 class _Frame:
@@ -125,6 +141,14 @@ def _expand(weight, like):
 def _interpolate(value, record):
     if value is None:
         return None
+    if record.pastes_into(value):
+        box = record.box
+        h_axis, w_axis = record.axes
+        # Put the (B, H, W) box on the target's batch/height/width axes.
+        for axis in range(len(value.shape)):
+            if axis not in (0, h_axis, w_axis):
+                box = ops.expand_dims(box, axis)
+        return ops.where(box, ops.take(value, record.perm, axis=0), value)
     return (_expand(record.lam, value) * value
             + _expand(record.rest, value) * ops.take(value, record.perm,
                                                      axis=0))
@@ -137,7 +161,8 @@ def _is_float(t):
 def mix(model, records, y, y_pred, sample_weight):
     """Targets, predictions and sample weights for `compute_loss`."""
     y_leaves = tree.flatten(y)
-    if all(_is_float(t) for t in y_leaves):
+    if all(_is_float(t) or all(r.pastes_into(t) for r in records)
+           for t in y_leaves):
         for record in records:
             y = tree.map_structure(lambda t: _interpolate(t, record), y)
             if sample_weight is not None:
@@ -227,7 +252,8 @@ def _stack_for_loss_mixing(model, records, y, y_pred, sample_weight):
     return y, y_pred, sample_weight
 
 
-def finish(layer, mixed, y, sample_weight, repack, perm, lam, rest):
+def finish(layer, mixed, y, sample_weight, repack, perm, lam, rest,
+           box=None, axes=None):
     """Output of a mixing layer's training call.
 
     With targets at hand (a data pipeline or a direct call on `(x, y)`),
@@ -235,7 +261,7 @@ def finish(layer, mixed, y, sample_weight, repack, perm, lam, rest):
     the draw for `compute_loss` inside a `mix_targets` train step, and
     raises anywhere else.
     """
-    record = Record(layer, perm, lam, rest)
+    record = Record(layer, perm, lam, rest, box, axes)
     if repack is None:
         frame = current_frame()
         if frame is None:
@@ -245,8 +271,9 @@ def finish(layer, mixed, y, sample_weight, repack, perm, lam, rest):
     if y is None:
         raise no_targets_error(layer)
     y = tree.map_structure(
-        lambda t: _interpolate(t if _is_float(t) else _one_hot_error(t),
-                               record), y)
+        lambda t: _interpolate(
+            t if _is_float(t) or record.pastes_into(t) else _one_hot_error(t),
+            record), y)
     if sample_weight is not None:
         sample_weight = tree.map_structure(
             lambda t: _interpolate(ops.cast(t, "float32"), record),

@@ -11,6 +11,7 @@ knob, reports host-side values for `logs`, and uninstalls at `on_train_end`.
 | momentum, beta_1, beta_2, weight_decay | a variable (hidden optimizer state on JAX) | attribute substituted during the update |
 | gradient_clip | a variable (+inf = off) | clip after the cross-replica sum (TF) |
 | dropout, dropout:<layer> | a hidden variable per layer | the layer's `call` reads it |
+| <layer>.<knob> | the augmentation layer's knob (hidden state) | the layer's `call` reads it |
 
 Every knob reaches the compiled step without retracing, on every backend
 (on JAX the optimizer-side knobs are hidden optimizer state, see
@@ -378,6 +379,59 @@ def _rate_program(schedule):
     return program
 
 
+class LayerKnobBinding(_Binding):
+    """A knob of a keras_trainplus augmentation layer, e.g.
+    ``"spec_augment.num_time_masks"`` or ``"mix_up.alpha"``."""
+
+    def __init__(self, model, layer_name, knob):
+        super().__init__(model)
+        from keras_trainplus.layers._augmentation import AugmentationLayer
+
+        self.log_key = f"{layer_name}.{knob}"
+        layers = [layer for layer in hooks.iter_layers(model)
+                  if isinstance(layer, AugmentationLayer)]
+        match = [layer for layer in layers if layer.name == layer_name]
+        if not match:
+            raise ValueError(
+                f"No keras_trainplus augmentation layer {layer_name!r} in "
+                f"model {model.name!r} (target {self.log_key!r}). "
+                f"Augmentation layers: {[layer.name for layer in layers]}")
+        self.layer = match[0]
+        if knob not in self.layer.KNOBS:
+            raise ValueError(
+                f"Layer {layer_name!r} ({type(self.layer).__name__}) has no "
+                f"knob {knob!r} (target {self.log_key!r}). Knobs: "
+                f"{list(self.layer.KNOBS)}")
+        self.knob = knob
+        self.variable = self.layer.knobs[knob]
+        self._per_step = False
+
+    def base(self):
+        return float(keras.ops.convert_to_numpy(self.variable))
+
+    def install(self, schedule, offset):
+        self._per_step = not isinstance(schedule, BaseValue)
+        if self._per_step:
+            self.layer._use_counter(self.model)
+
+            def program(step, variable):
+                return schedule.evaluate(step, base=variable)
+
+            self.layer._set_program(self.knob, program)
+
+    def epoch_begin(self, step):
+        if self._per_step:
+            hooks.sync_jax_state(self.model)
+            self.layer._trainplus_knobs.step.assign(step)
+
+    def set_base(self, value):
+        hooks.sync_jax_state(self.model)
+        self.variable.assign(float(value))
+
+    def uninstall(self):
+        self.layer._set_program(self.knob, None)
+
+
 _TARGETS = {
     "learning_rate": lambda model, **kw: LearningRateBinding(model, **kw),
     "lr": lambda model, **kw: LearningRateBinding(model, log_key="lr"),
@@ -393,7 +447,8 @@ _TARGETS = {
 
 
 def target_names():
-    return sorted(_TARGETS) + ["dropout:<layer name>"]
+    return sorted(_TARGETS) + ["dropout:<layer name>",
+                                "<augmentation layer name>.<knob>"]
 
 
 def check_target_name(name):
@@ -401,6 +456,9 @@ def check_target_name(name):
         raise ValueError(f"A hyperparameter target must be a string. "
                          f"Received: {name!r}")
     if name.startswith("dropout:") and len(name) > len("dropout:"):
+        return name
+    layer, dot, knob = name.rpartition(".")
+    if dot and layer and knob:
         return name
     if name not in _TARGETS:
         raise ValueError(
@@ -416,6 +474,9 @@ def bind(name, model, **options):
         layer = name[len("dropout:"):]
         return DropoutBinding(model, layers=[layer],
                               log_key=f"dropout_rate:{layer}")
+    if "." in name:
+        layer, _, knob = name.rpartition(".")
+        return LayerKnobBinding(model, layer, knob)
     return _TARGETS[name](model, **options)
 
 

@@ -27,7 +27,10 @@ class CutMix(AugmentationLayer):
     pixel share exactly. Boxes are drawn per example (default) or once per
     batch (`per_example=False`, the paper's code).
 
-    Targets are mixed as with `MixUp`: inside a model after
+    Label targets get weights ``1 - share`` and ``share``; targets laid
+    out like the images (the images themselves, segmentation masks, also
+    integer ones) get the same box pasted. Targets are mixed as with
+    `MixUp`: inside a model after
     `keras_trainplus.layers.mix_targets(model)` (float targets mixed, sparse
     labels by mixing the loss), or in a data pipeline on ``(x, y)`` /
     ``{"images": x, "labels": y}`` with ``training=True``. Identity unless
@@ -111,11 +114,11 @@ class CutMix(AugmentationLayer):
         rest = area / (hf * wf)
         lam = (hf * wf - area) / (hf * wf)
         box = box_mask(y1, y2, x1, x2, height, width)
-        box = ops.expand_dims(box, c_axis)
         perm = _random.permutation(batch, seed)
-        mixed = ops.where(box, ops.take(x, perm, axis=0), x)
+        mixed = ops.where(ops.expand_dims(box, c_axis),
+                          ops.take(x, perm, axis=0), x)
         return _mixing.finish(self, mixed, y, sample_weight, repack, perm,
-                              lam, rest)
+                              lam, rest, box=box, axes=(h_axis, w_axis))
 
     def get_config(self):
         config = super().get_config()
