@@ -132,7 +132,61 @@ def run_finder(strategy):
             "restored": restored, "n": strategy.num_replicas_in_sync}
 
 
+def run_augment(strategy):
+    """Per-replica draws of every augmentation layer fed identical data,
+    and `fit` with targets mixed (the loss is 0 only if they are mixed
+    exactly like the inputs)."""
+    L = keras_trainplus.layers
+    n = strategy.num_replicas_in_sync
+    out = {"n": n}
+    x = np.random.RandomState(0).rand(8, 16, 16, 3).astype("float32")
+    y = np.eye(8, dtype="float32")
+    spec = np.ones((8, 60, 20), "float32")
+    with strategy.scope():
+        layers = {"cutout": L.Cutout(6, seed=1), "mixup": L.MixUp(1.0, seed=1),
+                  "cutmix": L.CutMix(seed=1),
+                  "specaugment": L.SpecAugment(time_mask_param=20,
+                                               freq_mask_param=5, seed=1)}
+
+    @tf.function
+    def step():
+        return {
+            "cutout": layers["cutout"](x, training=True),
+            "mixup": layers["mixup"]((x, y), training=True)[1],
+            "cutmix": layers["cutmix"]((x, y), training=True)[1],
+            "specaugment": layers["specaugment"](spec, training=True),
+        }
+
+    results = strategy.run(step)
+    for name in layers:
+        local = [np.asarray(t) for t in
+                 strategy.experimental_local_results(results[name])]
+        out[name + "_replicas_differ"] = bool(
+            len(local) == 1 or not np.array_equal(local[0], local[1]))
+        out[name + "_changed"] = bool(not np.array_equal(
+            local[0], y if name in ("mixup", "cutmix") else
+            (spec if name == "specaugment" else x)))
+    for name, make in (("mixup", lambda: L.MixUp(alpha=1.0, seed=2)),
+                       ("cutmix", lambda: L.CutMix(seed=2))):
+        with strategy.scope():
+            inputs = keras.Input((16, 16, 3))
+            h = make()(inputs)
+            zero = keras.layers.Dense(3, kernel_initializer="zeros",
+                                      use_bias=False)(h)
+            model = keras.Model(inputs, keras.layers.Add()([h, zero]))
+            L.mix_targets(model)
+            model.compile(keras.optimizers.SGD(0.0), "mse", metrics=[
+                keras.metrics.MeanSquaredError(name="vs_orig")])
+        data = np.random.RandomState(1).rand(64, 16, 16, 3).astype("float32")
+        hist = model.fit(data, data, batch_size=16, epochs=2, verbose=0)
+        out[name + "_fit_loss"] = max(hist.history["loss"])
+        out[name + "_fit_vs_orig"] = min(hist.history["vs_orig"])
+    return out
+
+
 def run(strategy, case):
+    if case == "augment":
+        return run_augment(strategy)
     if case == "finder":
         return run_finder(strategy)
     if case in ("dropout", "clip"):
@@ -172,7 +226,7 @@ def run(strategy, case):
 MIRRORED = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {}
 for case in ("sgd", "adam", "knob", "newbob", "dropout", "clip",
-             "finder"):
+             "finder", "augment"):
     out[case] = {
         "single": run(tf.distribute.get_strategy(), case),
         "mirrored": run(MIRRORED, case),

@@ -112,3 +112,19 @@ def test_lr_finder_under_mirrored(results):
     np.testing.assert_allclose(mirrored["losses"], single["losses"],
                                rtol=1e-5)
     np.testing.assert_allclose(mirrored["lrs"], single["lrs"], rtol=1e-12)
+
+
+@pytest.mark.tf_only
+def test_augmentation_under_mirrored(results):
+    single, mirrored = results["augment"]["single"], \
+        results["augment"]["mirrored"]
+    assert mirrored["n"] == 2
+    for name in ("cutout", "mixup", "cutmix", "specaugment"):
+        # Identical data on both replicas, different draws (Keras's own
+        # layers draw the same numbers on every replica).
+        assert mirrored[name + "_replicas_differ"], name
+        assert mirrored[name + "_changed"] and single[name + "_changed"]
+    for name in ("mixup", "cutmix"):
+        for run in (single, mirrored):
+            assert run[name + "_fit_loss"] < 1e-10, name
+            assert run[name + "_fit_vs_orig"] > 1e-3, name
