@@ -34,6 +34,10 @@ def test_beta_sampler_matches_beta_distribution(alpha):
     seed = keras.random.SeedGenerator(3)
     lam, rest = (np_(t).astype(np.float64)
                  for t in _random.beta(alpha, (20000,), seed))
+    # One random op per call: everything comes from one uniform draw.
+    draws = _random.Uniforms(_random.beta_rows(), (10,), seed)
+    _random.beta_from(alpha, draws)
+    assert draws.next == draws.rows
     np.testing.assert_allclose(lam + rest, 1.0, atol=1e-6)
     # KS on the folded value min(lam, 1 - lam), whose CDF is 2 F(t): float32
     # resolves it near 0, while lam itself cannot be resolved near 1.

@@ -90,31 +90,32 @@ class CutMix(AugmentationLayer):
         batch, height, width = shape[0], shape[h_axis], shape[w_axis]
         knobs = self._knob_values()
         seed = self.seed_generator
-        n = batch if self.per_example else 1
-        _, rest = _random.beta(knobs["alpha"], (n,), seed)
+        draws = _random.Uniforms(_random.beta_rows() + 4, (batch,), seed)
+        _, rest = _random.beta_from(knobs["alpha"], draws)
         ratio = ops.sqrt(rest)
         hf = ops.cast(height, "float32")
         wf = ops.cast(width, "float32")
         cut_h = ops.cast(ops.floor(hf * ratio), "int32")
         cut_w = ops.cast(ops.floor(wf * ratio), "int32")
-        cy = _random.randint((n,), height, seed)
-        cx = _random.randint((n,), width, seed)
-        applied = _random.bernoulli((n,), ops.clip(knobs["probability"],
-                                                   0.0, 1.0), seed)
+        cy = _random.int_from(draws.take(), height)
+        cx = _random.int_from(draws.take(), width)
+        applied = _random.bernoulli_from(
+            draws.take(), ops.clip(knobs["probability"], 0.0, 1.0))
+        perm = _random.permutation_from(draws.take())
+        if not self.per_example:  # one box for the batch (the paper's code)
+            cut_h, cut_w, cy, cx, applied = (
+                ops.broadcast_to(t[:1], (batch,))
+                for t in (cut_h, cut_w, cy, cx, applied))
         cut_h = ops.where(applied, cut_h, 0)
         cut_w = ops.where(applied, cut_w, 0)
         y1 = ops.clip(cy - cut_h // 2, 0, height)
         y2 = ops.clip(cy + cut_h // 2, 0, height)
         x1 = ops.clip(cx - cut_w // 2, 0, width)
         x2 = ops.clip(cx + cut_w // 2, 0, width)
-        if not self.per_example:
-            y1, y2, x1, x2 = (ops.broadcast_to(t, (batch,))
-                              for t in (y1, y2, x1, x2))
         area = ops.cast((y2 - y1) * (x2 - x1), "float32")
         rest = area / (hf * wf)
         lam = (hf * wf - area) / (hf * wf)
         box = box_mask(y1, y2, x1, x2, height, width)
-        perm = _random.permutation(batch, seed)
         mixed = ops.where(ops.expand_dims(box, c_axis),
                           ops.take(x, perm, axis=0), x)
         return _mixing.finish(self, mixed, y, sample_weight, repack, perm,

@@ -96,10 +96,11 @@ class Cutout(AugmentationLayer):
             size = size * ops.cast(ops.minimum(height, width), "float32")
         side = ops.cast(ops.round(size), "int32")
         k = self.num_holes
-        cy = _random.randint((batch, k), height, seed)
-        cx = _random.randint((batch, k), width, seed)
-        applied = _random.bernoulli((batch, 1), ops.clip(
-            knobs["probability"], 0.0, 1.0), seed)
+        draws = _random.Uniforms(2 * k + 1, (batch,), seed)
+        cy = ops.transpose(_random.int_from(draws.take(k), height))
+        cx = ops.transpose(_random.int_from(draws.take(k), width))
+        applied = _random.bernoulli_from(draws.take(), ops.clip(
+            knobs["probability"], 0.0, 1.0))[:, None]
         side = ops.where(applied, side, 0)
         y1 = cy - side // 2
         x1 = cx - side // 2

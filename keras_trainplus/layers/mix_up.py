@@ -84,17 +84,17 @@ class MixUp(AugmentationLayer):
         x = self._as_float(x)
         knobs = self._knob_values()
         batch = ops.shape(x)[0]
-        n = batch if self.per_example else 1
-        lam, rest = _random.beta(knobs["alpha"], (n,), self.seed_generator)
+        draws = _random.Uniforms(_random.beta_rows() + 2, (batch,),
+                                 self.seed_generator)
+        lam, rest = _random.beta_from(knobs["alpha"], draws)
         if not self.per_example:
-            lam = ops.broadcast_to(lam, (batch,))
-            rest = ops.broadcast_to(rest, (batch,))
-        keep = ops.logical_not(_random.bernoulli(
-            (batch,), ops.clip(knobs["probability"], 0.0, 1.0),
-            self.seed_generator))
+            lam = ops.broadcast_to(lam[:1], (batch,))
+            rest = ops.broadcast_to(rest[:1], (batch,))
+        keep = ops.logical_not(_random.bernoulli_from(
+            draws.take(), ops.clip(knobs["probability"], 0.0, 1.0)))
         lam = ops.where(keep, 1.0, lam)
         rest = ops.where(keep, 0.0, rest)
-        perm = _random.permutation(batch, self.seed_generator)
+        perm = _random.permutation_from(draws.take())
         shape = (-1,) + (1,) * (len(x.shape) - 1)
         mixed = (ops.reshape(ops.cast(lam, x.dtype), shape) * x
                  + ops.reshape(ops.cast(rest, x.dtype), shape)

@@ -159,8 +159,11 @@ class SpecAugment(AugmentationLayer):
         if mask is not None and lengths is not None:
             valid = ops.logical_and(valid, ops.cast(mask, "bool"))
         length_f = ops.cast(length, "float32")
-        applied = _random.bernoulli((batch, 1), ops.clip(
-            knobs["probability"], 0.0, 1.0), seed)
+        draws = _random.Uniforms(
+            2 * (self.num_freq_masks + self.num_time_masks) + 1, (batch,),
+            seed)
+        applied = _random.bernoulli_from(draws.take(), ops.clip(
+            knobs["probability"], 0.0, 1.0))[:, None]
 
         # Frequency masks.
         masked_f = ops.zeros((batch, bins), "bool")
@@ -172,7 +175,7 @@ class SpecAugment(AugmentationLayer):
             masked_f = _masks((batch, m), count, width_max,
                               ops.broadcast_to(ops.cast(bins, "float32"),
                                                (batch, 1)),
-                              bins, applied, seed)
+                              bins, applied, draws)
 
         # Time masks.
         masked_t = ops.zeros((batch, steps), "bool")
@@ -190,7 +193,7 @@ class SpecAugment(AugmentationLayer):
                 ops.clip(knobs["time_mask_ratio"], 0.0, 1.0) * length_f))
             masked_t = _masks((batch, m), count[:, None],
                               width_max[:, None], length_f[:, None], steps,
-                              applied, seed)
+                              applied, draws)
 
         masked = ops.logical_or(masked_t[:, :, None], masked_f[:, None, :])
         masked = ops.logical_and(masked, valid[:, :, None])
@@ -236,14 +239,15 @@ class SpecAugment(AugmentationLayer):
         return config
 
 
-def _masks(shape, count, width_max, extent, size, applied, seed):
+def _masks(shape, count, width_max, extent, size, applied, draws):
     """Boolean (batch, size): the union of ``shape[1]`` masks per example,
     of which the first `count` are used; widths uniform on
     ``{0, ..., width_max}``, starts uniform on ``{0, ..., extent - width}``.
     `count`, `width_max` and `extent` broadcast against `shape`."""
-    width = ops.floor(_random.uniform(shape, seed) * (width_max + 1.0))
+    width = ops.floor(ops.transpose(draws.take(shape[1]))
+                      * (width_max + 1.0))
     width = ops.minimum(width, width_max)
-    start = ops.floor(_random.uniform(shape, seed)
+    start = ops.floor(ops.transpose(draws.take(shape[1]))
                       * (extent - width + 1.0))
     start = ops.minimum(start, ops.maximum(extent - width, 0.0))
     index = ops.arange(shape[1], dtype="float32")[None, :]
