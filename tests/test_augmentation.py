@@ -538,3 +538,18 @@ def test_mixup_alpha_per_epoch_and_unknown_knob():
     bad = ktp.callbacks.HyperparameterScheduler({"nope.alpha": S.Constant(1)})
     with pytest.raises(ValueError, match="No keras_trainplus augmentation"):
         model.fit(x, x2, verbose=0, callbacks=[bad])
+
+
+def test_hashed_uniforms_are_uniform_and_independent():
+    seed = keras.random.SeedGenerator(11)
+    u = np_(_random.hashed_uniform((100000,), seed)).astype(np.float64)
+    v = np_(_random.hashed_uniform((100000,), seed)).astype(np.float64)
+    assert 0.0 <= u.min() and u.max() < 1.0
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    for lag in (1, 2, 128):
+        assert abs(np.corrcoef(u[:-lag], u[lag:])[0, 1]) < 0.015
+    assert abs(np.corrcoef(u, v)[0, 1]) < 0.015  # successive calls
+    # Bits look random: each of the 24 bits set about half the time.
+    bits = (u * 2 ** 24).astype(np.int64)
+    for b in range(24):
+        assert abs(((bits >> b) & 1).mean() - 0.5) < 0.01

@@ -26,6 +26,12 @@ def test_public_api():
         "CyclicLR", "DropoutScheduler", "GradientClipScheduler",
         "HyperparameterScheduler", "LRFinder", "NewbobLRControl",
         "OneCycleLR", "PerEpochLR", "WarmupDecayLR"}
+    assert set(ktp.layers.__all__) == {
+        "CutMix", "Cutout", "MixUp", "ScheduledDropout", "SpecAugment",
+        "mix_targets"}
+    for name in ktp.layers.__all__:
+        doc = getattr(ktp.layers, name).__doc__
+        assert "Args:" in doc and "Example" in doc and "Raises:" in doc, name
     for name in ktp.schedules.__all__:
         cls = getattr(ktp.schedules, name)
         assert cls.__doc__ and "Example" in cls.__doc__, name
@@ -78,3 +84,10 @@ def test_benchmarks_smoke():
                 "--rounds", "1"], "tensorflow")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "naive retrace" in out.stdout
+    out = _run(["benchmarks/augmentation.py", "--quick"], "tensorflow")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "RandomErasing / Cutout" in out.stdout
+    out = _run(["benchmarks/lr_finder.py", "--quick", "--steps", "30"],
+               "tensorflow")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "finder (valley)" in out.stdout and "ratio (median)" in out.stdout
