@@ -45,6 +45,7 @@ class Cutout(AugmentationLayer):
 
     Example:
 
+    >>> import keras
     >>> layer = Cutout(16, seed=0)
     >>> x = keras.ops.ones((2, 32, 32, 3))
     >>> out = keras.ops.convert_to_numpy(layer(x, training=True))

@@ -79,6 +79,7 @@ class SpecAugment(AugmentationLayer):
 
     Example:
 
+    >>> import keras
     >>> layer = SpecAugment(policy="LD", seed=0)
     >>> x = keras.ops.ones((4, 200, 80))
     >>> y = layer(x, lengths=keras.ops.array([200, 150, 100, 50]),
