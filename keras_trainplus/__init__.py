@@ -13,6 +13,7 @@ Public API:
 """
 
 from keras_trainplus import callbacks
+from keras_trainplus import distribute
 from keras_trainplus import layers
 from keras_trainplus import schedules
 from keras_trainplus.find_lr import find_lr
@@ -24,6 +25,7 @@ __all__ = [
     "Knob",
     "LRFinderResult",
     "callbacks",
+    "distribute",
     "find_lr",
     "layers",
     "schedules",

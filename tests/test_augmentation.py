@@ -492,6 +492,17 @@ def test_tf_data_map():
         [b[1].numpy().sum(1) for b in batches]), 1.0, atol=1e-6)
 
 
+def test_tf_data_on_other_backends_raises_clearly():
+    if BACKEND == "tensorflow":
+        pytest.skip("tf.data works on the TensorFlow backend")
+    tf = pytest.importorskip("tensorflow")
+    layer = Cutout(4)
+    ds = tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 1),
+                                                     "float32")).batch(2)
+    with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
+        ds.map(lambda a: layer(a, training=True))
+
+
 # -- knobs driven by the scheduler ---------------------------------------------
 
 

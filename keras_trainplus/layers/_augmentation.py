@@ -10,8 +10,11 @@
   drives them as ``"<layer name>.<knob>"``; `set_knob` sets one directly.
 """
 
+import sys
+
 import keras
 from keras import ops
+from keras import tree
 
 from keras_trainplus import _keras_hooks as hooks
 from keras_trainplus import _validation as v
@@ -51,6 +54,10 @@ class AugmentationLayer(keras.layers.Layer):
                 aggregation="only_first_replica")
             store.variables[name] = variable
             hooks.attach_hidden_state(self, variable)
+
+    def __call__(self, *args, **kwargs):
+        _check_not_in_foreign_tf_graph(self, args)
+        return super().__call__(*args, **kwargs)
 
     # -- knobs ----------------------------------------------------------------
 
@@ -124,6 +131,26 @@ class AugmentationLayer(keras.layers.Layer):
         config = super().get_config()
         config["seed"] = self.seed
         return config
+
+
+def _check_not_in_foreign_tf_graph(layer, args):
+    """A clear error for a `tf.data` pipeline under the JAX/torch backend
+    (the layers compute with `keras.ops` of the active backend)."""
+    if keras.backend.backend() == "tensorflow" or "tensorflow" not in \
+            sys.modules or not args:
+        return
+    import tensorflow as tf
+
+    leaves = tree.flatten(args[0])
+    if leaves and isinstance(leaves[0], tf.Tensor) and \
+            not tf.executing_eagerly():
+        raise ValueError(
+            f"`{type(layer).__name__}` was called inside a TensorFlow graph "
+            "(e.g. `tf.data.Dataset.map`) while the Keras backend is "
+            f"{keras.backend.backend()!r}. keras_trainplus augmentation "
+            "layers compute with the active backend: use them inside the "
+            "model (they are identity at inference), or set "
+            "KERAS_BACKEND=tensorflow to use them in `tf.data`.")
 
 
 def check_training(training):
