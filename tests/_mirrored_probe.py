@@ -184,7 +184,35 @@ def run_augment(strategy):
     return out
 
 
+def run_spe_guard(strategy):
+    """Mirrored + steps_per_execution > 1: stock Keras fails obscurely
+    (keras#19246); our callbacks raise a clear error first."""
+    x = np.random.RandomState(0).rand(64, 4).astype("float32")
+    y = x[:, :1]
+    out = {"n": strategy.num_replicas_in_sync}
+    makers = {
+        "onecycle": lambda: C.OneCycleLR(0.1),
+        "newbob": lambda: C.NewbobLRControl(monitor="loss"),
+        "finder": lambda: C.LRFinder(num_steps=4),
+    }
+    for name, make in makers.items():
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((4,)),
+                                      keras.layers.Dense(1)])
+            model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse",
+                          steps_per_execution=4)
+        try:
+            model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                      callbacks=[make()])
+            out[name] = "ok"
+        except ValueError as e:
+            out[name] = str(e)
+    return out
+
+
 def run(strategy, case):
+    if case == "spe_guard":
+        return run_spe_guard(strategy)
     if case == "augment":
         return run_augment(strategy)
     if case == "finder":
@@ -226,7 +254,7 @@ def run(strategy, case):
 MIRRORED = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {}
 for case in ("sgd", "adam", "knob", "newbob", "dropout", "clip",
-             "finder", "augment"):
+             "finder", "augment", "spe_guard"):
     out[case] = {
         "single": run(tf.distribute.get_strategy(), case),
         "mirrored": run(MIRRORED, case),

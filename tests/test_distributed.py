@@ -128,3 +128,13 @@ def test_augmentation_under_mirrored(results):
         for run in (single, mirrored):
             assert run[name + "_fit_loss"] < 1e-10, name
             assert run[name + "_fit_vs_orig"] > 1e-3, name
+
+
+@pytest.mark.tf_only
+def test_mirrored_with_steps_per_execution_raises_clearly(results):
+    single, mirrored = results["spe_guard"]["single"], \
+        results["spe_guard"]["mirrored"]
+    for name in ("onecycle", "newbob", "finder"):
+        assert single[name] == "ok", single[name]
+        assert "keras/issues/19246" in mirrored[name], mirrored[name]
+        assert "steps_per_execution=4" in mirrored[name]

@@ -4,6 +4,7 @@ import copy
 
 import keras
 
+from keras_trainplus import _cluster
 from keras_trainplus import _export
 from keras_trainplus import _keras_hooks as hooks
 from keras_trainplus import _targets
@@ -137,6 +138,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self._reset_runtime()
         hooks.check_keras_version()
         model = self.model
+        _cluster.check_strategy_support(model, type(self).__name__)
         self._active = self._resolve_schedules()
         self._bindings = {
             name: _targets.bind(name, model,

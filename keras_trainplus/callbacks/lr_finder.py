@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_trainplus import _cluster
 from keras_trainplus import _export
 from keras_trainplus import _keras_hooks as hooks
 from keras_trainplus import _validation as v
@@ -163,6 +164,7 @@ class LRFinder(keras.callbacks.Callback):
         self._reset_runtime()
         self.result = None
         model = self.model
+        _cluster.check_strategy_support(model, "LRFinder")
         optimizers = hooks.optimizers_of(model.optimizer)
         if self.restore:
             self._snapshot = _Snapshot(model)

@@ -338,6 +338,7 @@ class NewbobLRControl(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._reset_runtime()
         model = self.model
+        _cluster.check_strategy_support(model, "NewbobLRControl")
         self._binding = _targets.LearningRateBinding(model)
         self._chief = _cluster.is_chief()
         initial = self.initial_lr
