@@ -16,6 +16,7 @@ from keras_trainplus import callbacks
 from keras_trainplus import distribute
 from keras_trainplus import layers
 from keras_trainplus import schedules
+from keras_trainplus import tuner
 from keras_trainplus.find_lr import find_lr
 from keras_trainplus.knob import Knob
 from keras_trainplus.lr_finder_result import LRFinderResult
@@ -29,5 +30,6 @@ __all__ = [
     "find_lr",
     "layers",
     "schedules",
+    "tuner",
     "__version__",
 ]
