@@ -19,8 +19,8 @@ Needs the `tuner` extra (keras-tuner, plus tensorboard on TF).
 
 from keras_trainplus import callbacks as C
 
-__all__ = ["TunableCallbacks", "cyclic_lr", "dropout_scheduler", "newbob",
-           "one_cycle_lr"]
+__all__ = ["TunableCallbacks", "cyclic_lr", "dropout_scheduler",
+           "lr_search_range", "newbob", "one_cycle_lr"]
 
 
 def _float(hp, name, bounds, sampling="linear"):
@@ -35,6 +35,44 @@ def _int(hp, name, bounds):
         return hp.Fixed(name, bounds)
     low, high = bounds
     return hp.Int(name, int(low), int(high))
+
+
+def lr_search_range(result, method="valley", factor=10.0):
+    """A learning-rate search range around an LR finder's suggestion.
+
+    Args:
+        result: an `LRFinderResult` (from `keras_trainplus.find_lr`).
+        method: the suggestion to centre on ("valley", "steep", "minimum",
+            "slide").
+        factor: float > 1. The range is ``(s / factor, s * factor)``,
+            clipped to the LRs the finder tested.
+
+    Returns:
+        ``(low, high)`` floats, for e.g. ``one_cycle_lr(hp, max_lr=...)``.
+
+    Example:
+
+    ```python
+    result = keras_trainplus.find_lr(build_model(), x, y)
+    max_lr = keras_trainplus.tuner.lr_search_range(result)
+    callbacks = lambda hp: [keras_trainplus.tuner.one_cycle_lr(
+        hp, max_lr=max_lr)]
+    ```
+
+    Raises:
+        ValueError: for a `factor` <= 1 or an unknown `method`.
+    """
+    factor = float(factor)
+    if not factor > 1.0:
+        raise ValueError(f"Argument `factor` must be > 1. Received: "
+                         f"factor={factor!r}")
+    suggestion = float(result.suggestion(method))
+    lrs = [float(v) for v in result.lrs]
+    low = max(suggestion / factor, min(lrs))
+    high = min(suggestion * factor, max(lrs))
+    if not high > low:
+        high = low * factor
+    return low, high
 
 
 def one_cycle_lr(hp, max_lr=(1e-3, 1.0), pct_start=(0.1, 0.5),

@@ -91,3 +91,13 @@ def test_benchmarks_smoke():
                "tensorflow")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "finder (valley)" in out.stdout and "ratio (median)" in out.stdout
+
+
+@pytest.mark.tf_only
+def test_multi_worker_and_tuner_examples_fast_mode():
+    out = _run(["examples/multi_worker.py", "--fast"], "tensorflow")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "workers agree (identical weights): True" in out.stdout
+    out = _run(["examples/tuner_search.py", "--fast"], "tensorflow")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "best:" in out.stdout and "searching max_lr" in out.stdout

@@ -78,3 +78,83 @@ def test_search_tunes_callbacks_from_trial_one(tmp_path):
         np.testing.assert_allclose(lrs, [one_cycle(3), one_cycle(7)],
                                    rtol=1e-6)
         assert rates == [0.0, pytest.approx(rate)]
+
+
+def _data():
+    rng = np.random.RandomState(0)
+    x = rng.rand(64, 4).astype("float32")
+    return x, x.sum(1, keepdims=True)
+
+
+def _model(hp=None):
+    model = keras.Sequential([keras.Input((4,)),
+                              keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "mse")
+    return model
+
+
+@pytest.mark.parametrize("kind", ["random", "bayesian", "hyperband"])
+def test_no_state_leaks_between_trials_with_every_tuner(kind, tmp_path):
+    """A callback instance passed to `search` is deep-copied per execution:
+    every trial starts newbob from the initial LR (no decayed LR leaks in),
+    and the user's instance is untouched."""
+    x, y = _data()
+    shared = ktp.callbacks.NewbobLRControl(
+        monitor="loss", decay=0.5, relative_error_threshold=-10.0)
+    starts = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            starts.append(self.model.history.history["learning_rate"])
+
+    hypermodel = ktp.tuner.TunableCallbacks(
+        _model, lambda hp: [ktp.tuner.newbob(
+            hp, decay=(0.3, 0.7), monitor="loss",
+            relative_error_threshold=-10.0), Record()])
+    common = dict(objective="loss", directory=str(tmp_path),
+                  project_name=kind, overwrite=True, seed=0)
+    if kind == "random":
+        tuner = kt.RandomSearch(hypermodel, max_trials=3, **common)
+    elif kind == "bayesian":
+        tuner = kt.BayesianOptimization(hypermodel, max_trials=3, **common)
+    else:
+        tuner = kt.Hyperband(hypermodel, max_epochs=3, factor=3, **common)
+    tuner.search(x, y, epochs=3, batch_size=16, verbose=0,
+                 callbacks=[shared])
+    assert len(starts) >= 3
+    for lrs in starts:
+        assert lrs[0] == pytest.approx(0.01)  # every trial starts fresh
+    assert getattr(shared, "_model", None) is None  # never used itself
+    best = tuner.get_best_hyperparameters()[0]
+    assert 0.3 <= best.get("newbob_decay") <= 0.7
+
+
+def test_lr_search_range_from_the_finder():
+    x, y = _data()
+    result = ktp.find_lr(_model(), x, y, batch_size=8, start_lr=1e-4,
+                         end_lr=1.0, num_steps=24, verbose=0)
+    low, high = ktp.tuner.lr_search_range(result, factor=10.0)
+    s = result.suggestion()
+    assert 1e-4 * (1 - 1e-9) <= low <= s <= high <= 1.0 * (1 + 1e-9)
+    assert low < high
+    hp = kt.HyperParameters()
+    cb = ktp.tuner.one_cycle_lr(hp, max_lr=(low, high))
+    assert low <= cb.max_lr <= high
+    with pytest.raises(ValueError, match="factor"):
+        ktp.tuner.lr_search_range(result, factor=1.0)
+
+
+@pytest.mark.tf_only
+def test_search_with_distribution_strategy(tmp_path):
+    import tensorflow as tf
+
+    x, y = _data()
+    hypermodel = ktp.tuner.TunableCallbacks(
+        _model, lambda hp: [ktp.tuner.one_cycle_lr(hp)])
+    tuner = kt.RandomSearch(
+        hypermodel, objective="loss", max_trials=2, directory=str(tmp_path),
+        project_name="dist", overwrite=True,
+        distribution_strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+    tuner.search(x, y, epochs=2, batch_size=16, verbose=0)
+    assert len(tuner.oracle.trials) == 2
