@@ -91,6 +91,17 @@ def run_layers(strategy, case):
             x = np.ones((512, 256), "float32")
             y = x
             callbacks = [C.DropoutScheduler({0: 0.5, 1: 0.0, 2: 0.25})]
+        elif case == "scheduled_dropout":
+            inp = keras.Input((256,))
+            h = keras_trainplus.layers.ScheduledDropout(0.0)(inp)
+            out = keras.layers.Dense(256, use_bias=False,
+                                     kernel_initializer="identity")(h)
+            model = keras.Model(inp, out)
+            model.compile(keras.optimizers.SGD(0.0), loss="mse",
+                          metrics=[zero_frac])
+            x = np.ones((512, 256), "float32")
+            y = x
+            callbacks = [C.DropoutScheduler({0: 0.25, 1: 0.5, 2: 0.0})]
         else:
             inp = keras.Input((8,))
             out = keras.layers.Dense(1, use_bias=False,
@@ -101,7 +112,7 @@ def run_layers(strategy, case):
             y = np.full((64, 1), 1000.0, "float32")
             callbacks = [C.GradientClipScheduler({0: 10.0, 1: None, 2: 5.0}),
                          UpdateNorm()]
-    history = model.fit(x, y, batch_size=32 if case == "dropout" else 8,
+    history = model.fit(x, y, batch_size=8 if case == "clip" else 32,
                         epochs=3, shuffle=False, verbose=0,
                         callbacks=callbacks)
     return {"logs": {k: v for k, v in history.history.items()
@@ -217,7 +228,7 @@ def run(strategy, case):
         return run_augment(strategy)
     if case == "finder":
         return run_finder(strategy)
-    if case in ("dropout", "clip"):
+    if case in ("dropout", "clip", "scheduled_dropout"):
         return run_layers(strategy, case)
     x, y = np.eye(N, dtype="float32"), np.zeros((N, 1), "float32")
     with strategy.scope():
@@ -232,6 +243,28 @@ def run(strategy, case):
             callbacks = [ScriptedLoss(), C.NewbobLRControl(
                 "newbob_rel", initial_lr=0.1,
                 step_shape=keras_trainplus.schedules.Linear(0.5, 1.0, 4))]
+            replicas = []
+        elif case == "warmup":
+            model = probe_model(N, keras.optimizers.AdamW(
+                0.5, weight_decay=0.0))
+            callbacks = [C.WarmupDecayLR(0.05, warmup_steps=6,
+                                         decay="cosine", final_lr=0.001)]
+            replicas = []
+        elif case == "per_epoch":
+            model = probe_model(N, keras.optimizers.SGD(0.5, momentum=0.5))
+            callbacks = [C.PerEpochLR(
+                [0.1, 0.05, 0.02],
+                step_shape=keras_trainplus.schedules.Linear(0.2, 1.0, 5))]
+            replicas = []
+        elif case == "generic":
+            model = probe_model(N, keras.optimizers.AdamW(
+                0.05, weight_decay=0.01))
+            S = keras_trainplus.schedules
+            callbacks = [C.HyperparameterScheduler({
+                "learning_rate": S.Cosine(0.05, 0.005, 24),
+                "beta_1": S.Linear(0.95, 0.85, 24),
+                "weight_decay": S.PerEpoch([0.01, 0.0, 0.02]),
+            })]
             replicas = []
         else:
             opt = (keras.optimizers.SGD(0.5, momentum=0.9) if case == "sgd"
@@ -254,7 +287,8 @@ def run(strategy, case):
 MIRRORED = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {}
 for case in ("sgd", "adam", "knob", "newbob", "dropout", "clip",
-             "finder", "augment", "spe_guard"):
+             "finder", "augment", "spe_guard", "warmup", "per_epoch",
+             "generic", "scheduled_dropout"):
     out[case] = {
         "single": run(tf.distribute.get_strategy(), case),
         "mirrored": run(MIRRORED, case),

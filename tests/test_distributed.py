@@ -138,3 +138,25 @@ def test_mirrored_with_steps_per_execution_raises_clearly(results):
         assert single[name] == "ok", single[name]
         assert "keras/issues/19246" in mirrored[name], mirrored[name]
         assert "steps_per_execution=4" in mirrored[name]
+
+
+@pytest.mark.tf_only
+@pytest.mark.parametrize("case", ["warmup", "per_epoch", "generic"])
+def test_every_lr_preset_matches_single_device(results, case):
+    """WarmupDecayLR, PerEpochLR (with a per-step shape) and the generic
+    driver with LR, beta_1 and weight decay: weights after 24 updates and
+    logged values equal on 2 replicas and on one device."""
+    single, mirrored = results[case]["single"], results[case]["mirrored"]
+    assert mirrored["n"] == 2
+    np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6,
+                               atol=1e-9)
+    assert mirrored["logs"] == single["logs"]
+    assert any(abs(w) > 1e-6 for w in single["w"])
+
+
+@pytest.mark.tf_only
+def test_scheduled_dropout_layer_under_mirrored(results):
+    single = results["scheduled_dropout"]["single"]["logs"]["zero_frac"]
+    mirrored = results["scheduled_dropout"]["mirrored"]["logs"]["zero_frac"]
+    np.testing.assert_allclose(single, [0.25, 0.5, 0.0], atol=0.01)
+    np.testing.assert_allclose(mirrored, [0.25, 0.5, 0.0], atol=0.01)
