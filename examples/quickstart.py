@@ -1,33 +1,36 @@
-"""Quickstart: in-graph learning-rate schedules on real data.
+"""Quickstart: newbob + warmup + dropout schedule + clip switch + MixUp.
 
-Trains the same small MLP on scikit-learn's handwritten digits (1797 real
-8x8 images, shipped with scikit-learn) with
+Trains a small MLP on scikit-learn's handwritten digits (1797 real 8x8
+images shipped with scikit-learn) the RETURNN way:
 
-* a constant learning rate (the baseline),
-* `OneCycleLR` (1cycle with inverse momentum cycling),
-* `WarmupDecayLR` (linear warmup, cosine decay),
-* `CyclicLR` (triangular2),
+* `NewbobLRControl`: the learning rate is halved whenever the validation
+  loss stops improving by 1% (RETURNN's newbob_rel), with a per-step linear
+  warmup over the first 100 updates multiplying it inside the step;
+* `DropoutScheduler`: no dropout for the first 2 epochs, then 0.3;
+* `GradientClipScheduler`: clip the global norm at 2 for the first 3
+  epochs, then not at all;
+* `MixUp` inside the model, with its targets mixed in `fit`
+  (`mix_targets(model)`, sparse labels).
 
-all with `steps_per_execution=8`, where a per-batch Python callback would
-set the wrong learning rate on 7 of every 8 updates. It prints the
-validation accuracy of each run and the learning rate History recorded.
+All at `steps_per_execution=8`, where per-batch Python callbacks would act
+on one update in 8. It prints what History recorded per epoch and the final
+validation accuracy, and saves the applied values as a PNG.
 
-Run: python examples/quickstart.py [--fast] [--epochs N]
+Run: python examples/quickstart.py [--fast] [--epochs N] [--png PATH]
 """
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import keras_trainplus as ktp  # noqa: E402
+from keras_trainplus import schedules as S  # noqa: E402
 
 
 def load_data():
@@ -36,15 +39,17 @@ def load_data():
     return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
 
 
-def build_model(learning_rate):
+def build_model():
     model = keras.Sequential([
         keras.Input((64,)),
-        keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dropout(0.2),
+        ktp.layers.MixUp(alpha=0.2, seed=0),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dropout(0.0),
         keras.layers.Dense(10),
     ])
+    ktp.layers.mix_targets(model)  # the one extra line for MixUp
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         steps_per_execution=8,
@@ -54,46 +59,45 @@ def build_model(learning_rate):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--fast", action="store_true",
-                        help="3 epochs, for CI smoke tests")
+                        help="4 epochs, for CI smoke tests")
+    parser.add_argument("--png", default="quickstart_applied.png")
     args = parser.parse_args()
-    epochs = 3 if args.fast else args.epochs
+    epochs = 4 if args.fast else args.epochs
     x_train, x_val, y_train, y_val = load_data()
-    batch = 32
-    steps = int(np.ceil(len(x_train) / batch))
-
-    runs = {
-        "constant 0.05": (0.05, []),
-        "OneCycleLR(max_lr=0.5)": (0.05, [ktp.callbacks.OneCycleLR(0.5)]),
-        "WarmupDecayLR(cosine)": (0.05, [ktp.callbacks.WarmupDecayLR(
-            peak_lr=0.3, warmup_steps=0.1, decay="cosine")]),
-        "CyclicLR(triangular2)": (0.05, [ktp.callbacks.CyclicLR(
-            0.01, 0.4, step_size_up=2 * steps, mode="triangular2")]),
-    }
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    callbacks = [
+        ktp.callbacks.NewbobLRControl(
+            monitor="val_loss", relative_error_threshold=-0.01, decay=0.5,
+            step_shape=S.Linear(0.0, 1.0, 100)),
+        ktp.callbacks.DropoutScheduler({0: 0.0, 2: 0.3}),
+        ktp.callbacks.GradientClipScheduler({0: 2.0, 3: None}),
+    ]
     print(f"keras {keras.__version__} ({keras.backend.backend()}), "
           f"keras_trainplus {ktp.__version__}; {len(x_train)} training "
-          f"images, {epochs} epochs of {steps} steps")
-    rows = []
-    for name, (lr, callbacks) in runs.items():
-        keras.utils.set_random_seed(0)
-        model = build_model(lr)
-        start = time.time()
-        history = model.fit(x_train, y_train, batch_size=batch,
-                            epochs=epochs, validation_data=(x_val, y_val),
-                            callbacks=callbacks, verbose=0)
-        seconds = time.time() - start
-        acc = history.history["val_accuracy"][-1]
-        lrs = history.history.get("learning_rate")
-        trace = ("-" if lrs is None
-                 else " ".join(f"{v:.3g}" for v in lrs))
-        rows.append((name, acc, seconds, trace))
-
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'run':<{width}}  val_acc  seconds  learning rate at the end "
-          "of each epoch (from History)")
-    for name, acc, seconds, trace in rows:
-        print(f"{name:<{width}}  {acc:7.4f}  {seconds:7.1f}  {trace}")
+          f"images, {epochs} epochs")
+    history = model.fit(x_train, y_train, batch_size=32, epochs=epochs,
+                        validation_data=(x_val, y_val), callbacks=callbacks,
+                        verbose=0)
+    h = history.history
+    print(f"\n{'epoch':>5} {'learning_rate':>13} {'dropout':>8} "
+          f"{'clip':>6} {'loss':>7} {'val_loss':>8} {'val_acc':>8}")
+    for e in range(epochs):
+        clip = h["gradient_clip"][e]
+        print(f"{e:>5} {h['learning_rate'][e]:>13.4g} "
+              f"{h['dropout_rate'][e]:>8.2f} "
+              f"{'off' if clip == float('inf') else f'{clip:g}':>6} "
+              f"{h['loss'][e]:>7.4f} {h['val_loss'][e]:>8.4f} "
+              f"{h['val_accuracy'][e]:>8.4f}")
+    print(f"\nfinal val_acc {h['val_accuracy'][-1]:.4f}")
+    try:
+        ktp.plot_history(history, path=args.png,
+                         title="values applied during fit (from History)")
+        print(f"saved {args.png}")
+    except ImportError:
+        print("(install matplotlib to save the plot)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from keras_trainplus import tuner
 from keras_trainplus.find_lr import find_lr
 from keras_trainplus.knob import Knob
 from keras_trainplus.lr_finder_result import LRFinderResult
+from keras_trainplus.plotting import plot_history
+from keras_trainplus.plotting import plot_schedule
 from keras_trainplus.version import __version__
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "distribute",
     "find_lr",
     "layers",
+    "plot_history",
+    "plot_schedule",
     "schedules",
     "tuner",
     "__version__",

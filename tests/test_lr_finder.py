@@ -75,6 +75,33 @@ def test_model_is_restored_bitwise_and_training_continues_identically(spe):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_never_trained_model_diverging_test_then_identical_training(opt):
+    """A fresh model's optimizer has no slots yet: the finder builds it in
+    its initial state first, so the slots a diverging test fills are
+    restored too (regression: momentum left from the divergence ruined
+    the next fit)."""
+    x, y = _data()
+
+    def make():
+        return _classifier(optimizer=keras.optimizers.SGD(
+            0.01, momentum=0.9) if opt == "sgd" else
+            keras.optimizers.Adam(1e-3))
+
+    model = make()
+    result = ktp.find_lr(model, x, y, batch_size=32, start_lr=1e-4,
+                         end_lr=100.0, num_steps=40, verbose=0)
+    assert result.stop_reason in ("diverged", "non-finite loss")
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=True)
+    twin = make()
+    twin.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=True)
+    for a, b in zip(model.get_weights() + [np.array(v) for v in
+                                           model.optimizer.variables],
+                    twin.get_weights() + [np.array(v) for v in
+                                          twin.optimizer.variables]):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("spe", spe_values())
 def test_learning_rate_is_exactly_the_range(spe):
     n = 40

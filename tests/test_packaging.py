@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import keras_trainplus as ktp
@@ -62,12 +63,35 @@ def test_readme_commands_match_ci():
     assert "[test]" in tests and "grep" in ci and "README.md" in ci
 
 
+def _png_ok(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        pixels = np.asarray(image.convert("L"))
+    # A real plot: a reasonable size and more than one colour.
+    return image.size[0] >= 300 and image.size[1] >= 200 and \
+        pixels.std() > 5
+
+
 @pytest.mark.tf_only
-def test_quickstart_example_fast_mode():
-    out = _run(["examples/quickstart.py", "--fast"], "tensorflow")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "OneCycleLR(max_lr=0.5)" in out.stdout
-    assert "val_acc" in out.stdout
+@pytest.mark.parametrize("script,args,expect,pngs", [
+    ("quickstart.py", ["--png", "{tmp}/quickstart.png"], "final val_acc",
+     ["quickstart.png"]),
+    ("lr_finder.py", ["--png", "{tmp}/lr_finder.png"],
+     "model left exactly as before: True", ["lr_finder.png"]),
+    ("one_cycle_vs_constant.py", ["--out", "{tmp}"], "epochs to",
+     ["one_cycle_schedule.png", "one_cycle_applied.png"]),
+    ("spec_augment.py", ["--png", "{tmp}/spec_augment.png"],
+     "SpecAugment on", ["spec_augment.png"]),
+])
+def test_examples_fast_mode(script, args, expect, pngs, tmp_path):
+    args = [a.format(tmp=tmp_path) for a in args]
+    out = _run([f"examples/{script}", "--fast", *args], "tensorflow")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert expect in out.stdout, out.stdout[-2000:]
+    for name in pngs:
+        assert _png_ok(tmp_path / name), name
 
 
 @pytest.mark.tf_only

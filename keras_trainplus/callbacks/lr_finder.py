@@ -1,6 +1,7 @@
 """`LRFinder`: Leslie Smith's learning-rate range test, leaving no trace."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -300,14 +301,27 @@ class LRFinder(keras.callbacks.Callback):
 
 
 class _Snapshot:
-    """Everything `fit` can change, kept in memory (see `LRFinder`)."""
+    """Everything `fit` can change, kept in memory (see `LRFinder`).
+
+    An optimizer that was never used has no slots yet (Keras creates them
+    at its first update); it is built here first, in its initial state, so
+    the slots the test would create are restored too. Metric variables that
+    `fit` creates later are reset; model variables created during the test
+    (a model built by its first batch) cannot be restored, which is
+    reported with a warning.
+    """
 
     def __init__(self, model):
         self.model = model
         opt = model.optimizer
+        if not getattr(opt, "built", True):
+            with _strategy_scope(model):
+                opt.build(model.trainable_variables)
         self.variables = _values(model.variables)
         self.metrics = _values(model.metrics_variables)
         self.optimizer = _values(opt.variables)
+        self.known = {id(v) for v, _ in
+                      self.variables + self.metrics + self.optimizer}
         self.rng = hooks.snapshot_rng()
         self.history = getattr(model, "history", None)
         self.train_function = model.train_function
@@ -317,6 +331,18 @@ class _Snapshot:
         _assign(model.variables, self.variables)
         _assign(model.metrics_variables, self.metrics)
         _assign(model.optimizer.variables, self.optimizer)
+        for metric in model.metrics:
+            if any(id(v) not in self.known for v in metric.variables):
+                metric.reset_state()
+        new = [v.path for v in list(model.variables)
+               + list(model.optimizer.variables) if id(v) not in self.known]
+        if new:
+            warnings.warn(
+                "LRFinder: these variables were created during the range "
+                f"test and keep their trained values: {new[:5]}"
+                f"{' ...' if len(new) > 5 else ''}. Build the model (e.g. "
+                "with `keras.Input`) before running the test to restore "
+                "everything.", stacklevel=3)
         hooks.restore_rng(self.rng)
         model.history = self.history
         # The train function of before the test: no retrace for the next fit.

@@ -1,0 +1,165 @@
+"""Plots of schedules and of the values a `fit` actually applied.
+
+Needs matplotlib (`pip install keras-trainplus[plot]`). Figures are
+created without pyplot (no GUI backend needed) and returned; pass `path`
+to save them.
+"""
+
+import numpy as np
+
+from keras_trainplus.schedules.schedule import as_schedule
+
+__all__ = ["plot_history", "plot_schedule"]
+
+
+def _figure(rows=1, height=3.2):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(
+            "Plotting needs matplotlib: pip install 'keras-trainplus[plot]'"
+        ) from None
+    fig = Figure(figsize=(7.0, height * rows), layout="constrained")
+    axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
+    return fig, list(axes)
+
+
+def plot_schedule(schedule, steps, path=None, log_scale=False, title=None,
+                  ax=None, **named):
+    """Plots one or more schedules over optimizer steps ``0 .. steps - 1``.
+
+    Args:
+        schedule: a keras_trainplus schedule (or a Keras
+            `LearningRateSchedule`, or a callable step -> value), or None
+            when only `named` schedules are given.
+        steps: int > 0, the number of steps to plot.
+        path: optional file path to save the figure (PNG by extension).
+        log_scale: bool, log y axis.
+        title: optional title.
+        ax: optional matplotlib axes.
+        **named: more schedules to plot, labelled by their keyword
+            (e.g. ``momentum=OneCycle.momentum(...)``), each in its own
+            panel.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+
+    ```python
+    from keras_trainplus import schedules as S
+    keras_trainplus.plot_schedule(
+        S.OneCycle(0.1, 1000), 1000, path="one_cycle.png",
+        momentum=S.OneCycle.momentum(0.85, 0.95, 1000))
+    ```
+
+    Raises:
+        ValueError: for `steps` < 1 or nothing to plot.
+        ImportError: without matplotlib.
+    """
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError(f"Argument `steps` must be >= 1. Received: "
+                         f"steps={steps!r}")
+    series = {}
+    if schedule is not None:
+        series["value"] = schedule
+    series.update(named)
+    if not series:
+        raise ValueError("Nothing to plot: pass a schedule.")
+    if ax is None:
+        fig, axes = _figure(len(series))
+    else:
+        fig, axes = ax.figure, [ax] * len(series)
+    x = np.arange(steps)
+    for axis, (name, sched) in zip(axes, series.items()):
+        fn = sched if callable(sched) else as_schedule(sched, name)
+        values = np.array([float(fn(int(i))) for i in x])
+        axis.plot(x, values, color="C0", linewidth=1.8)
+        axis.set_ylabel("learning rate" if name == "value" else name)
+        axis.set_xlabel("step (updates applied)")
+        if log_scale:
+            axis.set_yscale("log")
+        axis.grid(True, alpha=0.3)
+    if title:
+        axes[0].set_title(title)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_history(history, keys=None, path=None, title=None):
+    """Plots the values a `fit` applied, per epoch, from its History.
+
+    keras_trainplus callbacks write the values they applied into the logs
+    (``learning_rate``, ``momentum``, ``dropout_rate``, ``gradient_clip``,
+    augmentation knobs such as ``"mix_up.alpha"``), so History has them;
+    each gets its own panel, next to the losses.
+
+    Args:
+        history: a `keras.callbacks.History` (what `fit` returns) or its
+            ``.history`` dict.
+        keys: the keys to plot; by default every logged key that is not a
+            loss or metric of the model, then ``loss`` (and ``val_loss``).
+        path: optional file path to save the figure.
+        title: optional title.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+
+    ```python
+    history = model.fit(x, y, epochs=10, callbacks=[OneCycleLR(0.1)])
+    keras_trainplus.plot_history(history, path="applied.png")
+    ```
+
+    Raises:
+        ValueError: if a key is missing or there is nothing to plot.
+        ImportError: without matplotlib.
+    """
+    logs = getattr(history, "history", history)
+    if not isinstance(logs, dict) or not logs:
+        raise ValueError("`history` must be a History or a non-empty dict "
+                         f"of lists. Received: {type(history).__name__}")
+    if keys is None:
+        scheduled = [k for k in logs
+                     if not k.startswith("val_") and k != "loss"
+                     and ("rate" in k or "." in k or k in (
+                         "momentum", "beta_1", "beta_2", "weight_decay",
+                         "gradient_clip", "lr", "effective_learning_rate"))]
+        keys = scheduled + [k for k in ("loss", "val_loss") if k in logs]
+    missing = [k for k in keys if k not in logs]
+    if missing or not keys:
+        raise ValueError(f"Keys not in the history: {missing}. Available: "
+                         f"{sorted(logs)}")
+    losses = [k for k in keys if k in ("loss", "val_loss")]
+    panels = [k for k in keys if k not in losses] + (["loss"] if losses
+                                                      else [])
+    fig, axes = _figure(len(panels), height=2.4)
+    for axis, key in zip(axes, panels):
+        names = losses if key == "loss" else [key]
+        for i, name in enumerate(names):
+            values = np.array(logs[name], dtype=np.float64)
+            epochs = np.arange(len(values))
+            finite = np.isfinite(values)
+            axis.plot(epochs[finite], values[finite], "o-", color=f"C{i}",
+                      markersize=3, label=name)
+            if (~finite).any():  # e.g. clipping off (inf)
+                axis.plot(epochs[~finite], np.zeros((~finite).sum()), "x",
+                          color="C3", label=f"{name}: off (inf)")
+        axis.set_ylabel(key)
+        axis.grid(True, alpha=0.3)
+        if len(names) > 1 or (~np.isfinite(np.array(
+                logs[names[0]], dtype=np.float64))).any():
+            axis.legend(fontsize="small")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("epoch")
+    if title:
+        axes[0].set_title(title)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
