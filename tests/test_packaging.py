@@ -125,3 +125,18 @@ def test_multi_worker_and_tuner_examples_fast_mode():
     out = _run(["examples/tuner_search.py", "--fast"], "tensorflow")
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     assert "best:" in out.stdout and "searching max_lr" in out.stdout
+
+
+@pytest.mark.tf_only
+def test_api_reference_is_current_and_complete():
+    """docs/api.md is generated from the docstrings; regenerate it with
+    `python docs/generate_api.py` after changing a public symbol."""
+    out = _run(["docs/generate_api.py", "--check"], "tensorflow")
+    assert out.returncode == 0, ("docs/api.md is stale: run python "
+                                 "docs/generate_api.py\n" + out.stderr[-2000:])
+    text = (ROOT / "docs" / "api.md").read_text()
+    for module in (ktp.callbacks, ktp.layers, ktp.schedules,
+                   ktp.distribute, ktp.tuner):
+        for name in module.__all__:
+            assert f".{name}`" in text, name
+    assert "(no docstring)" not in text
