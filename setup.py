@@ -15,11 +15,12 @@ VERSION = re.search(
 TF = ["tensorflow>=2.16"]
 TUNER = ["keras-tuner>=1.4.7", "tensorboard"]
 PLOT = ["matplotlib>=3.5"]
-EXAMPLES = ["scikit-learn>=1.0"] + PLOT
+EXAMPLES = ["scikit-learn>=1.0"] + PLOT + TUNER
 # The test extra pins what CI runs: the CPU build of TensorFlow and the two
 # other backends at versions with local CPU wheels.
 TEST = [
     "pytest>=7",
+    "scipy",
     "tensorflow-cpu>=2.16",
     "jax==0.10.2",
     "torch==2.13.0",
@@ -29,8 +30,10 @@ setup(
     name="keras-trainplus",
     version=VERSION,
     description=(
-        "Drop-in Keras 3 training extensions: exact in-graph schedules, "
-        "cyclical LR, 1cycle, warmup/decay, and more."
+        "Drop-in Keras 3 training extensions: exact in-graph schedules "
+        "(cyclical LR, 1cycle, warmup/decay, newbob), LR finder, dropout "
+        "and clip scheduling, Cutout/MixUp/CutMix/SpecAugment, "
+        "tf.distribute and keras-tuner helpers."
     ),
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
