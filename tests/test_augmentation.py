@@ -564,3 +564,25 @@ def test_hashed_uniforms_are_uniform_and_independent():
     bits = (u * 2 ** 24).astype(np.int64)
     for b in range(24):
         assert abs(((bits >> b) & 1).mean() - 0.5) < 0.01
+
+
+def test_spec_augment_warmup_of_mask_count_in_fit():
+    """RETURNN-style warm-up: no time masks for the first 2 updates, then
+    2 per utterance. Input ones, target ones: the loss is the masked
+    fraction, exactly 0 in epoch 0 (2 updates) and > 0 afterwards."""
+    inputs = keras.Input((50, 8))
+    h = SpecAugment(freq_mask_param=0, num_freq_masks=1, time_mask_param=20,
+                    num_time_masks=2, name="spec", seed=0)(inputs)
+    h = keras.layers.Flatten()(h)
+    out = keras.layers.Add()([h, keras.layers.Dense(
+        400, kernel_initializer="zeros", use_bias=False)(h)])
+    model = keras.Model(inputs, out)
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    sched = ktp.callbacks.HyperparameterScheduler(
+        {"spec.num_time_masks": S.PiecewiseConstant([2], [0.0, 2.0])})
+    x = np.ones((64, 50, 8), "float32")
+    hist = model.fit(x, x.reshape(64, -1), batch_size=32, epochs=3,
+                     verbose=0, callbacks=[sched]).history
+    assert hist["loss"][0] == 0.0
+    assert min(hist["loss"][1:]) > 0.01
+    assert hist["spec.num_time_masks"] == [0.0, 2.0, 2.0]
