@@ -710,13 +710,3 @@ def patch_multi_worker_fit():
     _MWMS_PATCHED.update(build=original_build, reduce=original_reduce)
     return True
 
-
-def unpatch_multi_worker_fit():
-    if not _MWMS_PATCHED:
-        return
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = \
-        _MWMS_PATCHED["build"]
-    tf_trainer.reduce_per_replica = _MWMS_PATCHED["reduce"]
-    _MWMS_PATCHED.clear()

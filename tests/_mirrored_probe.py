@@ -80,9 +80,14 @@ def run_layers(strategy, case):
     """Dropout (zero fraction after dropout on ones) and clipping (per-step
     update norm with SGD(1.0) and a constant huge gradient)."""
     with strategy.scope():
-        if case == "dropout":
+        if case in ("dropout", "scheduled_dropout"):
             inp = keras.Input((256,))
-            h = keras.layers.Dropout(0.5)(inp)
+            if case == "dropout":
+                h = keras.layers.Dropout(0.5)(inp)
+                rates = {0: 0.5, 1: 0.0, 2: 0.25}
+            else:
+                h = keras_trainplus.layers.ScheduledDropout(0.0)(inp)
+                rates = {0: 0.25, 1: 0.5, 2: 0.0}
             out = keras.layers.Dense(256, use_bias=False,
                                      kernel_initializer="identity")(h)
             model = keras.Model(inp, out)
@@ -90,18 +95,7 @@ def run_layers(strategy, case):
                           metrics=[zero_frac])
             x = np.ones((512, 256), "float32")
             y = x
-            callbacks = [C.DropoutScheduler({0: 0.5, 1: 0.0, 2: 0.25})]
-        elif case == "scheduled_dropout":
-            inp = keras.Input((256,))
-            h = keras_trainplus.layers.ScheduledDropout(0.0)(inp)
-            out = keras.layers.Dense(256, use_bias=False,
-                                     kernel_initializer="identity")(h)
-            model = keras.Model(inp, out)
-            model.compile(keras.optimizers.SGD(0.0), loss="mse",
-                          metrics=[zero_frac])
-            x = np.ones((512, 256), "float32")
-            y = x
-            callbacks = [C.DropoutScheduler({0: 0.25, 1: 0.5, 2: 0.0})]
+            callbacks = [C.DropoutScheduler(rates)]
         else:
             inp = keras.Input((8,))
             out = keras.layers.Dense(1, use_bias=False,

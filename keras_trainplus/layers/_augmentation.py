@@ -35,6 +35,8 @@ class AugmentationLayer(keras.layers.Layer):
     """Base class: see the module docstring."""
 
     KNOBS = ()
+    #: Knobs that must lie in [0, 1] (the others only be >= 0).
+    UNIT_KNOBS = ("probability",)
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -75,8 +77,12 @@ class AugmentationLayer(keras.layers.Layer):
         self._check_knob(name, value)
         self._trainplus_knobs.variables[name].assign(float(value))
 
+    def _unit_knobs(self):
+        return self.UNIT_KNOBS
+
     def _check_knob(self, name, value):
-        v.real(name, value, minimum=0)
+        v.real(name, value, minimum=0,
+               maximum=1 if name in self._unit_knobs() else None)
 
     def knob_value(self, name):
         return float(ops.convert_to_numpy(

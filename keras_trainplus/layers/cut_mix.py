@@ -74,12 +74,6 @@ class CutMix(AugmentationLayer):
         self.data_format = data_format_of(data_format)
         self._init_knobs()
 
-    def _check_knob(self, name, value):
-        if name == "probability":
-            v.real(name, value, minimum=0, maximum=1)
-        else:
-            v.real(name, value, minimum=0)
-
     def call(self, inputs, training=None):
         if not check_training(training):
             return inputs

@@ -75,13 +75,9 @@ class Cutout(AugmentationLayer):
         self.data_format = data_format_of(data_format)
         self._init_knobs()
 
-    def _check_knob(self, name, value):
-        if name == "probability":
-            v.real(name, value, minimum=0, maximum=1)
-        elif self._fractional:
-            v.real(name, value, minimum=0, maximum=1)
-        else:
-            v.real(name, value, minimum=0)
+    def _unit_knobs(self):
+        # A fractional size is a share of the image side.
+        return self.UNIT_KNOBS + (("size",) if self._fractional else ())
 
     def call(self, inputs, training=None):
         if not check_training(training):

@@ -93,6 +93,7 @@ class SpecAugment(AugmentationLayer):
 
     KNOBS = ("freq_mask_param", "time_mask_param", "num_freq_masks",
              "num_time_masks", "time_mask_ratio", "probability")
+    UNIT_KNOBS = ("time_mask_ratio", "probability")
 
     def __init__(self, freq_mask_param=27, time_mask_param=100,
                  num_freq_masks=2, num_time_masks=2, time_mask_ratio=1.0,
@@ -127,12 +128,6 @@ class SpecAugment(AugmentationLayer):
         self.fill = v.choice("fill", fill, ("constant", "mean"))
         self.fill_value = v.real("fill_value", fill_value)
         self._init_knobs()
-
-    def _check_knob(self, name, value):
-        if name in ("time_mask_ratio", "probability"):
-            v.real(name, value, minimum=0, maximum=1)
-        else:
-            v.real(name, value, minimum=0)
 
     def call(self, inputs, lengths=None, training=None, mask=None):
         if not check_training(training):
