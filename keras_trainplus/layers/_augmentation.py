@@ -107,7 +107,8 @@ class AugmentationLayer(keras.layers.Layer):
             self._trainplus_knobs.programs[name] = program
 
     def _knob_values(self):
-        """The knobs' values for this training call, as float32 tensors."""
+        """The knobs' values for this training call, as float32 tensors;
+        `UNIT_KNOBS` clipped to [0, 1] (a schedule may overshoot)."""
         store = self._trainplus_knobs
         step = None
         if store.programs and store.step is not None:
@@ -120,7 +121,10 @@ class AugmentationLayer(keras.layers.Layer):
             program = store.programs.get(name)
             value = (program(step, variable) if program is not None
                      else variable.value)
-            out[name] = ops.cast(value, "float32")
+            value = ops.cast(value, "float32")
+            if name in self.UNIT_KNOBS:
+                value = ops.clip(value, 0.0, 1.0)
+            out[name] = value
         return out
 
     # -- helpers ----------------------------------------------------------------

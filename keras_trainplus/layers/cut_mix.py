@@ -94,7 +94,7 @@ class CutMix(AugmentationLayer):
         cy = _random.int_from(draws.take(), height)
         cx = _random.int_from(draws.take(), width)
         applied = _random.bernoulli_from(
-            draws.take(), ops.clip(knobs["probability"], 0.0, 1.0))
+            draws.take(), knobs["probability"])
         perm = _random.permutation_from(draws.take())
         if not self.per_example:  # one box for the batch (the paper's code)
             cut_h, cut_w, cy, cx, applied = (

@@ -96,8 +96,8 @@ class Cutout(AugmentationLayer):
         draws = _random.Uniforms(2 * k + 1, (batch,), seed)
         cy = ops.transpose(_random.int_from(draws.take(k), height))
         cx = ops.transpose(_random.int_from(draws.take(k), width))
-        applied = _random.bernoulli_from(draws.take(), ops.clip(
-            knobs["probability"], 0.0, 1.0))[:, None]
+        applied = _random.bernoulli_from(draws.take(),
+                                         knobs["probability"])[:, None]
         side = ops.where(applied, side, 0)
         y1 = cy - side // 2
         x1 = cx - side // 2

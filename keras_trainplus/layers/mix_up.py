@@ -85,7 +85,7 @@ class MixUp(AugmentationLayer):
             lam = ops.broadcast_to(lam[:1], (batch,))
             rest = ops.broadcast_to(rest[:1], (batch,))
         keep = ops.logical_not(_random.bernoulli_from(
-            draws.take(), ops.clip(knobs["probability"], 0.0, 1.0)))
+            draws.take(), knobs["probability"]))
         lam = ops.where(keep, 1.0, lam)
         rest = ops.where(keep, 0.0, rest)
         perm = _random.permutation_from(draws.take())

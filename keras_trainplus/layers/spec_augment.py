@@ -158,8 +158,8 @@ class SpecAugment(AugmentationLayer):
         draws = _random.Uniforms(
             2 * (self.num_freq_masks + self.num_time_masks) + 1, (batch,),
             seed)
-        applied = _random.bernoulli_from(draws.take(), ops.clip(
-            knobs["probability"], 0.0, 1.0))[:, None]
+        applied = _random.bernoulli_from(draws.take(),
+                                         knobs["probability"])[:, None]
 
         # Frequency masks.
         masked_f = ops.zeros((batch, bins), "bool")
@@ -186,7 +186,7 @@ class SpecAugment(AugmentationLayer):
             if self.adaptive_time_mask_width is not None:
                 param = ops.floor(self.adaptive_time_mask_width * length_f)
             width_max = ops.minimum(param, ops.floor(
-                ops.clip(knobs["time_mask_ratio"], 0.0, 1.0) * length_f))
+                knobs["time_mask_ratio"] * length_f))
             masked_t = _masks((batch, m), count[:, None],
                               width_max[:, None], length_f[:, None], steps,
                               applied, draws)
