@@ -16,12 +16,11 @@ replaced (on the instance) by one that reads the knob inside the compiled
 step and draws one uniform (or normal) number per unit, as Keras does.
 """
 
-import math
-
 import keras
 from keras import ops
 
 from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _validation as v
 from keras_trainplus.knob import _strategy_scope
 
 _ALPHA = 1.6732632423543772848170429916717
@@ -202,8 +201,4 @@ def _noise_shape(kind, layer, inputs):
 
 
 def check_rate(name, rate):
-    rate = float(rate)
-    if not (math.isfinite(rate) and 0.0 <= rate <= 1.0):
-        raise ValueError(
-            f"A dropout rate must be in [0, 1]. Received: {name}={rate!r}")
-    return rate
+    return v.real(name, rate, minimum=0, maximum=1, what="a dropout rate")

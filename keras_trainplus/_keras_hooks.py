@@ -108,6 +108,13 @@ def learning_rate_variable(optimizer):
     return lr if isinstance(lr, keras.Variable) else None
 
 
+def learning_rate_variable_or_schedule(optimizer):
+    """What the optimizer holds as its learning rate (variable or
+    schedule), for messages."""
+    _require(optimizer, "_learning_rate", "read the learning rate")
+    return optimizer._learning_rate
+
+
 class _PerGraphCache:
     """Caches program values for the duration of one TF trace.
 
@@ -168,18 +175,50 @@ def _state(optimizer):
     return state
 
 
-def set_learning_rate_program(optimizer, program, needs_variable=True):
+_APPLYING = threading.local()
+
+
+def _in_apply():
+    return getattr(_APPLYING, "depth", 0) > 0
+
+
+def _guard_apply(optimizer):
+    """Marks (per thread: MirroredStrategy runs replicas in threads) that the
+    optimizer's `apply` is running, i.e. the update step reads the LR."""
+    if "apply" in optimizer.__dict__:
+        return
+    _require(optimizer, "apply", "install an in-graph learning rate")
+    original = type(optimizer).apply
+
+    def apply(*args, **kwargs):
+        _APPLYING.depth = getattr(_APPLYING, "depth", 0) + 1
+        try:
+            return original(optimizer, *args, **kwargs)
+        finally:
+            _APPLYING.depth -= 1
+
+    optimizer.__dict__["apply"] = apply
+
+
+def set_learning_rate_program(optimizer, program, needs_variable=True,
+                              python_reads_base=False):
     """Makes the learning rate of every update ``program(step, lr_variable)``.
 
     `step` is ``optimizer.iterations`` (updates already applied). Pass
     ``program=None`` to restore the optimizer's own behaviour. A program
     that does not read the variable (`needs_variable=False`, e.g. the LR
     finder's range) also works on an optimizer created with a schedule.
+
+    With `python_reads_base`, `optimizer.learning_rate` read from Python
+    (outside the update step) is the variable, i.e. the base value that the
+    program reads and that Python writes (`ReduceLROnPlateau` reads, scales
+    and writes it back); the update step still uses the program.
     """
     _require(optimizer, _LR_HOOK, "install an in-graph learning rate")
     state = _state(optimizer)
     if program is None:
         optimizer.__dict__.pop(_LR_HOOK, None)
+        optimizer.__dict__.pop("apply", None)
         state["lr"] = None
         return
     if needs_variable and learning_rate_variable(optimizer) is None:
@@ -195,11 +234,27 @@ def set_learning_rate_program(optimizer, program, needs_variable=True):
     cache = _caches(optimizer)
 
     def current_learning_rate():
+        if python_reads_base and not _in_apply():
+            return optimizer._learning_rate
         return cache.get("lr", lambda: program(_step(optimizer),
                                                optimizer._learning_rate))
 
+    if python_reads_base:
+        _guard_apply(optimizer)
     optimizer.__dict__[_LR_HOOK] = current_learning_rate
     state["lr"] = program
+
+
+def accumulation_steps(optimizer):
+    """Micro-batches per update (`gradient_accumulation_steps`, else 1)."""
+    return int(getattr(optimizer, "gradient_accumulation_steps", None) or 1)
+
+
+def micro_iterations(optimizer):
+    """Micro-batches the optimizer has seen (``optimizer.iterations`` counts
+    real updates: this count divided by `accumulation_steps`)."""
+    _require(optimizer, "_iterations", "count micro-batches")
+    return int(ops.convert_to_numpy(optimizer._iterations))
 
 
 def has_momentum_slots(optimizer):
@@ -710,3 +765,168 @@ def patch_multi_worker_fit():
     _MWMS_PATCHED.update(build=original_build, reduce=original_reduce)
     return True
 
+
+
+# -- 10. Undoing on every way out of fit -------------------------------------
+#
+# Keras 3.15 calls `on_train_end` only when `fit` ends normally. To undo what
+# callbacks installed when an exception (KeyboardInterrupt included) leaves
+# `fit`, `_fit_guard` needs a frame on the exception's way out. Everything
+# `fit` calls goes through one of: the `CallbackList` it created (every
+# callback hook, validation's test hooks too), ``model.train_function``, and
+# ``model.evaluate`` (validation). Each is wrapped on the instance for the
+# duration of one `fit`; nothing in Keras is patched globally.
+
+_CALLBACK_LIST_HOOKS = (
+    "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+    "on_train_batch_end", "on_test_begin", "on_test_end",
+    "on_test_batch_begin", "on_test_batch_end", "on_train_end",
+)
+# Exceptions that `fit` uses for control flow (end of an epoch's data).
+_CONTROL_FLOW = ("StopIteration", "OutOfRangeError")
+_GUARDED = "_keras_trainplus_guarded"
+
+
+def calling_fit(model, max_depth=50):
+    """``(callback_list, epoch_iterator)`` of the `fit` call running
+    callbacks of `model`, or ``(None, None)`` when a callback is driven by
+    hand (no `fit` on the stack). `epoch_iterator` is None if not found."""
+    import sys
+
+    frame = sys._getframe(1)
+    for _ in range(max_depth):
+        if frame is None:
+            break
+        if "self" in frame.f_code.co_varnames:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, keras.callbacks.CallbackList) and \
+                    getattr(owner, "_model", None) is model:
+                caller = frame.f_back
+                it = caller.f_locals.get("epoch_iterator") if caller else None
+                if not hasattr(type(it), "catch_stop_iteration"):
+                    it = None
+                return owner, it
+        frame = frame.f_back
+    return None, None
+
+
+def _is_control_flow(error):
+    return type(error).__name__ in _CONTROL_FLOW
+
+
+def _guarded(fn, on_error, after=None):
+    def guarded(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            if not _is_control_flow(error):
+                on_error()
+            raise
+        if after is not None:
+            after()
+        return result
+
+    guarded.__dict__[_GUARDED] = fn
+    return guarded
+
+
+def guard_callback_list(callback_list, on_error, on_train_end,
+                        after_epoch_begin, after_batch_begin):
+    """Wraps the hooks of the `CallbackList` of a running `fit` (which lives
+    as long as that call): `on_error()` runs when an exception passes one,
+    and the other functions after the callbacks' `on_train_end`,
+    `on_epoch_begin` and `on_train_batch_begin` returned. Returns the
+    function that removes the wrappers."""
+    saved = {name: callback_list.__dict__.get(name)
+             for name in _CALLBACK_LIST_HOOKS}
+    for name in _CALLBACK_LIST_HOOKS:
+        after = {"on_train_end": on_train_end,
+                 "on_epoch_begin": after_epoch_begin,
+                 "on_train_batch_begin": after_batch_begin}.get(name)
+        callback_list.__dict__[name] = _guarded(
+            getattr(callback_list, name), on_error, after)
+
+    def unhook():
+        for name, previous in saved.items():
+            if previous is None:
+                callback_list.__dict__.pop(name, None)
+            else:
+                callback_list.__dict__[name] = previous
+
+    return unhook
+
+
+class _GuardedContext:
+    """A context manager that reports exceptions before `inner` sees them."""
+
+    def __init__(self, inner, on_error):
+        self.inner, self.on_error = inner, on_error
+
+    def __enter__(self):
+        return self.inner.__enter__()
+
+    def __exit__(self, kind, error, traceback):
+        if error is not None and not _is_control_flow(error):
+            self.on_error()
+        return self.inner.__exit__(kind, error, traceback)
+
+
+def guard_model(model, on_error, epoch_iterator=None):
+    """Wraps ``model.train_function``, ``model.evaluate`` (validation) and
+    the data fetching of `fit`'s epoch iterator (`catch_stop_iteration`,
+    entered around every fetch; on torch the data is fetched outside the
+    train function) on the instances, so that `on_error()` runs when an
+    exception passes them. Returns ``(refresh, unhook)``: `refresh()` wraps
+    a train function built since (callbacks rebuild it), `unhook()` removes
+    the wrappers."""
+    saved_evaluate = model.__dict__.get("evaluate")
+    if epoch_iterator is not None:
+        catch = epoch_iterator.catch_stop_iteration
+        epoch_iterator.__dict__["catch_stop_iteration"] = \
+            lambda: _GuardedContext(catch(), on_error)
+
+    def refresh():
+        fn = getattr(model, "train_function", None)
+        if fn is not None and _GUARDED not in getattr(fn, "__dict__", {}):
+            model.train_function = _guarded(fn, on_error)
+
+    model.__dict__["evaluate"] = _guarded(model.evaluate, on_error)
+    refresh()
+
+    def unhook():
+        if saved_evaluate is None:
+            model.__dict__.pop("evaluate", None)
+        else:
+            model.__dict__["evaluate"] = saved_evaluate
+        if epoch_iterator is not None:
+            epoch_iterator.__dict__.pop("catch_stop_iteration", None)
+        unguard_train_function(model)
+
+    return refresh, unhook
+
+
+def unguard_train_function(model):
+    fn = getattr(model, "train_function", None)
+    inner = getattr(fn, "__dict__", {}).get(_GUARDED)
+    if inner is not None:
+        model.train_function = inner
+
+
+def end_jax_fit_state(model):
+    """On JAX, after the variables were synced and then changed by an abort:
+    keeps `fit`'s `finally` from writing its in-flight state back."""
+    if keras.backend.backend() == "jax" and hasattr(model, "_jax_state"):
+        model._jax_state = None
+
+
+def skip_next_finalize(optimizer):
+    """Makes the optimizer's next `finalize_variable_values` (which `fit`'s
+    `finally` calls on JAX after an abort; it copies the EMA into the
+    weights when `use_ema=True`) a no-op, once."""
+    if not getattr(optimizer, "use_ema", False):
+        return
+
+    def finalize_variable_values(var_list):
+        optimizer.__dict__.pop("finalize_variable_values", None)
+
+    optimizer.__dict__["finalize_variable_values"] = finalize_variable_values

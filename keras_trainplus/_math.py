@@ -86,11 +86,16 @@ class HostMath:
     def clip(self, x, lo, hi):
         return np.minimum(np.maximum(x, lo), hi)
 
-    def call_user_fn(self, fn, x):
+    def call_user_fn(self, fn, x, name="fn"):
+        """`fn(x)` on the host; a result that is not a number raises a
+        `ValueError` naming the argument `name`."""
+        from keras_trainplus import _validation as v
+
         value = fn(np.float64(x))
         if keras.ops.is_tensor(value):
             value = keras.ops.convert_to_numpy(value)
-        return np.float64(value)
+        return np.float64(v.real(f"{name}({float(x)!r})", value,
+                                 what=f"the result of `{name}`"))
 
 
 class GraphMath:
@@ -142,7 +147,7 @@ class GraphMath:
     def clip(self, x, lo, hi):
         return ops.minimum(ops.maximum(x, lo), hi)
 
-    def call_user_fn(self, fn, x):
+    def call_user_fn(self, fn, x, name="fn"):
         return self.float(fn(self.float(x)))
 
 

@@ -24,6 +24,7 @@ from keras import ops
 from keras import tree
 
 from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _validation as v
 
 _LOCAL = threading.local()
 
@@ -91,8 +92,7 @@ def mix_targets(model):
     if getattr(model, "_trainplus_mix_targets", False):
         return model
     if not isinstance(model, keras.Model):
-        raise ValueError("`mix_targets` needs a `keras.Model`. Received: "
-                         f"model={model!r}")
+        v.fail_type("model", model, "a `keras.Model`")
     train_step = model.train_step
 
     def mixing_train_step(*args, **kwargs):

@@ -11,16 +11,23 @@ Where RETURNN crashes, this port defines the behaviour:
 * a zero denominator in a relative error follows IEEE arithmetic (as RETURNN
   does when fed NumPy scores): ``x / 0 = +-inf``, ``0 / 0 = nan``, instead of
   raising ``ZeroDivisionError``;
-* numpy scalars and integers are accepted as floats;
+* with `relative_lr`, the relative error is divided by ``lr /
+  initial_lr`` only when both are > 0; with a learning rate of 0 (either
+  one) it is used unscaled, where RETURNN raises ``ZeroDivisionError``;
+* numpy scalars and integers are accepted as floats; a monitored value
+  that is not a number (or not a scalar) is a `ValueError` naming its key;
 * a multi-epoch mean that is both above the decay threshold and below the
   grow threshold (possible only when the grow threshold is set above the
   decay threshold) decays instead of failing an assertion.
 """
 
 import math
+import numbers
 import warnings
 
 import numpy as np
+
+from keras_trainplus import _validation as v
 
 CONTROLS = {
     "constant": "constant",
@@ -39,6 +46,23 @@ def _div(num, den):
     if num == 0 or math.isnan(num):
         return math.nan
     return math.copysign(math.inf, num)
+
+
+def _score(key, value, n):
+    """A monitored value as a float, or a clear error naming its key."""
+    number = v.scalar(value)
+    if isinstance(number, numbers.Real) and not isinstance(number, bool):
+        return float(number)
+    raise ValueError(
+        f"The monitored value {key!r} of epoch {n - 1} must be a scalar "
+        f"number (a loss or metric). Received: {key}={value!r}")
+
+
+def _factor(name, factor, lr):
+    """`lr` times the factor, or the callable's result, checked."""
+    if not callable(factor):
+        return float(lr * factor)
+    return v.target_value("learning_rate", factor(lr), f"{name}({lr!r})")
 
 
 def select_error_key(scores, measure=None):
@@ -146,9 +170,11 @@ class NewbobController:
                 rec["predefined"] = True
 
     def set_scores(self, n, scores):
+        """Records epoch `n`'s scores (NaN and inf are kept: IEEE)."""
+        checked = {k: _score(k, x, n) for k, x in scores.items()}
         rec = self.records.setdefault(n, {"lr": None, "scores": {},
                                           "predefined": False})
-        rec["scores"].update({k: float(v) for k, v in scores.items()})
+        rec["scores"].update(checked)
 
     def _before(self, n):
         return sorted(e for e in self.records if e < n)
@@ -182,7 +208,8 @@ class NewbobController:
         rel = _div(self.sign * (new[1] - old[1]), den)
         if self.relative_lr:
             lr = self._lr_at_or_before(new_n)
-            if lr is not None and lr > 0:
+            # A zero LR has no relative size: the error stays unscaled.
+            if lr is not None and lr > 0 and self.initial_lr > 0:
                 rel = rel / (lr / self.initial_lr)
         return rel
 
@@ -210,14 +237,12 @@ class NewbobController:
             grow = False
         if decay:
             self.last_decision = "decay"
-            lr = float(self.decay(lr) if callable(self.decay)
-                       else lr * self.decay)
+            lr = _factor("decay", self.decay, lr)
             if lr < self.min_lr:
                 lr = self.min_lr
         elif grow:
             self.last_decision = "grow"
-            lr = float(self.growth(lr) if callable(self.growth)
-                       else lr * self.growth)
+            lr = _factor("growth", self.growth, lr)
         return lr
 
     def _hold(self, n):

@@ -59,7 +59,15 @@ class _Binding:
         self.optimizers = hooks.optimizers_of(model.optimizer)
 
     def iterations(self):
+        """Real updates applied (`optimizer.iterations`)."""
         return _iterations(self.optimizers[0])
+
+    def accumulation(self):
+        """Micro-batches per update (gradient accumulation, else 1)."""
+        return hooks.accumulation_steps(self.optimizers[0])
+
+    def micro_iterations(self):
+        return hooks.micro_iterations(self.optimizers[0])
 
     def base(self):
         return None
@@ -70,8 +78,20 @@ class _Binding:
     def uninstall(self):
         raise NotImplementedError
 
-    def epoch_begin(self, step):
-        """Called at every epoch start with the schedule's current step."""
+    def epoch_begin(self, micro_step):
+        """Called at every epoch start with the schedule's current step in
+        micro-batches (its step times the accumulation, plus the phase)."""
+
+    def value_keys(self):
+        """``[(key, description)]`` of the values this target writes (one
+        writer per value, see `_fit_guard`)."""
+        return []
+
+    def restore_original(self):
+        """Puts back the values of before `fit` (after an exception)."""
+
+    def check_external_write(self, owner):
+        """Raises if something else wrote a value this target owns."""
 
     def set_base(self, value):
         """Writes the per-epoch base value into the knob."""
@@ -92,13 +112,21 @@ class LearningRateBinding(_Binding):
                 raise ValueError(
                     f"The optimizer `{opt.name}` was created with a "
                     "learning-rate schedule "
-                    f"({opt._learning_rate!r}), so a keras_trainplus "
-                    "learning-rate callback cannot drive it. Create the "
-                    "optimizer with a float `learning_rate`, or pass the "
-                    "keras_trainplus schedule to the optimizer directly."
+                    f"({hooks.learning_rate_variable_or_schedule(opt)!r}), "
+                    "so a keras_trainplus learning-rate callback cannot "
+                    "drive it. Create the optimizer with a float "
+                    "`learning_rate`, or pass the keras_trainplus schedule "
+                    "to the optimizer directly."
                 )
         self.knobs = [Knob.for_learning_rate(opt) for opt in self.optimizers]
         self._uses_base = False
+        self._original = [float(knob) for knob in self.knobs]
+        self._written = None  # what this target last wrote, read back
+
+    def value_keys(self):
+        return [(("learning_rate", id(opt)),
+                 f"the learning rate of optimizer {opt.name!r}")
+                for opt in self.optimizers]
 
     def base(self):
         return float(self.knobs[0])
@@ -112,7 +140,8 @@ class LearningRateBinding(_Binding):
             return schedule.evaluate(step - offset, base=base)
 
         for opt in self.optimizers:
-            hooks.set_learning_rate_program(opt, program)
+            hooks.set_learning_rate_program(opt, program,
+                                            python_reads_base=uses_base)
 
     def uninstall(self):
         for opt in self.optimizers:
@@ -121,11 +150,35 @@ class LearningRateBinding(_Binding):
     def set_base(self, value):
         for knob in self.knobs:
             knob.assign(value, model=self.model)
+        self._written = float(self.knobs[0])
 
     def mirror(self, value):
         # With a base in the program the variable *is* the base: keep it.
         if not self._uses_base:
             self.set_base(value)
+
+    def restore_original(self):
+        for knob, value in zip(self.knobs, self._original):
+            knob.assign(value, model=self.model)
+
+    def check_external_write(self, owner):
+        if self._written is None:
+            return
+        current = float(self.knobs[0])
+        if current == self._written or (current != current
+                                        and self._written != self._written):
+            return
+        raise ValueError(
+            f"The learning rate of optimizer {self.optimizers[0].name!r} "
+            f"was changed to {current!r} by something other than {owner}, "
+            f"which set it to {self._written!r} (e.g. Keras's "
+            "`ReduceLROnPlateau` or `LearningRateScheduler`, or user code "
+            "assigning `optimizer.learning_rate`). Two writers of one value "
+            f"are an error: {owner} owns the learning rate. To combine a "
+            "per-epoch writer with a per-step shape, schedule "
+            "`schedules.BaseValue() * shape` (or pass `step_shape=`) and "
+            "let the other callback write the base."
+        )
 
 
 class _KnobBinding(_Binding):
@@ -184,6 +237,18 @@ class OptimizerAttributeBinding(_KnobBinding):
         super().__init__(model)
         self.log_key = name
         self.attrs = [self._attribute(opt, name) for opt in self.optimizers]
+        self._original = [opt.__dict__.get(attr) for opt, attr in
+                          zip(self.optimizers, self.attrs)]
+
+    def value_keys(self):
+        return [(("optimizer", id(opt), attr),
+                 f"`{attr}` of optimizer {opt.name!r}")
+                for opt, attr in zip(self.optimizers, self.attrs)]
+
+    def restore_original(self):
+        for opt, attr, value in zip(self.optimizers, self.attrs,
+                                    self._original):
+            opt.__dict__[attr] = value
 
     @staticmethod
     def _attribute(opt, name):
@@ -262,6 +327,11 @@ class GradientClipBinding(_KnobBinding):
     def initial_base(self):
         return math.inf
 
+    def value_keys(self):
+        return [(("gradient_clip", id(opt)),
+                 f"the gradient clipping of optimizer {opt.name!r}")
+                for opt in self.optimizers]
+
     def install(self, schedule, offset):
         threshold = self._make_program(schedule, offset)
         mode = self.mode
@@ -327,6 +397,18 @@ class DropoutBinding(_Binding):
             )
         self.controls = []
         self._offset = 0
+        self._original = [float(layer.rate) for layer in self.layers]
+
+    def value_keys(self):
+        return [(("dropout", id(layer)),
+                 f"the dropout rate of layer {layer.name!r}")
+                for layer in self.layers]
+
+    def restore_original(self):
+        for control, value in zip(self.controls, self._original):
+            control.rate.assign(value)
+            if not control.permanent:
+                control.layer.rate = value
 
     def base(self):
         if self.controls:
@@ -341,7 +423,8 @@ class DropoutBinding(_Binding):
             control = _dropout.control_for(layer, self.model,
                                            counter=per_step)
             if per_step:
-                control.program = _rate_program(schedule)
+                control.program = _rate_program(schedule,
+                                                self.accumulation())
             self.controls.append(control)
             control.attach()
 
@@ -371,9 +454,16 @@ class DropoutBinding(_Binding):
         self.controls = []
 
 
-def _rate_program(schedule):
+def _per_update(step, accumulation):
+    """A forward-pass counter as the update index (one value per update
+    under gradient accumulation)."""
+    return step if accumulation == 1 else ops.floor_divide(step, accumulation)
+
+
+def _rate_program(schedule, accumulation):
     def program(step, rate_variable):
-        value = schedule.evaluate(step, base=rate_variable)
+        value = schedule.evaluate(_per_update(step, accumulation),
+                                  base=rate_variable)
         return ops.clip(value, 0.0, 1.0)
 
     return program
@@ -405,6 +495,14 @@ class LayerKnobBinding(_Binding):
         self.knob = knob
         self.variable = self.layer.knobs[knob]
         self._per_step = False
+        self._original = self.base()
+
+    def value_keys(self):
+        return [(("knob", id(self.layer), self.knob),
+                 f"`{self.knob}` of layer {self.layer.name!r}")]
+
+    def restore_original(self):
+        self.variable.assign(self._original)
 
     def base(self):
         return float(keras.ops.convert_to_numpy(self.variable))
@@ -413,9 +511,11 @@ class LayerKnobBinding(_Binding):
         self._per_step = not isinstance(schedule, BaseValue)
         if self._per_step:
             self.layer._use_counter(self.model)
+            accumulation = self.accumulation()
 
             def program(step, variable):
-                return schedule.evaluate(step, base=variable)
+                return schedule.evaluate(_per_update(step, accumulation),
+                                         base=variable)
 
             self.layer._set_program(self.knob, program)
 

@@ -24,6 +24,7 @@ import sys
 
 from keras_trainplus import _cluster
 from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _validation as v
 
 __all__ = ["fix_multi_worker_fit", "free_ports", "is_chief",
            "launch_local_workers"]
@@ -70,10 +71,15 @@ def is_chief():
 
 
 def free_ports(count):
-    """`count` distinct free TCP ports on localhost."""
+    """`count` distinct free TCP ports on localhost.
+
+    Raises:
+        ValueError: if `count` is not an integer >= 0.
+    """
+    count = v.integer("count", count, minimum=0)
     socks, ports = [], []
     try:
-        for _ in range(int(count)):
+        for _ in range(count):
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
@@ -97,7 +103,8 @@ def launch_local_workers(command, num_workers=2, env=None, timeout=600,
             or a path to a Python script.
         num_workers: int >= 1. Defaults to 2.
         env: optional dict of extra environment variables.
-        timeout: seconds before the workers are killed. Defaults to 600.
+        timeout: seconds before the workers are killed (None: no
+            limit). Defaults to 600.
         cwd: working directory.
 
     Returns:
@@ -114,17 +121,27 @@ def launch_local_workers(command, num_workers=2, env=None, timeout=600,
     ```
 
     Raises:
-        ValueError: for a bad `num_workers` or `command`.
+        ValueError: for a bad `command`, `num_workers`, `env`, `timeout`
+            or `cwd`.
     """
+    expected = "a script path or a non-empty list of strings"
     if isinstance(command, (str, os.PathLike)):
-        command = [sys.executable, os.fspath(command)]
-    if not command or not all(isinstance(c, (str, os.PathLike))
-                              for c in command):
-        raise ValueError("Argument `command` must be a script path or a "
-                         f"list of strings. Received: command={command!r}")
-    if not isinstance(num_workers, int) or num_workers < 1:
-        raise ValueError("Argument `num_workers` must be an int >= 1. "
-                         f"Received: num_workers={num_workers!r}")
+        command = [sys.executable, v.path("command", command)]
+    elif isinstance(command, (list, tuple)) and command and all(
+            isinstance(c, (str, os.PathLike)) for c in command):
+        command = list(command)
+    else:
+        v.fail_type("command", command, expected)
+    num_workers = v.integer("num_workers", num_workers, minimum=1)
+    if env is not None and not (isinstance(env, dict) and all(
+            isinstance(k, str) and isinstance(x, str)
+            for k, x in env.items())):
+        v.fail_type("env", env, "a dict of str -> str or None")
+    timeout = v.real("timeout", timeout, minimum=0, min_inclusive=False,
+                     allow_none=True)
+    cwd = v.path("cwd", cwd, allow_none=True)
+    if cwd is not None and not os.path.isdir(cwd):
+        v.fail("cwd", cwd, "an existing directory or None")
     workers = [f"localhost:{p}" for p in free_ports(num_workers)]
     procs = []
     for index in range(num_workers):

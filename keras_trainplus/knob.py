@@ -1,11 +1,10 @@
 """`Knob`: a scalar hyperparameter held in a variable the compiled step reads."""
 
-import math
-
 import keras
 import numpy as np
 
 from keras_trainplus import _keras_hooks
+from keras_trainplus import _validation as v
 
 
 class Knob:
@@ -53,23 +52,23 @@ class Knob:
     0.25
 
     Raises:
-        ValueError: for a non-scalar `variable` or a non-finite value.
+        ValueError: for a non-scalar `variable`, a value that is not a
+            finite number, or a `dtype` that is not a float dtype.
     """
 
     def __init__(self, value=0.0, name="knob", dtype="float32", variable=None,
                  model=None, allow_infinite=False):
-        self.allow_infinite = allow_infinite
+        self.allow_infinite = v.boolean("allow_infinite", allow_infinite)
         if variable is not None:
             if not isinstance(variable, keras.Variable) or tuple(
                 variable.shape
             ) != ():
-                raise ValueError(
-                    "Argument `variable` must be a scalar `keras.Variable`. "
-                    f"Received: variable={variable!r}"
-                )
+                v.fail_type("variable", variable, "a scalar `keras.Variable`")
             self.variable = variable
             return
         value = _finite("value", value, allow_infinite)
+        name = v.string("name", name)
+        dtype = _float_dtype(dtype)
         with _strategy_scope(model):
             self.variable = keras.Variable(
                 value,
@@ -92,8 +91,8 @@ class Knob:
         if var is None:
             raise ValueError(
                 f"The optimizer `{opt.name}` has a learning-rate schedule, "
-                "not a variable. Received: "
-                f"learning_rate={opt._learning_rate!r}"
+                "not a variable. Received: learning_rate="
+                f"{_keras_hooks.learning_rate_variable_or_schedule(opt)!r}"
             )
         return cls(variable=var)
 
@@ -135,17 +134,18 @@ class Knob:
 
 
 def _finite(name, value, allow_infinite=False):
+    return v.real(name, value, allow_inf=allow_infinite)
+
+
+def _float_dtype(dtype):
+    """A float dtype name (an int dtype would truncate the value)."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if math.isnan(number) or (math.isinf(number) and not (
-            allow_infinite and number > 0)):
-        raise ValueError(
-            f"Argument `{name}` must be a finite number. "
-            f"Received: {name}={value!r}"
-        )
-    return number
+        name = keras.backend.standardize_dtype(dtype)
+    except (TypeError, ValueError, AttributeError):
+        name = None
+    if name is None or not name.startswith(("float", "bfloat")):
+        v.fail_type("dtype", dtype, "a float dtype such as 'float32'")
+    return name
 
 
 class _NullScope:

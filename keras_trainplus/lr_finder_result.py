@@ -1,8 +1,28 @@
 """`LRFinderResult`: the curve of a learning-rate range test."""
 
+import numbers
+
 import numpy as np
 
 from keras_trainplus import _suggestions
+from keras_trainplus import _validation as v
+
+
+def _curve(name, values):
+    """A 1-D float64 array of real numbers (NaN and inf allowed)."""
+    expected = "a 1-D list or array of numbers"
+    if isinstance(values, (str, bytes, dict, set)) or values is None or \
+            isinstance(values, numbers.Number):
+        v.fail_type(name, values, expected)
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError):  # e.g. ragged
+        array = np.asarray([[]])
+    if array.ndim != 1 or not (array.size == 0 or np.issubdtype(
+            array.dtype, np.integer) or np.issubdtype(array.dtype,
+                                                      np.floating)):
+        v.fail_type(name, values, expected)
+    return array.astype(np.float64)
 
 
 class LRFinderResult:
@@ -30,24 +50,32 @@ class LRFinderResult:
     >>> result = LRFinderResult(lrs, losses, smoothing=0.0)
     >>> 1e-4 <= result.suggestion("valley") <= 1e-2
     True
+
+    Raises:
+        ValueError: for `lrs` that are not finite positive numbers, `losses`
+            that are not numbers (NaN and inf are kept), different lengths,
+            a `smoothing` outside [0, 1) or other invalid settings.
     """
 
     def __init__(self, lrs, losses, smoothing=0.98, stop_reason="completed",
                  start_lr=None, end_lr=None, num_steps=None, mode="exp"):
-        self.lrs = np.asarray(lrs, dtype=np.float64)
-        self.losses = np.asarray(losses, dtype=np.float64)
+        self.lrs = _curve("lrs", lrs)
+        self.losses = _curve("losses", losses)
+        if not np.all(np.isfinite(self.lrs) & (self.lrs > 0)):
+            v.fail("lrs", lrs, "a list of finite learning rates > 0")
         if self.lrs.shape != self.losses.shape:
-            raise ValueError("`lrs` and `losses` must have the same length. "
-                             f"Received: {self.lrs.shape} and "
-                             f"{self.losses.shape}")
-        self.smoothing = float(smoothing)
+            v.fail("losses", losses, "as long as `lrs` "
+                   f"({len(self.lrs)} values)")
+        self.smoothing = v.real("smoothing", smoothing, minimum=0, maximum=1,
+                                max_inclusive=False)
         self.smoothed_losses = _suggestions.smooth(self.losses,
                                                    self.smoothing)
-        self.stop_reason = stop_reason
-        self.start_lr = start_lr
-        self.end_lr = end_lr
-        self.num_steps = num_steps
-        self.mode = mode
+        self.stop_reason = v.string("stop_reason", stop_reason)
+        self.start_lr = v.positive("start_lr", start_lr, allow_none=True)
+        self.end_lr = v.positive("end_lr", end_lr, allow_none=True)
+        self.num_steps = v.integer("num_steps", num_steps, minimum=1,
+                                   allow_none=True)
+        self.mode = v.choice("mode", mode, ("exp", "linear"))
 
     def suggestion(self, method="valley"):
         """A suggested learning rate.
@@ -63,6 +91,7 @@ class LRFinderResult:
         Raises:
             ValueError: for an unknown method or an empty curve.
         """
+        method = v.choice("method", method, _suggestions.METHODS)
         return _suggestions.suggest(method, self.lrs, self.smoothed_losses,
                                     self.lrs)
 
@@ -81,7 +110,12 @@ class LRFinderResult:
 
         Returns:
             The matplotlib `Figure`.
+
+        Raises:
+            ValueError: for a `path` that is not a file path.
+            ImportError: without matplotlib.
         """
+        path = v.path("path", path, allow_none=True)
         try:
             from matplotlib.figure import Figure
         except ImportError:

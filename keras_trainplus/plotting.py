@@ -7,6 +7,7 @@ to save them.
 
 import numpy as np
 
+from keras_trainplus import _validation as v
 from keras_trainplus.schedules.schedule import as_schedule
 
 __all__ = ["plot_history", "plot_schedule"]
@@ -54,27 +55,33 @@ def plot_schedule(schedule, steps, path=None, log_scale=False, title=None,
     ```
 
     Raises:
-        ValueError: for `steps` < 1 or nothing to plot.
+        ValueError: for `steps` < 1, nothing to plot, other invalid
+            arguments, or a schedule giving a value that is not a number.
         ImportError: without matplotlib.
     """
-    steps = int(steps)
-    if steps < 1:
-        raise ValueError(f"Argument `steps` must be >= 1. Received: "
-                         f"steps={steps!r}")
+    steps = v.integer("steps", steps, minimum=1)
+    path = v.path("path", path, allow_none=True)
+    log_scale = v.boolean("log_scale", log_scale)
+    title = _title(title)
     series = {}
-    if schedule is not None:
-        series["value"] = schedule
-    series.update(named)
+    for name, sched in [("schedule", schedule)] + list(named.items()):
+        if sched is None and name == "schedule":
+            continue
+        if not callable(sched):
+            sched = as_schedule(sched, name)
+        series["value" if name == "schedule" else name] = (name, sched)
     if not series:
-        raise ValueError("Nothing to plot: pass a schedule.")
+        v.fail("schedule", schedule, "a schedule (or named schedules) to "
+               "plot")
     if ax is None:
         fig, axes = _figure(len(series))
     else:
         fig, axes = ax.figure, [ax] * len(series)
     x = np.arange(steps)
-    for axis, (name, sched) in zip(axes, series.items()):
-        fn = sched if callable(sched) else as_schedule(sched, name)
-        values = np.array([float(fn(int(i))) for i in x])
+    for axis, (name, (argument, fn)) in zip(axes, series.items()):
+        values = np.array([v.real(f"{argument}({int(i)})", _host(fn(int(i))),
+                                  allow_inf=True, what="a plottable value")
+                           for i in x])
         axis.plot(x, values, color="C0", linewidth=1.8)
         axis.set_ylabel("learning rate" if name == "value" else name)
         axis.set_xlabel("step (updates applied)")
@@ -86,6 +93,32 @@ def plot_schedule(schedule, steps, path=None, log_scale=False, title=None,
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def _title(title):
+    if title is not None and not isinstance(title, str):
+        v.fail_type("title", title, "a string or None")
+    return title
+
+
+def _host(value):
+    """A plotted value as a number (tensors converted)."""
+    import keras
+
+    if keras.ops.is_tensor(value):
+        value = keras.ops.convert_to_numpy(value)
+    return v.scalar(value)
+
+
+def _check_series(key, values):
+    """A History entry must be a list of numbers (None and NaN allowed)."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if isinstance(values, (str, bytes, dict)) or array is None or \
+            array.ndim != 1:
+        v.fail_type(f"history[{key!r}]", values, "a list of numbers")
 
 
 def plot_history(history, keys=None, path=None, title=None):
@@ -115,13 +148,24 @@ def plot_history(history, keys=None, path=None, title=None):
     ```
 
     Raises:
-        ValueError: if a key is missing or there is nothing to plot.
+        ValueError: if a key is missing, there is nothing to plot, or for
+            other invalid arguments (e.g. a History entry that is not a
+            list of numbers).
         ImportError: without matplotlib.
     """
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
-        raise ValueError("`history` must be a History or a non-empty dict "
-                         f"of lists. Received: {type(history).__name__}")
+        v.fail_type("history", history, "a History or a non-empty dict of "
+                    "lists")
+    path = v.path("path", path, allow_none=True)
+    title = _title(title)
+    if keys is not None:
+        keys = v.sequence("keys", keys, "a list of History keys or None")
+        if not keys or not all(isinstance(k, str) for k in keys):
+            v.fail_type("keys", keys, "a non-empty list of History keys")
+    for key, values in logs.items():
+        if keys is None or key in keys:
+            _check_series(key, values)
     if keys is None:
         scheduled = [k for k in logs
                      if not k.startswith("val_") and k != "loss"

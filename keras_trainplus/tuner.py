@@ -17,24 +17,58 @@ same `hp` in `fit`.
 Needs the `tuner` extra (keras-tuner, plus tensorboard on TF).
 """
 
+from keras_trainplus import _validation as v
 from keras_trainplus import callbacks as C
+from keras_trainplus.lr_finder_result import LRFinderResult
 
 __all__ = ["TunableCallbacks", "cyclic_lr", "dropout_scheduler",
            "lr_search_range", "newbob", "one_cycle_lr"]
 
 
-def _float(hp, name, bounds, sampling="linear"):
-    if isinstance(bounds, (int, float)):
-        return hp.Fixed(name, float(bounds))
-    low, high = bounds
-    return hp.Float(name, float(low), float(high), sampling=sampling)
+def _check_hp(hp, prefix):
+    if not all(hasattr(hp, m) for m in ("Fixed", "Float", "Int", "Choice")):
+        v.fail_type("hp", hp, "a `keras_tuner.HyperParameters`")
+    return v.string("prefix", prefix)
 
 
-def _int(hp, name, bounds):
-    if isinstance(bounds, int):
-        return hp.Fixed(name, bounds)
-    low, high = bounds
-    return hp.Int(name, int(low), int(high))
+def _bounds(argument, bounds, check):
+    """`(value, None)` for a fixed value or `(low, high)`, each checked by
+    `check(name, value)`; low <= high."""
+    if isinstance(bounds, (list, tuple)):
+        if len(bounds) != 2:
+            v.fail_type(argument, bounds, "a fixed value or a (low, high) "
+                        "pair")
+        low = check(f"{argument}[0]", bounds[0])
+        high = check(f"{argument}[1]", bounds[1])
+        if high < low:
+            v.fail(argument, bounds, "a (low, high) pair with low <= high")
+        return low, high
+    return check(argument, bounds), None
+
+
+def _float(hp, argument, name, bounds, sampling="linear", **limits):
+    """A float hyperparameter (`argument`: the argument as written)."""
+    if sampling == "log":
+        limits.setdefault("minimum", 0)
+        limits["min_inclusive"] = False
+
+    def check(arg, x):
+        return v.real(arg, x, **limits)
+
+    low, high = _bounds(argument, bounds, check)
+    if high is None:
+        return hp.Fixed(name, low)
+    return hp.Float(name, low, high, sampling=sampling)
+
+
+def _int(hp, argument, name, bounds, minimum):
+    def check(arg, x):
+        return v.integer(arg, x, minimum=minimum)
+
+    low, high = _bounds(argument, bounds, check)
+    if high is None:
+        return hp.Fixed(name, low)
+    return hp.Int(name, low, high)
 
 
 def lr_search_range(result, method="valley", factor=10.0):
@@ -62,10 +96,10 @@ def lr_search_range(result, method="valley", factor=10.0):
     Raises:
         ValueError: for a `factor` <= 1 or an unknown `method`.
     """
-    factor = float(factor)
-    if not factor > 1.0:
-        raise ValueError(f"Argument `factor` must be > 1. Received: "
-                         f"factor={factor!r}")
+    factor = v.real("factor", factor, minimum=1, min_inclusive=False)
+    if not isinstance(result, LRFinderResult):
+        v.fail_type("result", result, "an `LRFinderResult` (from "
+                    "`keras_trainplus.find_lr`)")
     suggestion = float(result.suggestion(method))
     lrs = [float(v) for v in result.lrs]
     low = max(suggestion / factor, min(lrs))
@@ -94,11 +128,15 @@ def one_cycle_lr(hp, max_lr=(1e-3, 1.0), pct_start=(0.1, 0.5),
     ```
 
     Raises:
-        ValueError: from `OneCycleLR` for invalid values.
+        ValueError: for an invalid range, `hp` or `prefix`, and from
+            `OneCycleLR` for invalid values.
     """
+    prefix = _check_hp(hp, prefix)
     return C.OneCycleLR(
-        max_lr=_float(hp, f"{prefix}_max_lr", max_lr, "log"),
-        pct_start=_float(hp, f"{prefix}_pct_start", pct_start), **kwargs)
+        max_lr=_float(hp, "max_lr", f"{prefix}_max_lr", max_lr, "log"),
+        pct_start=_float(hp, "pct_start", f"{prefix}_pct_start", pct_start,
+                         minimum=0, maximum=1, min_inclusive=False,
+                         max_inclusive=False), **kwargs)
 
 
 def cyclic_lr(hp, base_lr=(1e-5, 1e-2), max_lr=(1e-3, 1.0),
@@ -123,18 +161,30 @@ def cyclic_lr(hp, base_lr=(1e-5, 1e-2), max_lr=(1e-3, 1.0),
     ```
 
     Raises:
-        ValueError: from `CyclicLR` for invalid values.
+        ValueError: for an invalid range, `hp` or `prefix`, and from
+            `CyclicLR` for invalid values.
     """
-    base = _float(hp, f"{prefix}_base_lr", base_lr, "log")
-    peak = _float(hp, f"{prefix}_max_lr", max_lr, "log")
+    prefix = _check_hp(hp, prefix)
+    modes = ("triangular", "triangular2", "exp_range")
+    if isinstance(mode, str):
+        mode = v.choice("mode", mode, modes)
+    else:
+        given = mode
+        mode = [v.choice(f"mode[{i}]", m, modes)
+                for i, m in enumerate(v.sequence(
+                    "mode", mode, "a mode or a tuple of modes"))]
+        if not mode:
+            v.fail("mode", given, "a mode or a non-empty tuple of modes")
+    base = _float(hp, "base_lr", f"{prefix}_base_lr", base_lr, "log")
+    peak = _float(hp, "max_lr", f"{prefix}_max_lr", max_lr, "log")
+    step = _int(hp, "step_size_up", f"{prefix}_step_size_up", step_size_up,
+                minimum=1)
     if isinstance(mode, str):
         chosen = hp.Fixed(f"{prefix}_mode", mode)
     else:
-        chosen = hp.Choice(f"{prefix}_mode", list(mode))
+        chosen = hp.Choice(f"{prefix}_mode", mode)
     return C.CyclicLR(base_lr=min(base, peak), max_lr=max(base, peak),
-                      step_size_up=_int(hp, f"{prefix}_step_size_up",
-                                        step_size_up),
-                      mode=chosen, **kwargs)
+                      step_size_up=step, mode=chosen, **kwargs)
 
 
 def newbob(hp, decay=(0.3, 0.9), relative_error_threshold=(-0.05, 0.0),
@@ -156,13 +206,17 @@ def newbob(hp, decay=(0.3, 0.9), relative_error_threshold=(-0.05, 0.0),
     ```
 
     Raises:
-        ValueError: from `NewbobLRControl` for invalid values.
+        ValueError: for an invalid range, `hp` or `prefix`, and from
+            `NewbobLRControl` for invalid values.
     """
+    prefix = _check_hp(hp, prefix)
     return C.NewbobLRControl(
-        decay=_float(hp, f"{prefix}_decay", decay),
+        decay=_float(hp, "decay", f"{prefix}_decay", decay, minimum=0,
+                     min_inclusive=False),
         relative_error_threshold=_float(
-            hp, f"{prefix}_relative_error_threshold",
-            relative_error_threshold), **kwargs)
+            hp, "relative_error_threshold",
+            f"{prefix}_relative_error_threshold", relative_error_threshold),
+        **kwargs)
 
 
 def dropout_scheduler(hp, rate=(0.0, 0.5), start_epoch=(0, 3),
@@ -184,10 +238,14 @@ def dropout_scheduler(hp, rate=(0.0, 0.5), start_epoch=(0, 3),
     ```
 
     Raises:
-        ValueError: from `DropoutScheduler` for invalid values.
+        ValueError: for an invalid range, `hp` or `prefix`, and from
+            `DropoutScheduler` for invalid values.
     """
-    value = _float(hp, f"{prefix}_rate", rate)
-    start = _int(hp, f"{prefix}_start_epoch", start_epoch)
+    prefix = _check_hp(hp, prefix)
+    value = _float(hp, "rate", f"{prefix}_rate", rate, minimum=0, maximum=1,
+                   max_inclusive=False)
+    start = _int(hp, "start_epoch", f"{prefix}_start_epoch", start_epoch,
+                 minimum=0)
     schedule = {0: 0.0, start: value} if start > 0 else {0: value}
     return C.DropoutScheduler(schedule, **kwargs)
 

@@ -394,8 +394,8 @@ def test_callable_schedules():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: C.DropoutScheduler({0: 1.5}), "in \\[0, 1\\]"),
-    (lambda: C.DropoutScheduler({0: None}), "in \\[0, 1\\]"),
+    (lambda: C.DropoutScheduler({0: 1.5}), "in \\[0, 1\\)"),
+    (lambda: C.DropoutScheduler({0: None}), "in \\[0, 1\\)"),
     (lambda: C.DropoutScheduler("half"), "schedule"),
     (lambda: C.DropoutScheduler({0: 0.1}, layers="d1"), "layers"),
     (lambda: C.GradientClipScheduler({0: 0.0}), "schedule\\[0\\]"),

@@ -260,7 +260,7 @@ def test_verbose_prints_values(capsys):
     (lambda: C.WarmupDecayLR(1e-3, warmup="exponential"), "initial_lr"),
     (lambda: C.WarmupDecayLR(1e-3, decay="step"), "decay_steps"),
     (lambda: C.WarmupDecayLR(1e-3, warmup_steps=-1), "warmup_steps"),
-    (lambda: C.PerEpochLR([]), "values"),
+    (lambda: C.PerEpochLR([]), "learning_rates"),
 ])
 def test_construction_errors(make, match):
     with pytest.raises(ValueError, match=match):

@@ -255,7 +255,7 @@ def test_returnn_config_errors_and_warnings():
     # RETURNN rejects an int LR; here it is simply a float.
     assert NewbobLRControl.from_returnn_config(
         {"learning_rate": 1}).initial_lr == 1.0
-    with pytest.raises(ValueError, match="initial_lr"):
+    with pytest.raises(ValueError, match="learning_rate='1'"):
         NewbobLRControl.from_returnn_config({"learning_rate": "1"})
 
 

@@ -57,10 +57,10 @@ class CyclicLR(HyperparameterScheduler):
             `keras.saving.register_keras_serializable` to serialize).
         scale_mode: `"cycle"` or `"iterations"`: the argument of `scale_fn`.
         cycle_momentum: bool. Defaults to `True`.
-        base_momentum: float in [0, 1]. Momentum at the LR peak.
+        base_momentum: float in [0, 1). Momentum at the LR peak.
             Defaults to `0.8`.
-        max_momentum: float in [base_momentum, 1]. Momentum at cycle starts.
-            Defaults to `0.9`.
+        max_momentum: float in [base_momentum, 1). Momentum at cycle
+            starts. Defaults to `0.9`.
         verbose: int. Defaults to `0`.
 
     Example:
@@ -74,7 +74,7 @@ class CyclicLR(HyperparameterScheduler):
 
     Raises:
         ValueError: for `max_lr < base_lr`, non-positive step sizes, an
-            unknown mode, momentum bounds outside [0, 1] or out of order,
+            unknown mode, momentum bounds outside [0, 1) or out of order,
             and (at `fit`) for an optimizer whose momentum cannot cycle.
     """
 
@@ -93,23 +93,18 @@ class CyclicLR(HyperparameterScheduler):
         max_momentum=0.9,
         verbose=0,
     ):
-        base_lr = v.real("base_lr", base_lr, minimum=0)
-        max_lr = v.real("max_lr", max_lr)
+        base_lr = v.target_value("learning_rate", base_lr, "base_lr")
+        max_lr = v.target_value("learning_rate", max_lr, "max_lr")
         if max_lr < base_lr:
-            raise ValueError(
-                "Argument `max_lr` must be >= `base_lr` "
-                f"({base_lr}). Received: max_lr={max_lr}"
-            )
+            v.fail("max_lr", max_lr, f">= `base_lr` ({base_lr})")
         self.cycle_momentum = v.boolean("cycle_momentum", cycle_momentum)
-        base_momentum = v.real("base_momentum", base_momentum, minimum=0,
-                               maximum=1)
-        max_momentum = v.real("max_momentum", max_momentum, minimum=0,
-                              maximum=1)
+        base_momentum = v.target_value("momentum", base_momentum,
+                                       "base_momentum")
+        max_momentum = v.target_value("momentum", max_momentum,
+                                      "max_momentum")
         if self.cycle_momentum and max_momentum < base_momentum:
-            raise ValueError(
-                "Argument `max_momentum` must be >= `base_momentum` "
-                f"({base_momentum}). Received: max_momentum={max_momentum}"
-            )
+            v.fail("max_momentum", max_momentum,
+                   f">= `base_momentum` ({base_momentum})")
         shape = dict(
             step_size_up=step_size_up,
             step_size_down=step_size_down,

@@ -1,6 +1,9 @@
 """`DropoutScheduler`: dropout rates that change during training."""
 
+import keras
+
 from keras_trainplus import _export
+from keras_trainplus import _validation as v
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -36,7 +39,7 @@ class DropoutScheduler(HyperparameterScheduler):
     ``logs["dropout_rate"]``.
 
     Args:
-        schedule: as above. Values must be in [0, 1].
+        schedule: as above. Values must be in [0, 1).
         layers: `None` (all dropout layers) or a list of layer names or
             layer objects.
         verbose: int. Defaults to `0`.
@@ -50,28 +53,29 @@ class DropoutScheduler(HyperparameterScheduler):
     ```
 
     Raises:
-        ValueError: for an invalid schedule or rate; at `fit`, when the
-            model has no (or not the named) dropout layers.
+        ValueError: for an invalid schedule or rate (a callable's: when
+            first evaluated); at `fit`, when the model has no (or not the
+            named) dropout layers.
     """
 
     def __init__(self, schedule, layers=None, verbose=0):
         self._init_driver("fit", verbose)
-        if isinstance(schedule, dict):
+        if isinstance(schedule, dict):  # None is no rate here
             for epoch, rate in schedule.items():
-                if rate is None or not (0.0 <= float(rate) <= 1.0):
-                    raise ValueError(
-                        "Dropout rates must be in [0, 1]. Received: "
-                        f"schedule[{epoch!r}]={rate!r}")
-        self.schedule = epoch_schedule("schedule", schedule)
+                if rate is None:
+                    v.target_value("dropout", rate, f"schedule[{epoch!r}]")
+        self.schedule = epoch_schedule("schedule", schedule,
+                                       target="dropout")
         if layers is not None:
-            if isinstance(layers, str) or not all(
-                    isinstance(x, str) or hasattr(x, "name") for x in layers):
-                raise ValueError(
-                    "Argument `layers` must be a list of layer names or "
-                    f"layers. Received: layers={layers!r}")
-            layers = list(layers)
+            expected = "None or a list of layer names or layers"
+            layers = v.sequence("layers", layers, expected)
+            if not layers or not all(
+                    isinstance(x, keras.layers.Layer) or (
+                        isinstance(x, str) and x) for x in layers):
+                v.fail_type("layers", layers, expected)
         self.layers = layers
         self.schedules = {"dropout": self.schedule}
+        self._value_arguments = {"dropout": "schedule"}
         self._target_options = {"dropout": {"layers": layers}}
 
     def get_config(self):

@@ -53,7 +53,8 @@ class GradientClipScheduler(HyperparameterScheduler):
     ```
 
     Raises:
-        ValueError: for an unknown mode or a threshold <= 0.
+        ValueError: for an unknown mode or a threshold <= 0 (or NaN); for
+            a callable, when it first returns one.
     """
 
     def __init__(self, schedule, mode="global_norm", verbose=0):
@@ -61,14 +62,11 @@ class GradientClipScheduler(HyperparameterScheduler):
 
         self._init_driver("fit", verbose)
         self.mode = v.choice("mode", mode, CLIP_MODES)
-        if isinstance(schedule, dict):
-            for epoch, thr in schedule.items():
-                if thr is not None:
-                    v.positive(f"schedule[{epoch!r}]", thr if thr != math.inf
-                               else 1.0)
         self.schedule = epoch_schedule("schedule", schedule,
-                                       none_value=math.inf)
+                                       none_value=math.inf,
+                                       target="gradient_clip")
         self.schedules = {"gradient_clip": self.schedule}
+        self._value_arguments = {"gradient_clip": "schedule"}
         self._target_options = {"gradient_clip": {"mode": self.mode}}
 
     def get_config(self):

@@ -1,15 +1,19 @@
 """`HyperparameterScheduler`: the one driver of every scheduled value."""
 
 import copy
+import numbers
 
 import keras
+import numpy as np
 
 from keras_trainplus import _cluster
 from keras_trainplus import _export
+from keras_trainplus import _fit_guard
 from keras_trainplus import _keras_hooks as hooks
 from keras_trainplus import _targets
 from keras_trainplus import _validation as v
 from keras_trainplus.schedules.per_epoch import PerEpoch
+from keras_trainplus.schedules.per_epoch import check_target_values
 from keras_trainplus.schedules.schedule import Schedule
 from keras_trainplus.schedules.schedule import as_schedule
 
@@ -61,9 +65,21 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     variable and momentum attributes are set to the next step's value, so
     checkpoints and `get_config()` hold the current value.
 
+    A learning rate that multiplies a base (``BaseValue() * shape``) logs
+    the base under ``"learning_rate"`` (what `optimizer.learning_rate`
+    reads and writes from Python, so Keras's `ReduceLROnPlateau` and
+    `LearningRateScheduler` compose with it) and the value the last update
+    used under ``"effective_learning_rate"``.
+
     The schedules are installed when the first epoch starts and removed when
     `fit` ends, each time rebuilding the train function (one trace per `fit`
-    call, the same cost as a fresh model).
+    call, the same cost as a fresh model). If `fit` ends by an exception
+    (`KeyboardInterrupt` included), they are removed and the values of
+    before `fit` restored before it propagates. Two writers of one value
+    (two callbacks, ``"lr"`` and ``"learning_rate"``, ``"dropout"`` and
+    ``"dropout:<layer>"``, or a stock callback writing a learning rate this
+    driver owns) raise a `ValueError` naming both; see
+    [docs/architecture.md](../docs/architecture.md#one-writer-per-value).
 
     Args:
         schedules: dict ``{target: schedule}``; a schedule is a
@@ -100,28 +116,36 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self.verbose = v.integer("verbose", verbose, minimum=0)
         self._log_keys = {}
         self._target_options = {}
+        # How the user wrote each target's argument (presets override).
+        self._value_arguments = {}
         self._reset_runtime()
 
 
     # -- state ------------------------------------------------------------
 
     def _reset_runtime(self):
-        self._bases = {}
+        self._bases = {}  # exact values written by PerEpoch leaves
+        self._epoch_bases = {}  # the base the current epoch's updates use
         self._bindings = {}
         self._active = {}
         self._offset = None
         self._installed = False
+        self._guard = None
 
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         for key, value in self.__dict__.items():
-            if key in ("_model", "_bindings", "_active"):
+            if key in ("_model", "_bindings", "_active", "_guard"):
                 continue
             new.__dict__[key] = copy.deepcopy(value, memo)
         new._model = None
         new._reset_runtime()
         return new
+
+    @property
+    def _trainplus_name(self):
+        return self.__dict__.get("_display_name") or type(self).__name__
 
     # -- hooks for presets -------------------------------------------------
 
@@ -145,13 +169,23 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                                 **self._target_options.get(name, {}))
             for name in self._active
         }
+        self._guard = _fit_guard.guard_for(self)
+        for name, binding in self._bindings.items():
+            role = _role(self._active[name])
+            for key, what in binding.value_keys():
+                self._guard.claim(key, self, name, role, what)
 
     def _steps_per_epoch(self):
         return (self.params or {}).get("steps")
 
+    def _accumulation(self):
+        return hooks.accumulation_steps(
+            hooks.optimizers_of(self.model.optimizer)[0])
+
     def _fit_length(self, fix):
-        """Updates `fit` will run (epochs x steps per epoch), or a clear
-        error naming `fix` when the steps per epoch are unknown."""
+        """Updates `fit` will run (epochs x steps per epoch, divided by the
+        optimizer's `gradient_accumulation_steps`), or a clear error naming
+        `fix` when the steps per epoch are unknown."""
         params = self.params or {}
         steps, epochs = params.get("steps"), params.get("epochs")
         if steps is None or epochs is None:
@@ -161,7 +195,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 "unknown length). Pass `steps_per_epoch` to `fit`, or "
                 f"{fix}."
             )
-        return steps * epochs
+        return steps * epochs // self._accumulation()
 
     def _compute_offset(self, epoch, iterations):
         if self.origin == "global":
@@ -176,7 +210,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 "be placed. Pass `steps_per_epoch` to `fit`, or use "
                 f"`{type(self).__name__}(..., origin='global')`."
             )
-        return iterations - epoch * steps
+        return iterations - epoch * steps // self._accumulation()
 
     def _install(self, epoch):
         binding = next(iter(self._bindings.values()))
@@ -187,34 +221,91 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         epochs = (self.params or {}).get("epochs")
         last = None
         if steps is not None and epochs is not None:
-            last = first + (epochs - epoch) * steps - 1
+            # Updates by the end of `fit`, counted in micro-batches.
+            k = binding.accumulation()
+            micro = binding.micro_iterations() + (epochs - epoch) * steps
+            last = micro // k - 1 - offset
         self._check_plan(first, last)
         for name, schedule in self._active.items():
             _set_horizon(schedule, last)
+            self._check_range(name, schedule, first, last)
             self._bindings[name].install(schedule, offset)
-        hooks.rebuild_train_function(self.model)
+        self._guard.add(self, self._abort)
+        self._guard.after_epoch_begin(self._record_bases)
+        self._guard.rebuild_train_function()
         self._offset = offset
         self._installed = True
+
+    def _abort(self):
+        """After an exception in `fit`: the values of before `fit`, the
+        stock train step."""
+        if not self._installed:
+            return
+        for binding in self._bindings.values():
+            binding.restore_original()
+            binding.uninstall()
+        hooks.rebuild_train_function(self.model)
+        self._installed = False
+
+    def _check_external_writes(self):
+        for binding in self._bindings.values():
+            binding.check_external_write(self._trainplus_name)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model  # on JAX: sync the train state before writing variables
         if not self._installed:
             self._install(epoch)
+        self._check_external_writes()
         for name, schedule in self._active.items():
             binding = self._bindings[name]
             for leaf in schedule.per_epoch_leaves():
                 value = leaf.value_at(epoch)
                 if value is None:
                     continue
-                self._bases[name] = float(value)
+                self._bases[name] = v.target_value(name, value,
+                                                   self._argument(name))
                 binding.set_base(value)
-            binding.epoch_begin(binding.iterations() - self._offset)
+            binding.epoch_begin(binding.micro_iterations()
+                                - binding.accumulation() * self._offset)
+        self._record_bases()
         if self.verbose:
             values = ", ".join(
                 f"{self._bindings[n].log_key}={val:.6g}"
                 for n, val in self._values(next_step=True).items()
             )
             print(f"\nEpoch {epoch + 1}: {type(self).__name__} {values}")
+
+    def _argument(self, name):
+        return self._value_arguments.get(name, f"schedules[{name!r}]")
+
+    def _check_range(self, name, schedule, first, last):
+        """Checks the values this `fit` will use on the host before any
+        update: the first and last step and 62 steps between them (the
+        values at every epoch boundary are checked again as they come)."""
+        base = self._base(name) if schedule.uses_base() else None
+        if base is not None and schedule.per_epoch_leaves():
+            return  # the per-epoch values are checked as they are written
+        stop = first + 1 if last is None else last + 1
+        steps = np.unique(np.linspace(first, stop - 1, 64).astype(np.int64))
+        for step in steps:
+            v.target_value(name, _targets.host_value(schedule, step, base),
+                           self._argument(name))
+
+    def _checked(self, values):
+        for name, value in values.items():
+            v.target_value(name, value, self._argument(name))
+        return values
+
+    def _record_bases(self):
+        """Notes the base each target's updates use this epoch: after every
+        callback's `on_epoch_begin` (another callback may write it)."""
+        for name, schedule in self._active.items():
+            if schedule.uses_base():
+                self._epoch_bases[name] = self._base(name)
+
+    def _base(self, name):
+        # The exact value written (the knob may be float32).
+        return self._bases.get(name, self._bindings[name].base())
 
     def _values(self, next_step):
         """Host-side values of every target (last update's or next one's)."""
@@ -226,8 +317,8 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 step = max(step - 1, 0)
             base = None
             if schedule.uses_base():
-                # The exact value written (the knob may be float32).
-                base = self._bases.get(name, binding.base())
+                base = self._base(name) if next_step else \
+                    self._epoch_bases.get(name, self._base(name))
             out[name] = _targets.host_value(schedule, step, base)
         return out
 
@@ -235,22 +326,35 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         if not self._installed:
             return
         self.model  # on JAX: make sure iterations are synced
-        for name, value in self._values(next_step=False).items():
-            if logs is not None:
-                key = self._log_keys.get(name, self._bindings[name].log_key)
-                logs[key] = value
-        for name, value in self._values(next_step=True).items():
+        self._check_external_writes()
+        for name, value in self._checked(self._values(False)).items():
+            if logs is None:
+                continue
+            binding = self._bindings[name]
+            if name in self._log_keys:
+                logs[self._log_keys[name]] = value
+            elif _shapes_base(name, self._active[name]):
+                # What Python reads and writes is the base; the value the
+                # last update used is the effective one.
+                logs[binding.log_key] = self._epoch_bases.get(
+                    name, self._base(name))
+                logs["effective_learning_rate"] = value
+            else:
+                logs[binding.log_key] = value
+        for name, value in self._checked(self._values(True)).items():
             self._bindings[name].mirror(value)
 
     def on_train_end(self, logs=None):
-        if not self._installed:
-            return
-        model = self.model
-        for name, value in self._values(next_step=True).items():
-            self._bindings[name].mirror(value)
-            self._bindings[name].uninstall()
-        hooks.rebuild_train_function(model)
-        self._installed = False
+        if self._installed:
+            model = self.model
+            self._check_external_writes()
+            for name, value in self._values(next_step=True).items():
+                self._bindings[name].mirror(value)
+                self._bindings[name].uninstall()
+            hooks.rebuild_train_function(model)
+            self._installed = False
+        if self._guard is not None:
+            self._guard.done(self)
 
     # -- config -------------------------------------------------------------
 
@@ -273,42 +377,66 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         return cls(**config)
 
 
-def epoch_schedule(name, schedule, none_value=None):
-    """dict / callable / number -> PerEpoch; schedules pass through."""
-    if isinstance(schedule, Schedule):
-        return schedule
-    if isinstance(schedule, bool):
-        raise ValueError(f"Argument `{name}` must be a dict {{epoch: value}},"
-                         f" a callable or a schedule. Received: {schedule!r}")
-    if isinstance(schedule, (int, float)):
-        return PerEpoch([schedule], none_value=none_value)
-    if isinstance(schedule, (dict, list, tuple)) or callable(schedule):
-        return PerEpoch(schedule, none_value=none_value)
-    raise ValueError(
-        f"Argument `{name}` must be a dict {{epoch: value}}, a callable "
-        f"epoch -> value, or a keras_trainplus schedule. Received: "
-        f"{name}={schedule!r}"
-    )
+def epoch_schedule(name, schedule, none_value=None, target=None):
+    """dict / list / callable / number -> PerEpoch; schedules pass through.
+
+    With `target`, the values known now are checked against its range,
+    named as the user wrote them (`name`, ``name[epoch]``), and a callable's
+    values when first evaluated."""
+    if not isinstance(schedule, Schedule):
+        schedule = v.scalar(schedule)
+        if isinstance(schedule, numbers.Real) and not isinstance(
+                schedule, bool):
+            if target is not None:
+                v.target_value(target, schedule, name)
+            schedule = [schedule]
+        elif not (isinstance(schedule, (dict, list, tuple)) or (
+                callable(schedule) and not isinstance(schedule, type))):
+            v.fail_type(name, schedule, "a dict {epoch: value}, a list, a "
+                        "callable epoch -> value, a number or a "
+                        "keras_trainplus schedule")
+        with v.aliases({"values": name}):
+            schedule = PerEpoch(schedule, none_value=none_value)
+    if target is not None:
+        check_target_values(target, schedule, name)
+    return schedule
 
 
 def _check_schedules(schedules):
     if not isinstance(schedules, dict) or not schedules:
-        raise ValueError(
-            "Argument `schedules` must be a non-empty dict "
-            f"{{target: schedule}}. Received: schedules={schedules!r}"
-        )
+        v.fail_type("schedules", schedules,
+                    "a non-empty dict {target: schedule}")
     checked = {}
     for name, schedule in schedules.items():
-        _targets.check_target_name(name)
-        schedule = as_schedule(schedule, f"schedules[{name!r}]")
+        try:
+            _targets.check_target_name(name)
+        except ValueError as error:
+            raise ValueError(f"Argument `schedules` has an invalid target "
+                             f"name: {error}") from None
+        argument = f"schedules[{name!r}]"
+        schedule = as_schedule(schedule, argument)
         if len(schedule.per_epoch_leaves()) > 1:
-            raise ValueError(
-                f"The schedule for {name!r} has several `PerEpoch` leaves; "
-                "a hyperparameter has one base value. Merge them into one. "
-                f"Received: {schedule!r}"
-            )
+            v.fail(argument, schedule, "a schedule with at most one "
+                   "`PerEpoch` leaf, not several `PerEpoch` leaves (a "
+                   "hyperparameter has one base value; merge them into one)")
+        check_target_values(name, schedule, argument)
         checked[name] = schedule
     return checked
+
+
+def _shapes_base(name, schedule):
+    """A learning-rate schedule that multiplies the base by a shape."""
+    from keras_trainplus.schedules.base_value import BaseValue
+
+    return name in ("learning_rate", "lr") and schedule.uses_base() and \
+        not isinstance(schedule, (BaseValue, PerEpoch))
+
+
+def _role(schedule):
+    """How a schedule writes its value (see `_fit_guard.FitGuard.claim`)."""
+    if schedule.per_epoch_leaves():
+        return "base+program"
+    return "program" if schedule.uses_base() else "owns"
 
 
 def _walk(schedule):

@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_trainplus import _cluster
 from keras_trainplus import _export
+from keras_trainplus import _fit_guard
 from keras_trainplus import _keras_hooks as hooks
 from keras_trainplus import _validation as v
 from keras_trainplus.knob import _strategy_scope
@@ -21,11 +22,15 @@ class _LossRecorder(keras.metrics.Metric):
     """Writes every update's own loss into a buffer, inside the compiled
     step. Attached as a model metric so that its variables travel with the
     JAX train state; under tf.distribute each replica adds its share of the
-    loss (`aggregation="sum"`), so reading it gives the global loss."""
+    loss (`aggregation="sum"`), so reading it gives the global loss. With
+    gradient accumulation (`accumulation` micro-batches per update) entry
+    ``i`` is the mean loss of update ``i``'s micro-batches."""
 
-    def __init__(self, size):
+    def __init__(self, size, accumulation=1, phase=0):
         super().__init__(name="keras_trainplus_lr_finder")
         self.size = int(size)
+        self.accumulation = int(accumulation)
+        self.phase = int(phase)  # micro-batches accumulated before the test
         self.losses = self.add_variable(shape=(self.size,),
                                         initializer="zeros",
                                         aggregation="sum", name="losses")
@@ -35,11 +40,18 @@ class _LossRecorder(keras.metrics.Metric):
                                        name="count")
 
     def record(self, loss):
-        index = ops.copy(self.count.value)
+        count = ops.copy(self.count.value)
+        k = self.accumulation
+        index = count if k == 1 else ops.floor_divide(count + self.phase, k)
         hit = ops.equal(ops.arange(self.size, dtype="int32"), index)
         loss = ops.cast(ops.reshape(loss, ()), self.losses.dtype)
-        self.losses.assign(ops.where(hit, loss, self.losses.value))
-        self.count.assign(index + 1)
+        if k == 1:
+            new = ops.where(hit, loss, self.losses.value)
+        else:
+            new = ops.where(hit, self.losses.value + loss / k,
+                            self.losses.value)
+        self.losses.assign(new)
+        self.count.assign(count + 1)
 
     def update_state(self, *args, **kwargs):
         """Unused: `record` is called from the wrapped `compute_loss`."""
@@ -51,7 +63,8 @@ class _LossRecorder(keras.metrics.Metric):
         """Kept across the per-epoch metric reset of `fit`."""
 
     def read(self):
-        count = int(ops.convert_to_numpy(self.count))
+        count = (int(ops.convert_to_numpy(self.count)) + self.phase) \
+            // self.accumulation
         return min(count, self.size), self.read_losses()
 
     def read_losses(self):
@@ -149,6 +162,7 @@ class LRFinder(keras.callbacks.Callback):
         self._smoothed_last = None
         self._installed = False
         self._compute_loss_token = None
+        self._guard = None
 
     def __deepcopy__(self, memo):
         return type(self).from_config(self.get_config())
@@ -166,9 +180,19 @@ class LRFinder(keras.callbacks.Callback):
         self.result = None
         model = self.model
         _cluster.check_strategy_support(model, "LRFinder")
-        optimizers = hooks.optimizers_of(model.optimizer)
+        self._guard = _fit_guard.guard_for(self)
+        for opt in hooks.optimizers_of(model.optimizer):
+            self._guard.claim(("learning_rate", id(opt)), self, None, "owns",
+                              f"the learning rate of optimizer {opt.name!r}")
         if self.restore:
             self._snapshot = _Snapshot(model)
+
+    def _install(self):
+        """Installs the range and the loss recorder (at the first epoch, so
+        that an exception anywhere after it is undone by the guard)."""
+        model = self.model
+        optimizers = hooks.optimizers_of(model.optimizer)
+        self._guard.add(self, self._abort)
         offset = int(ops.convert_to_numpy(optimizers[0].iterations))
         schedule = self.schedule
 
@@ -178,8 +202,12 @@ class LRFinder(keras.callbacks.Callback):
         for opt in optimizers:
             hooks.set_learning_rate_program(opt, program,
                                             needs_variable=False)
+        self._accumulation = hooks.accumulation_steps(optimizers[0])
+        self._micro_offset = hooks.micro_iterations(optimizers[0])
         with _strategy_scope(model):
-            self._recorder = _LossRecorder(self.num_steps)
+            self._recorder = _LossRecorder(
+                self.num_steps, self._accumulation,
+                self._micro_offset % self._accumulation)
         hooks.attach_metric(model, self._recorder)
         recorder = self._recorder
 
@@ -195,7 +223,7 @@ class LRFinder(keras.callbacks.Callback):
             return compute_loss
 
         self._compute_loss_token = hooks.wrap_compute_loss(model, recording)
-        hooks.rebuild_train_function(model)
+        self._guard.rebuild_train_function()
         self._installed = True
 
     def _collect(self, count=None, losses=None):
@@ -216,14 +244,19 @@ class LRFinder(keras.callbacks.Callback):
         return new
 
     def on_epoch_begin(self, epoch, logs=None):
+        if not self._installed:
+            self.model  # on JAX: sync the train state first
+            self._install()
         self._epoch_base = self._updates
 
     def on_train_batch_end(self, batch, logs=None):
         self.model  # on JAX: sync the train state before reading
         # `batch` is the last step of the executed block: the number of
         # updates is known on the host, so one read (the losses) suffices.
-        self._updates = self._epoch_base + int(batch) + 1
-        count = min(self._updates, self.num_steps)
+        self._updates = self._epoch_base + int(batch) + 1  # micro-batches
+        k = self._accumulation
+        phase = self._micro_offset % k
+        count = min((phase + self._updates) // k, self.num_steps)
         if count <= len(self._losses):
             return
         if not self._collect(count, self._recorder.read_losses()):
@@ -249,8 +282,20 @@ class LRFinder(keras.callbacks.Callback):
         return "diverged" if diverged else None
 
     def on_train_end(self, logs=None):
-        if not self._installed:
-            return
+        if self._installed:
+            self._finish()
+        if self._guard is not None:
+            self._guard.done(self)
+
+    def _abort(self):
+        """`fit` ended by an exception: keep what was recorded, restore."""
+        if self._installed:
+            self._finish()
+            if self._snapshot is not None:
+                # JAX's `fit` finalizes the optimizer after this (EMA).
+                hooks.skip_next_finalize(self.model.optimizer)
+
+    def _finish(self):
         model = self.model
         self._collect()
         n = len(self._losses)

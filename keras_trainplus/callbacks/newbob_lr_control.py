@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_trainplus import _cluster
 from keras_trainplus import _export
+from keras_trainplus import _fit_guard
 from keras_trainplus import _newbob
 from keras_trainplus import _state_file
 from keras_trainplus import _targets
@@ -74,7 +75,10 @@ class NewbobLRControl(keras.callbacks.Callback):
 
     Defined behaviour where RETURNN crashes: a score of exactly 0 as a
     denominator gives an IEEE result (``+-inf``/``nan``, as RETURNN computes
-    with NumPy scores) instead of `ZeroDivisionError`; numpy scalars and
+    with NumPy scores) instead of `ZeroDivisionError`; with
+    `relative_error_relative_lr` and a learning rate of 0 (the current or
+    the initial one) the relative error is used unscaled instead of
+    dividing by zero; numpy scalars and
     integer LRs are accepted; a multi-epoch mean that is both above the
     decay threshold and below the grow threshold decays (with a warning)
     instead of failing an assertion.
@@ -104,7 +108,8 @@ class NewbobLRControl(keras.callbacks.Callback):
         multi_num_epochs: int >= 1 (multi-epoch window). Defaults to `5`.
         multi_update_interval: int >= 1; `None` means `multi_num_epochs`.
         relative_error_relative_lr: bool. Divide the relative error by
-            ``lr / initial_lr``. Defaults to `False`.
+            ``lr / initial_lr`` (not when either LR is 0). Defaults to
+            `False`.
         relative_error_div_by_old: bool. Divide by ``|old|`` instead of
             ``|new|``. Defaults to `False`.
         min_num_epochs_per_new_lr: int >= 0. After any change, hold the LR
@@ -137,7 +142,9 @@ class NewbobLRControl(keras.callbacks.Callback):
 
     Raises:
         ValueError: for invalid arguments; at `fit`, when the monitored key
-            never appears, or the state file is corrupt or unsafe.
+            never appears or holds something other than a scalar number,
+            when a callable `decay`/`growth` returns no valid learning
+            rate, or when the state file is corrupt or unsafe.
     """
 
     def __init__(
@@ -165,10 +172,7 @@ class NewbobLRControl(keras.callbacks.Callback):
     ):
         super().__init__()
         self.control = v.choice("control", control, tuple(_newbob.CONTROLS))
-        if not isinstance(monitor, str) or not monitor:
-            raise ValueError("Argument `monitor` must be a logs key. "
-                             f"Received: monitor={monitor!r}")
-        self.monitor = monitor
+        self.monitor = v.string("monitor", monitor)
         self.mode = v.choice("mode", mode, ("auto", "min", "max"))
         self.initial_lr = v.real("initial_lr", _float(initial_lr), minimum=0,
                                  allow_none=True)
@@ -195,12 +199,7 @@ class NewbobLRControl(keras.callbacks.Callback):
             "min_num_epochs_per_new_lr", min_num_epochs_per_new_lr,
             minimum=0)
         self.min_lr = v.real("min_lr", _float(min_lr), minimum=0)
-        if state_file is not None and not isinstance(state_file,
-                                                     (str, os.PathLike)):
-            raise ValueError("Argument `state_file` must be a path or None. "
-                             f"Received: state_file={state_file!r}")
-        self.state_file = None if state_file is None else os.fspath(
-            state_file)
+        self.state_file = v.path("state_file", state_file, allow_none=True)
         self.restore_best_weights = v.boolean("restore_best_weights",
                                               restore_best_weights)
         self.step_shape = (None if step_shape is None
@@ -233,11 +232,13 @@ class NewbobLRControl(keras.callbacks.Callback):
                 for (`restore_best_weights`, `step_shape`, `verbose`).
 
         Raises:
-            ValueError: for invalid values or kwargs.
+            ValueError: for invalid values (the message names the RETURNN
+                key) or kwargs.
         """
         if not isinstance(config, dict):
-            raise ValueError("Argument `config` must be a dict of RETURNN "
-                             f"config keys. Received: config={config!r}")
+            v.fail_type("config", config, "a dict of RETURNN config keys")
+        if not all(isinstance(k, str) for k in config):
+            v.fail_type("config", config, "a dict with string keys")
         allowed = {"restore_best_weights", "step_shape", "verbose"}
         if set(kwargs) - allowed:
             raise ValueError(
@@ -254,49 +255,65 @@ class NewbobLRControl(keras.callbacks.Callback):
                 stacklevel=2,
             )
 
-        def get(*keys, default=None):
-            for k in keys:
+        # Messages name the RETURNN key the user wrote, not our argument.
+        keys = {}
+
+        def get(argument, *names, default=None):
+            keys[argument] = names[0]
+            for k in names:
                 if k in config and config[k] is not None:
+                    keys[argument] = k
                     return config[k]
             return default
 
-        num_epochs = get("newbob_multi_num_epochs", default=5)
-        cb = cls(
-            control=get("learning_rate_control", default="constant"),
+        arguments = dict(
+            control=get("control", "learning_rate_control",
+                        default="constant"),
             monitor="val_loss",
             mode="min",
-            initial_lr=get("learning_rate", default=1.0),
+            initial_lr=get("initial_lr", "learning_rate", default=1.0),
             learning_rates=None,
-            decay=get("learning_rate_decay", "newbob_learning_rate_decay",
-                      default=0.5),
-            growth=get("learning_rate_growth", "newbob_learning_rate_growth",
-                       default=1.0),
-            relative_error_threshold=get("newbob_relative_error_threshold",
-                                         default=-0.01),
-            error_threshold=get("newbob_error_threshold", default=-0.01),
+            decay=get("decay", "learning_rate_decay",
+                      "newbob_learning_rate_decay", default=0.5),
+            growth=get("growth", "learning_rate_growth",
+                       "newbob_learning_rate_growth", default=1.0),
+            relative_error_threshold=get(
+                "relative_error_threshold",
+                "newbob_relative_error_threshold", default=-0.01),
+            error_threshold=get("error_threshold", "newbob_error_threshold",
+                                default=-0.01),
             relative_error_grow_threshold=get(
+                "relative_error_grow_threshold",
                 "newbob_relative_error_grow_threshold"),
-            multi_num_epochs=num_epochs,
-            multi_update_interval=get("newbob_multi_update_interval"),
-            relative_error_relative_lr=bool(get(
+            multi_num_epochs=get("multi_num_epochs",
+                                 "newbob_multi_num_epochs", default=5),
+            multi_update_interval=get("multi_update_interval",
+                                      "newbob_multi_update_interval"),
+            relative_error_relative_lr=_returnn_bool(
                 "learning_rate_control_relative_error_relative_lr",
-                default=False)),
-            relative_error_div_by_old=bool(get(
-                "newbob_relative_error_div_by_old", default=False)),
+                get("relative_error_relative_lr",
+                    "learning_rate_control_relative_error_relative_lr",
+                    default=False)),
+            relative_error_div_by_old=_returnn_bool(
+                "newbob_relative_error_div_by_old",
+                get("relative_error_div_by_old",
+                    "newbob_relative_error_div_by_old", default=False)),
             min_num_epochs_per_new_lr=get(
+                "min_num_epochs_per_new_lr",
                 "learning_rate_control_min_num_epochs_per_new_lr", default=0),
-            min_lr=get("min_learning_rate", default=0.0),
-            state_file=get("learning_rate_file"),
-            **kwargs,
+            min_lr=get("min_lr", "min_learning_rate", default=0.0),
+            state_file=get("state_file", "learning_rate_file"),
         )
-        cb.learning_rates = _predefined(_returnn_lrs(get("learning_rates")),
-                                        offset=1)
-        measure = get("learning_rate_control_error_measure")
-        if measure is not None and not isinstance(measure, (str, list,
-                                                            tuple)):
-            raise ValueError(
-                "`learning_rate_control_error_measure` must be a key or a "
-                f"list of keys. Received: {measure!r}")
+        with v.aliases(keys):
+            cb = cls(**arguments, **kwargs)
+            cb.learning_rates = _predefined(
+                _returnn_lrs(config.get("learning_rates")), offset=1)
+        measure = get("error_measure", "learning_rate_control_error_measure")
+        if measure is not None and not (isinstance(measure, str) or (
+                isinstance(measure, (list, tuple))
+                and all(isinstance(k, str) for k in measure))):
+            v.fail_type("learning_rate_control_error_measure", measure,
+                        "a logs key or a list of keys")
         cb._error_measure = measure
         cb._returnn_config = {k: _plain(config[k]) for k in config
                               if k in _RETURNN_KEYS}
@@ -315,12 +332,13 @@ class NewbobLRControl(keras.callbacks.Callback):
         self._shape_driver = None
         self._chief = True
         self._imported_returnn = False
+        self._guard = None
 
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         runtime = {"_model", "_controller", "_binding", "_epoch_lr",
-                   "_best_weights", "_shape_driver"}
+                   "_best_weights", "_shape_driver", "_guard"}
         for key, value in self.__dict__.items():
             if key not in runtime:
                 new.__dict__[key] = copy.deepcopy(value, memo)
@@ -340,6 +358,9 @@ class NewbobLRControl(keras.callbacks.Callback):
         model = self.model
         _cluster.check_strategy_support(model, "NewbobLRControl")
         self._binding = _targets.LearningRateBinding(model)
+        self._guard = _fit_guard.guard_for(self)
+        for key, what in self._binding.value_keys():
+            self._guard.claim(key, self, None, "base", what)
         self._chief = _cluster.is_chief()
         initial = self.initial_lr
         if initial is None:
@@ -378,6 +399,7 @@ class NewbobLRControl(keras.callbacks.Callback):
             driver = HyperparameterScheduler(
                 {"learning_rate": BaseValue() * self.step_shape})
             driver._log_keys = {"learning_rate": "effective_learning_rate"}
+            driver._display_name = "NewbobLRControl (step_shape)"
             driver.set_model(model)
             driver.set_params(self.params)
             driver.on_train_begin(logs)
@@ -400,6 +422,10 @@ class NewbobLRControl(keras.callbacks.Callback):
             if self.verbose:
                 print(f"\nEpoch {n}: NewbobLRControl restored the weights of "
                       f"the best epoch ({self.monitor}={self._best:.6g}).")
+        self._binding.check_external_write("NewbobLRControl")
+        if not self._epoch_lr:
+            # From here on the LR differs from before `fit`: undo on error.
+            self._guard.add(self, self._binding.restore_original)
         self._binding.set_base(lr)
         self._epoch_lr[n] = lr
         self._save_state()
@@ -443,6 +469,7 @@ class NewbobLRControl(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._ensure_started()
+        self._binding.check_external_write("NewbobLRControl")
         n = epoch + 1
         scores = self._scores(epoch, logs)
         self._controller.set_scores(n, scores)
@@ -459,6 +486,10 @@ class NewbobLRControl(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._shape_driver is not None:
             self._shape_driver.on_train_end(logs)
+        if self._binding is not None:
+            self._binding.check_external_write("NewbobLRControl")
+        if self._guard is not None:
+            self._guard.done(self)
 
     def _track_best(self, n):
         found = self._controller.score(n)
@@ -579,13 +610,19 @@ class NewbobLRControl(keras.callbacks.Callback):
 
 
 def _float(x):
-    """Coerces numpy scalars, tensors and ints to float (None passes)."""
+    """Coerces numpy scalars, 0-d arrays, scalar tensors and ints to float
+    (None, and what is no number, pass unchanged for the checks to
+    report)."""
     if x is None or isinstance(x, bool):
         return x
     if isinstance(x, (int, float, np.integer, np.floating)):
         return float(x)
     if keras.ops.is_tensor(x) or hasattr(x, "numpy"):
-        return float(np.asarray(keras.ops.convert_to_numpy(x)))
+        x = np.asarray(keras.ops.convert_to_numpy(x))
+    if isinstance(x, np.ndarray) and x.shape == () and (
+            np.issubdtype(x.dtype, np.integer)
+            or np.issubdtype(x.dtype, np.floating)):
+        return float(x)
     return x
 
 
@@ -611,16 +648,28 @@ def _serialize_factor(name, value):
     return value
 
 
+def _returnn_bool(key, value):
+    """A RETURNN boolean: a bool, 0/1, or "true"/"false" (RETURNN's
+    `Config.bool` accepts these)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    v.fail_type(key, value, 'a bool (or 0/1, "true"/"false")')
+
+
 def _returnn_lrs(value):
     """RETURNN `learning_rates`: list, dict or a *string literal* (RETURNN
     `eval`s strings; here only literals are accepted)."""
     if isinstance(value, str):
         try:
             value = ast.literal_eval(value)
-        except (ValueError, SyntaxError) as error:
-            raise ValueError(
-                "`learning_rates` given as a string must be a list or dict "
-                f"literal. Received: {value!r} ({error})") from None
+        except (ValueError, SyntaxError, TypeError, MemoryError,
+                RecursionError):
+            v.fail("learning_rates", value, "a list or dict literal when "
+                   "given as a string")
     return value
 
 
@@ -631,23 +680,22 @@ def _predefined(value, offset):
         return None
     if isinstance(value, (list, tuple)):
         if not value:
-            raise ValueError("Argument `learning_rates` must not be empty. "
-                             f"Received: learning_rates={value!r}")
-        return {i + 1: v.real(f"learning_rates[{i}]", _float(lr), minimum=0)
+            v.fail("learning_rates", value, "a non-empty list")
+        return {i + 1: v.target_value("learning_rate", _float(lr),
+                                      f"learning_rates[{i}]")
                 for i, lr in enumerate(value)}
     if isinstance(value, dict):
+        expected = (f"a non-empty dict {{epoch: lr}} with int epochs >= "
+                    f"{offset}")
         if not value:
-            raise ValueError("Argument `learning_rates` must not be empty. "
-                             "Received: learning_rates={}")
+            v.fail("learning_rates", value, expected)
         out = {}
         for key, lr in value.items():
             if isinstance(key, str) and key.lstrip("-").isdigit():
                 key = int(key)  # JSON object keys are strings
-            epoch = v.integer("learning_rates", _float(key), minimum=offset)
-            out[epoch + 1 - offset] = v.real(
-                f"learning_rates[{key!r}]", _float(lr), minimum=0)
+            if not v.is_integer(_float(key), offset):
+                v.fail("learning_rates", value, expected)
+            out[int(key) + 1 - offset] = v.target_value(
+                "learning_rate", _float(lr), f"learning_rates[{key!r}]")
         return out
-    raise ValueError(
-        "Argument `learning_rates` must be a list or a dict {epoch: lr}. "
-        f"Received: learning_rates={value!r}"
-    )
+    v.fail_type("learning_rates", value, "a list or a dict {epoch: lr}")

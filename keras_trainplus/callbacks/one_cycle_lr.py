@@ -38,8 +38,8 @@ class OneCycleLR(HyperparameterScheduler):
         pct_start: float in (0, 1). Defaults to `0.3`.
         anneal_strategy: `"cos"` or `"linear"`. Defaults to `"cos"`.
         cycle_momentum: bool. Defaults to `True`.
-        base_momentum: float in [0, 1]. Defaults to `0.85`.
-        max_momentum: float in [base_momentum, 1]. Defaults to `0.95`.
+        base_momentum: float in [0, 1). Defaults to `0.85`.
+        max_momentum: float in [base_momentum, 1). Defaults to `0.95`.
         div_factor: float > 0. Defaults to `25.0`.
         final_div_factor: float > 0. Defaults to `1e4`.
         three_phase: bool. Defaults to `False`.
@@ -96,16 +96,13 @@ class OneCycleLR(HyperparameterScheduler):
         self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy,
                                         ("cos", "linear"))
         self.cycle_momentum = v.boolean("cycle_momentum", cycle_momentum)
-        self.base_momentum = v.real("base_momentum", base_momentum,
-                                    minimum=0, maximum=1)
-        self.max_momentum = v.real("max_momentum", max_momentum, minimum=0,
-                                   maximum=1)
+        self.base_momentum = v.target_value("momentum", base_momentum,
+                                            "base_momentum")
+        self.max_momentum = v.target_value("momentum", max_momentum,
+                                           "max_momentum")
         if self.cycle_momentum and self.max_momentum < self.base_momentum:
-            raise ValueError(
-                "Argument `max_momentum` must be >= `base_momentum` "
-                f"({self.base_momentum}). Received: "
-                f"max_momentum={max_momentum}"
-            )
+            v.fail("max_momentum", max_momentum,
+                   f">= `base_momentum` ({self.base_momentum})")
         self.div_factor = v.positive("div_factor", div_factor)
         self.final_div_factor = v.positive("final_div_factor",
                                            final_div_factor)

@@ -1,6 +1,7 @@
 """`PerEpochLR` callback: a learning rate per epoch, with resets."""
 
 from keras_trainplus import _export
+from keras_trainplus import _validation as v
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -44,13 +45,15 @@ class PerEpochLR(HyperparameterScheduler):
 
     def __init__(self, learning_rates, step_shape=None, verbose=0):
         self.learning_rates = learning_rates
-        per_epoch = PerEpoch(learning_rates)
+        with v.aliases({"values": "learning_rates"}):
+            per_epoch = PerEpoch(learning_rates)
         self.step_shape = (None if step_shape is None
                            else as_schedule(step_shape, "step_shape"))
         schedule = per_epoch if step_shape is None else (
             per_epoch * self.step_shape)
         super().__init__({"learning_rate": schedule}, origin="fit",
                          verbose=verbose)
+        self._value_arguments = {"learning_rate": "learning_rates"}
 
     def get_config(self):
         per_epoch = PerEpoch(self.learning_rates).get_config()["values"]

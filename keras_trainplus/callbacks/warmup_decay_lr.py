@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
@@ -86,11 +88,15 @@ class WarmupDecayLR(HyperparameterScheduler):
         verbose=0,
     ):
         self.peak_lr = v.positive("peak_lr", peak_lr)
-        if isinstance(warmup_steps, float) and 0 < warmup_steps < 1:
-            self.warmup_steps = warmup_steps
+        warmup_steps = v.scalar(warmup_steps)
+        if isinstance(warmup_steps, (float, np.floating)) and (
+                0 < warmup_steps < 1):
+            self.warmup_steps = float(warmup_steps)
+        elif v.is_integer(warmup_steps, 0):
+            self.warmup_steps = int(warmup_steps)
         else:
-            self.warmup_steps = v.integer("warmup_steps", warmup_steps,
-                                          minimum=0)
+            v.fail("warmup_steps", warmup_steps, "an int >= 0 or a float in "
+                   "(0, 1) (a fraction of the run)")
         self.decay = v.choice("decay", decay, _DECAYS)
         self.total_steps = v.integer("total_steps", total_steps, minimum=1,
                                      allow_none=True)

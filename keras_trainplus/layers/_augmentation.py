@@ -70,10 +70,10 @@ class AugmentationLayer(keras.layers.Layer):
 
     def set_knob(self, name, value):
         """Sets knob `name` (takes effect at the next step, no retrace)."""
-        if name not in self._trainplus_knobs.variables:
-            raise ValueError(
-                f"`{type(self).__name__}` has no knob {name!r}. Knobs: "
-                f"{list(self.KNOBS)}")
+        if not isinstance(name, str) or (
+                name not in self._trainplus_knobs.variables):
+            v.fail("name", name, f"a knob of `{type(self).__name__}` (it has "
+                   f"no knob {name!r}), one of {list(self.KNOBS)}")
         self._check_knob(name, value)
         self._trainplus_knobs.variables[name].assign(float(value))
 

@@ -1,5 +1,6 @@
 """`Cutout`: a square of each training image set to a constant."""
 
+import numpy as np
 from keras import ops
 
 from keras_trainplus import _export
@@ -62,12 +63,16 @@ class Cutout(AugmentationLayer):
     def __init__(self, size, probability=1.0, num_holes=1, fill_value=0.0,
                  data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        if isinstance(size, float) and 0 < size <= 1:
+        size = v.scalar(size)
+        if isinstance(size, (float, np.floating)) and 0 < size <= 1:
             self._fractional = True
             self.size = float(size)
-        else:
+        elif v.is_integer(size, 0):
             self._fractional = False
-            self.size = v.integer("size", size, minimum=0)
+            self.size = int(size)
+        else:
+            v.fail("size", size, "an int >= 0 (pixels) or a float in (0, 1] "
+                   "(a fraction of the shorter side)")
         self.probability = v.real("probability", probability, minimum=0,
                                   maximum=1)
         self.num_holes = v.integer("num_holes", num_holes, minimum=1)

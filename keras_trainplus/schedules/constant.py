@@ -10,7 +10,8 @@ class Constant(Schedule):
     """A constant value.
 
     Args:
-        value: float. The value at every step.
+        value: float. The value at every step; `math.inf` is allowed (e.g.
+            a gradient clip threshold meaning "no clipping").
 
     Example:
 
@@ -18,11 +19,11 @@ class Constant(Schedule):
     0.1
 
     Raises:
-        ValueError: if `value` is not a finite number.
+        ValueError: if `value` is not a finite number or `math.inf`.
     """
 
     def __init__(self, value):
-        self.value = v.real("value", value)
+        self.value = v.real("value", value, allow_inf=True)
 
     def _compute(self, m, step, base):
         return m.float(self.value)

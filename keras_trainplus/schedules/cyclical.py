@@ -97,10 +97,8 @@ class Cyclical(Schedule):
             "scale_mode", scale_mode, ("cycle", "iterations")
         )
         if scale_fn is not None and not callable(scale_fn):
-            raise ValueError(
-                "Argument `scale_fn` must be a callable or a keras_trainplus "
-                f"schedule. Received: scale_fn={scale_fn!r}"
-            )
+            v.fail_type("scale_fn", scale_fn, "a callable, a keras_trainplus "
+                        "schedule or None")
         self.scale_fn = scale_fn
         # Set by callbacks that know how many steps `fit` will run; bounds
         # the host table used for callables that reject tensors.
@@ -162,9 +160,9 @@ class Cyclical(Schedule):
         if isinstance(fn, Schedule):
             return fn._compute(m, x, base)
         if m.concrete:
-            return m.call_user_fn(fn, x)
+            return m.call_user_fn(fn, x, "scale_fn")
         try:
-            return m.call_user_fn(fn, x)
+            return m.call_user_fn(fn, x, "scale_fn")
         except Exception as error:  # e.g. math.sin on a symbolic tensor
             return m.take(self._scale_table(mode, error), self._index(m, x,
                                                                      mode))
@@ -196,7 +194,8 @@ class Cyclical(Schedule):
             value = fn(float(x))
             if keras.ops.is_tensor(value):
                 value = keras.ops.convert_to_numpy(value)
-            table.append(float(value))
+            table.append(v.real(f"scale_fn({float(x)!r})", value,
+                                what="the result of `scale_fn`"))
         return np.asarray(table, dtype=np.float64)
 
     def _index(self, m, x, mode):

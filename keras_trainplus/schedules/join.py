@@ -1,6 +1,7 @@
 """`Join` schedule."""
 
 from keras_trainplus import _export
+from keras_trainplus import _validation as v
 from keras_trainplus.schedules.schedule import Schedule
 from keras_trainplus.schedules.schedule import as_schedule
 from keras_trainplus.schedules.schedule import deserialize_schedules
@@ -33,15 +34,14 @@ class Join(Schedule):
     """
 
     def __init__(self, schedules, boundaries):
-        schedules = [as_schedule(s, f"schedules[{i}]")
-                     for i, s in enumerate(schedules)]
+        given = schedules
+        schedules = [as_schedule(s, f"schedules[{i}]") for i, s in enumerate(
+            v.sequence("schedules", schedules,
+                       "a list of schedules or numbers"))]
         self.boundaries = _increasing_ints("boundaries", boundaries)
         if len(schedules) != len(self.boundaries) + 1:
-            raise ValueError(
-                "Argument `schedules` must have one more element than "
-                f"`boundaries` ({len(self.boundaries)}). "
-                f"Received: {len(schedules)} schedules"
-            )
+            v.fail("schedules", given, "a list one longer than "
+                   f"`boundaries` ({len(self.boundaries)})")
         self.schedules = schedules
 
     def children(self):

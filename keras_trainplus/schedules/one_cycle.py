@@ -62,16 +62,13 @@ class OneCycle(Schedule):
         three_phase=False,
     ):
         self.max_value = v.positive("max_value", max_value)
-        self.total_steps = v.integer("total_steps", total_steps, minimum=2)
-        self.pct_start = v.real("pct_start", pct_start, minimum=0, maximum=1,
-                                min_inclusive=False, max_inclusive=False)
-        self.anneal_strategy = v.choice(
-            "anneal_strategy", anneal_strategy, ("cos", "linear")
-        )
+        (self.total_steps, self.pct_start, self.anneal_strategy,
+         three_phase) = _shape_args(total_steps, pct_start, anneal_strategy,
+                                    three_phase)
         self.div_factor = v.positive("div_factor", div_factor)
         self.final_div_factor = v.positive("final_div_factor",
                                            final_div_factor)
-        self.three_phase = v.boolean("three_phase", three_phase)
+        self.three_phase = three_phase
         self.boundaries = phase_boundaries(
             self.total_steps, self.pct_start, self.three_phase
         )
@@ -94,10 +91,14 @@ class OneCycle(Schedule):
 
         Returns:
             A `PiecewiseAnneal` schedule.
+
+        Raises:
+            ValueError: for invalid arguments, as for `OneCycle`.
         """
         base = v.real("base_momentum", base_momentum)
         top = v.real("max_momentum", max_momentum)
-        total_steps = v.integer("total_steps", total_steps, minimum=2)
+        total_steps, pct_start, anneal_strategy, three_phase = _shape_args(
+            total_steps, pct_start, anneal_strategy, three_phase)
         bounds = phase_boundaries(total_steps, pct_start, three_phase)
         values = [top, base, top] + ([top] if three_phase else [])
         return PiecewiseAnneal(bounds, values, anneal_strategy)
@@ -115,6 +116,15 @@ class OneCycle(Schedule):
             "final_div_factor": self.final_div_factor,
             "three_phase": self.three_phase,
         }
+
+
+def _shape_args(total_steps, pct_start, anneal_strategy, three_phase):
+    """The checked arguments shared by `OneCycle` and `OneCycle.momentum`."""
+    return (v.integer("total_steps", total_steps, minimum=2),
+            v.real("pct_start", pct_start, minimum=0, maximum=1,
+                   min_inclusive=False, max_inclusive=False),
+            v.choice("anneal_strategy", anneal_strategy, ("cos", "linear")),
+            v.boolean("three_phase", three_phase))
 
 
 def phase_boundaries(total_steps, pct_start, three_phase):

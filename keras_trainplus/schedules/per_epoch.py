@@ -2,6 +2,9 @@
 
 import math
 
+import keras
+import numpy as np
+
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
 from keras_trainplus.schedules.base_value import BaseValue
@@ -42,59 +45,90 @@ class PerEpoch(BaseValue):
 
     Raises:
         ValueError: for an empty list/dict, negative epochs or non-finite
-            values.
+            values; from `value_at`, when a callable (or schedule) gives
+            something other than a number (or None).
     """
 
     def __init__(self, values, none_value=None):
+        # The argument as the user wrote it: a preset that forwards its own
+        # argument here names it through `_validation.aliases`.
+        self._argument = v.display("values")
+        # The hyperparameter whose range `value_at` checks (set by presets).
+        self._target = None
         self.none_value = None if none_value is None else _value(
             "none_value", none_value)
         if isinstance(values, Schedule):
             if values.uses_base():
-                raise ValueError(
-                    "Argument `values` must not contain `BaseValue`/"
-                    f"`PerEpoch` leaves. Received: values={values!r}"
-                )
+                v.fail("values", values, "a schedule without `BaseValue`/"
+                       "`PerEpoch` leaves")
             self.values = values
         elif isinstance(values, dict):
-            if not values:
-                raise ValueError("Argument `values` must not be empty. "
-                                 "Received: values={}")
+            expected = "a non-empty dict {epoch: value} with int epochs >= 0"
+            if not values or not all(v.is_integer(k, 0) for k in values):
+                v.fail("values", values, expected)
             self.values = {
                 v.integer("epoch", k, minimum=0):
-                    None if x is None else _value(f"values[{k}]", x)
+                    None if x is None else _value(f"values[{k!r}]", x)
                 for k, x in values.items()
             }
-        elif isinstance(values, (list, tuple)):
+        elif isinstance(values, (list, tuple, np.ndarray)):
+            values = v.sequence("values", values, "a non-empty list")
             if not values:
-                raise ValueError("Argument `values` must not be empty. "
-                                 f"Received: values={values!r}")
+                v.fail("values", values, "a non-empty list")
             self.values = [_value(f"values[{i}]", x)
                            for i, x in enumerate(values)]
         elif callable(values):
             self.values = values
         else:
-            raise ValueError(
-                "Argument `values` must be a list, a dict {epoch: value}, a "
-                "keras_trainplus schedule or a callable epoch -> value. "
-                f"Received: values={values!r}"
-            )
+            v.fail_type("values", values, "a list, a dict {epoch: value}, a "
+                        "keras_trainplus schedule or a callable epoch -> "
+                        "value")
 
     def value_at(self, epoch):
-        """The value for a 0-based epoch, or None (keep the current one)."""
-        if isinstance(self.values, Schedule):
-            return float(self.values(int(epoch)))
+        """The value for a 0-based epoch, or None (keep the current one).
+
+        Raises:
+            ValueError: for a negative or non-integer `epoch`, or when a
+                callable or schedule gives a value that is not a number
+                (or out of range for the hyperparameter it drives).
+        """
+        epoch = v.integer("epoch", epoch, minimum=0)
         if isinstance(self.values, list):
-            return self.values[min(int(epoch), len(self.values) - 1)]
+            return self.values[min(epoch, len(self.values) - 1)]
         if isinstance(self.values, dict):
             keys = [k for k in self.values if k <= epoch]
             if not keys:
                 return None
             value = self.values[max(keys)]
         else:
-            value = self.values(int(epoch))
+            value = self.values(epoch)
             if value is not None:
-                value = _value(f"values({epoch})", value)
+                name = f"{self._argument}({epoch})"
+                if keras.ops.is_tensor(value):
+                    value = keras.ops.convert_to_numpy(value)
+                value = _value(name, value,
+                               f"the result of `{self._argument}`")
+                if self._target is not None:
+                    value = v.target_value(self._target, value, name)
         return self.none_value if value is None else value
+
+    def _check_values(self, target, argument, bind):
+        """Checks the list/dict values against `target`'s range (see
+        `check_target_values`)."""
+        name = self._argument
+        if name == "values":  # built by the user: name it inside `argument`
+            name = f"{argument}.values"
+        if bind:
+            self._target = target
+        if isinstance(self.values, list):
+            for i, x in enumerate(self.values):
+                v.target_value(target, x, f"{name}[{i}]")
+        elif isinstance(self.values, dict):
+            for k, x in self.values.items():
+                if x is not None:
+                    v.target_value(target, x, f"{name}[{k!r}]")
+        if self.none_value is not None:
+            v.target_value(target, self.none_value, "none_value")
 
     def per_epoch_leaves(self):
         return [self]
@@ -126,11 +160,25 @@ class PerEpoch(BaseValue):
         return cls(values, none_value=_decode(config.get("none_value")))
 
 
-def _value(name, x):
+def _value(name, x, what=None):
     """A finite number, or +inf (e.g. "no clipping")."""
-    if x == math.inf:
-        return math.inf
-    return v.real(name, x)
+    return v.real(name, x, allow_inf=True, what=what)
+
+
+def check_target_values(target, schedule, argument):
+    """Checks the values of `schedule` known before training against the
+    range of hyperparameter `target` (`_validation.target_value`): a
+    `Constant`, and the lists and dicts of its `PerEpoch` leaves, naming
+    them as the user wrote them (`argument`, e.g. ``"schedules['lr']"``).
+    Leaves a preset built also check their callables' values when first
+    evaluated (`PerEpoch.value_at`)."""
+    from keras_trainplus.schedules.constant import Constant
+
+    if isinstance(schedule, Constant):
+        v.target_value(target, schedule.value, argument)
+    for leaf in schedule.per_epoch_leaves():
+        leaf._check_values(target, argument,
+                           bind=leaf._argument != "values")
 
 
 def _encode(x):

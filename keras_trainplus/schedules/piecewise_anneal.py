@@ -40,20 +40,18 @@ class PiecewiseAnneal(Schedule):
     """
 
     def __init__(self, boundaries, values, anneal="cos"):
+        expected = "a non-empty, strictly increasing list of numbers > 0"
         bounds = [v.real(f"boundaries[{i}]", b, minimum=0,
                          min_inclusive=False)
-                  for i, b in enumerate(list(boundaries))]
+                  for i, b in enumerate(v.sequence("boundaries", boundaries,
+                                                   expected))]
         if not bounds or any(b <= a for a, b in zip(bounds, bounds[1:])):
-            raise ValueError(
-                "Argument `boundaries` must be a non-empty, strictly "
-                f"increasing list. Received: boundaries={boundaries!r}"
-            )
-        values = [v.real(f"values[{i}]", x) for i, x in enumerate(values)]
+            v.fail("boundaries", boundaries, expected)
+        values = [v.real(f"values[{i}]", x) for i, x in
+                  enumerate(v.sequence("values", values, "a list of numbers"))]
         if len(values) != len(bounds) + 1:
-            raise ValueError(
-                "Argument `values` must have one more element than "
-                f"`boundaries` ({len(bounds)}). Received: values={values!r}"
-            )
+            v.fail("values", values, "a list one longer than `boundaries` "
+                   f"({len(bounds)})")
         self.boundaries = bounds
         self.values = values
         self.anneal = v.choice("anneal", anneal, ("cos", "linear"))

@@ -34,25 +34,25 @@ class PiecewiseConstant(Schedule):
 
     def __init__(self, boundaries, values):
         self.boundaries = _increasing_ints("boundaries", boundaries)
-        values = list(values)
+        values = v.sequence("values", values, "a list of numbers")
         if len(values) != len(self.boundaries) + 1:
-            raise ValueError(
-                "Argument `values` must have one more element than "
-                f"`boundaries` ({len(self.boundaries)}). "
-                f"Received: values={values!r}"
-            )
+            v.fail("values", values, "a list one longer than `boundaries` "
+                   f"({len(self.boundaries)})")
         self.values = [v.real(f"values[{i}]", x) for i, x in enumerate(values)]
 
     @classmethod
     def from_dict(cls, mapping):
         """Builds it from ``{first_step: value}``; must contain step 0."""
-        if not isinstance(mapping, dict) or 0 not in mapping:
-            raise ValueError(
-                "Argument `mapping` must be a dict {first_step: value} with "
-                f"an entry for step 0. Received: mapping={mapping!r}"
-            )
-        keys = sorted(mapping)
-        return cls(keys[1:], [mapping[k] for k in keys])
+        expected = "a dict {first_step: value} with an entry for step 0"
+        if not isinstance(mapping, dict):
+            v.fail_type("mapping", mapping, expected)
+        steps = {v.integer(f"mapping[{k!r}]", k, minimum=0): k
+                 for k in mapping}
+        if 0 not in steps:
+            v.fail("mapping", mapping, expected)
+        keys = sorted(steps)
+        with v.aliases({"boundaries": "mapping", "values": "mapping"}):
+            return cls(keys[1:], [mapping[steps[k]] for k in keys])
 
     def _compute(self, m, step, base):
         out = m.float(self.values[0])

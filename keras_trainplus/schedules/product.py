@@ -1,6 +1,7 @@
 """`Product` schedule."""
 
 from keras_trainplus import _export
+from keras_trainplus import _validation as v
 from keras_trainplus.schedules.schedule import Schedule
 from keras_trainplus.schedules.schedule import as_schedule
 from keras_trainplus.schedules.schedule import deserialize_schedules
@@ -30,12 +31,11 @@ class Product(Schedule):
     """
 
     def __init__(self, schedules):
-        schedules = [as_schedule(s, f"schedules[{i}]")
-                     for i, s in enumerate(schedules)]
+        expected = "a non-empty list of schedules or numbers"
+        schedules = [as_schedule(s, f"schedules[{i}]") for i, s in enumerate(
+            v.sequence("schedules", schedules, expected))]
         if not schedules:
-            raise ValueError(
-                "Argument `schedules` must not be empty. Received: schedules=[]"
-            )
+            v.fail("schedules", schedules, expected)
         self.schedules = schedules
 
     def children(self):

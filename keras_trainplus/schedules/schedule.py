@@ -1,9 +1,14 @@
 """The `Schedule` base class: a pure, serializable function of the step."""
 
+import math
+import numbers
+
 import keras
+import numpy as np
 
 from keras_trainplus import _export
 from keras_trainplus import _math
+from keras_trainplus import _validation as v
 
 
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -54,9 +59,17 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
 
         Returns:
             A NumPy float64 for a concrete step, else a float tensor.
+
+        Raises:
+            ValueError: for a `step` that is neither an integer nor a
+                tensor, or a non-numeric `base`.
         """
+        _check_step(step)
         m, s = _math.prepare(step)
         if base is not None:
+            if _math.is_concrete(base) or isinstance(base, (str, bytes,
+                                                              list, dict)):
+                base = v.real("base", base, allow_inf=True)
             base = m.float(base)
         return m.result(self._compute(m, s, base))
 
@@ -123,12 +136,21 @@ def as_schedule(value, name):
 
     if isinstance(value, Schedule):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Constant(value)
-    raise ValueError(
-        f"Argument `{name}` must be a keras_trainplus schedule or a number. "
-        f"Received: {name}={value!r}"
-    )
+    value = v.scalar(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        with v.aliases({"value": name}):
+            return Constant(value)
+    v.fail_type(name, value, "a keras_trainplus schedule or a number")
+
+
+def _check_step(step):
+    """Refuses what is neither an integer step nor a tensor (a float step
+    is floored, as before)."""
+    if isinstance(step, (bool, np.bool_)) or step is None or isinstance(
+            step, (str, bytes, list, tuple, dict)):
+        v.fail_type("step", step, "an integer step or an integer tensor")
+    if _math.is_concrete(step) and not math.isfinite(float(step)):
+        v.fail("step", step, "a finite integer step")
 
 
 def serialize_schedules(schedules):

@@ -68,18 +68,9 @@ class StepDecay(Schedule):
 
 
 def _increasing_ints(name, values, minimum=1):
-    try:
-        values = list(values)
-    except TypeError:
-        raise ValueError(
-            f"Argument `{name}` must be a list of integers. "
-            f"Received: {name}={values!r}"
-        ) from None
+    values = v.sequence(name, values, f"a list of integers >= {minimum}")
     out = [v.integer(f"{name}[{i}]", b, minimum=minimum)
            for i, b in enumerate(values)]
     if any(b <= a for a, b in zip(out, out[1:])):
-        raise ValueError(
-            f"Argument `{name}` must be strictly increasing. "
-            f"Received: {name}={values!r}"
-        )
+        v.fail(name, values, "strictly increasing")
     return out
