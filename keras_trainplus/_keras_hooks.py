@@ -38,6 +38,12 @@ keras_trainplus needs three things public Keras 3 does not offer:
    wrapped on the instance (nesting, so the LR finder stacks on top).
 9. **MultiWorkerMirroredStrategy `fit` on Keras 3.15 / TF 2.21**
    (`patch_multi_worker_fit`): two module-level fixes, see there.
+10. **Undoing on every way out of `fit`** (`_fit_guard`): the running
+   `fit`'s `CallbackList` and epoch iterator found on the call stack, and
+   instance wrappers of their hooks, ``model.train_function`` and
+   ``model.evaluate``; the optimizer's `apply` marked per thread (so Python
+   reads of a base-reading learning rate see the base); gradient
+   accumulation's micro-batch counter.
 
 Each hook checks that the attributes it relies on exist and fails with a
 clear message otherwise. Tested on Keras 3.15; `check_keras_version` warns
@@ -773,9 +779,11 @@ def patch_multi_worker_fit():
 # callbacks installed when an exception (KeyboardInterrupt included) leaves
 # `fit`, `_fit_guard` needs a frame on the exception's way out. Everything
 # `fit` calls goes through one of: the `CallbackList` it created (every
-# callback hook, validation's test hooks too), ``model.train_function``, and
-# ``model.evaluate`` (validation). Each is wrapped on the instance for the
-# duration of one `fit`; nothing in Keras is patched globally.
+# callback hook, validation's test hooks too), ``model.train_function``,
+# ``model.evaluate`` (validation) and the epoch iterator's
+# `catch_stop_iteration` (entered around every data fetch). Each is wrapped
+# on the instance for the duration of one `fit`; nothing in Keras is
+# patched globally.
 
 _CALLBACK_LIST_HOOKS = (
     "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
@@ -826,6 +834,8 @@ def _guarded(fn, on_error, after=None):
             after()
         return result
 
+    if hasattr(fn, "__dict__"):  # keep attributes callers may read
+        guarded.__dict__.update(fn.__dict__)
     guarded.__dict__[_GUARDED] = fn
     return guarded
 

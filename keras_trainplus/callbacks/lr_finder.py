@@ -95,8 +95,12 @@ class LRFinder(keras.callbacks.Callback):
     variables (slots, `iterations`, learning rate), metric states,
     `model.history`, and the random generators (Python, NumPy, torch, Keras's
     global one, TensorFlow's op-seed counter), so continuing training gives
-    the same results as never having run the test. Everything is kept in
-    memory; no file is written. The result is `finder.result`, an
+    the same results as never having run the test, also when `fit` ends by
+    an exception or Ctrl-C (then ``result.stop_reason == "interrupted"``
+    and the losses recorded so far stay readable). With gradient
+    accumulation, `num_steps` counts real updates and each update's loss
+    is the mean over its micro-batches. Everything is kept in memory; no
+    file is written. The result is `finder.result`, an
     `LRFinderResult` with the curve, suggestions and a plot.
 
     `keras_trainplus.find_lr(model, x, y, ...)` runs this for you.
