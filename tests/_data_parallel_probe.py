@@ -22,6 +22,12 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from helpers import kernel  # noqa: E402
 from helpers import probe_model  # noqa: E402
+from _probe_parts import KnobLR  # noqa: E402
+from _probe_parts import ScriptedLoss  # noqa: E402
+from _probe_parts import SetKnob  # noqa: E402
+from _probe_parts import UpdateNorm  # noqa: E402
+from _probe_parts import clip_loss  # noqa: E402
+from _probe_parts import zero_frac  # noqa: E402
 
 import keras_trainplus  # noqa: E402
 from keras_trainplus import Knob  # noqa: E402
@@ -30,37 +36,6 @@ from keras_trainplus import schedules as S  # noqa: E402
 
 N = 48
 L = keras_trainplus.layers
-
-
-class ScriptedLoss(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        logs["val_loss"] = 1.0  # no progress: newbob decays from epoch 2
-
-
-class KnobLR(keras.optimizers.schedules.LearningRateSchedule):
-    def __init__(self, knob):
-        self.knob = knob
-
-    def __call__(self, step):
-        return self.knob.read()
-
-
-class SetKnob(keras.callbacks.Callback):
-    def __init__(self, knob):
-        super().__init__()
-        self.knob = knob
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.knob.assign(0.1 * (epoch + 1), model=self.model)
-
-
-def zero_frac(y_true, y_pred):
-    return keras.ops.mean(keras.ops.cast(keras.ops.equal(y_pred, 0.0),
-                                         "float32"))
-
-
-def clip_loss(y_true, y_pred):
-    return y_true[:, 0] * y_pred[:, 0]
 
 
 class ShardingProbe(keras.layers.Layer):
@@ -80,17 +55,6 @@ def halves_differ(y_true, y_pred):
     """Mean |first half - second half| of the global batch."""
     half = keras.ops.shape(y_pred)[0] // 2
     return keras.ops.mean(keras.ops.abs(y_pred[:half] - y_pred[half:]))
-
-
-class UpdateNorm(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.w0 = np.array(keras.ops.convert_to_numpy(
-            self.model.layers[-1].kernel))
-
-    def on_epoch_end(self, epoch, logs=None):
-        w1 = np.array(keras.ops.convert_to_numpy(self.model.layers[-1].kernel))
-        logs["update_norm"] = float(np.linalg.norm(w1 - self.w0)) / \
-            self.params["steps"]
 
 
 def weights(model):
