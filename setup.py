@@ -20,6 +20,7 @@ EXAMPLES = ["scikit-learn>=1.0"] + PLOT + TUNER
 # other backends at versions with local CPU wheels.
 TEST = [
     "pytest>=7",
+    "ruff",
     "scipy",
     "tensorflow-cpu>=2.16",
     "jax==0.10.2",

@@ -219,7 +219,7 @@ def anneal(m, kind, start_value, end_value, done, left, total):
 
 
 def cos_weight(m, done, left, total):
-    """The cosine annealing weight ``(1 + cos(pi * p)) / 2`` with p = done/total.
+    """The cosine annealing weight ``(1 + cos(pi * p)) / 2``, p = done/total.
 
     Written as ``cos(pi p / 2)**2`` for p <= 1/2 and ``sin(pi q / 2)**2`` with
     q = left/total for p > 1/2, so that both ends are accurate to relative

@@ -215,6 +215,8 @@ def bernoulli_from(u, probability):
     return u < ops.cast(probability, "float32")
 
 
-__all__ = ["Uniforms", "hashed_uniform", "beta", "beta_from", "beta_rows", "bernoulli_from",
-           "gamma_rows", "int_from", "log_gamma_from", "permutation_from",
-           "replica_info", "uniform"]
+__all__ = [
+    "Uniforms", "hashed_uniform", "beta", "beta_from", "beta_rows",
+    "bernoulli_from", "gamma_rows", "int_from", "log_gamma_from",
+    "permutation_from", "replica_info", "uniform",
+]

@@ -5,13 +5,16 @@ program (a function of the step), writes per-epoch base values into its
 knob, reports host-side values for `logs`, and uninstalls at `on_train_end`.
 `HyperparameterScheduler` is the one driver over them.
 
-| target | knob (base value) | how the step sees it |
-| --- | --- | --- |
-| learning_rate / lr | the optimizer's own LR variable | LR program on the optimizer |
-| momentum, beta_1, beta_2, weight_decay | a variable (hidden optimizer state on JAX) | attribute substituted during the update |
-| gradient_clip | a variable (+inf = off) | clip after the cross-replica sum (TF) |
-| dropout, dropout:<layer> | a hidden variable per layer | the layer's `call` reads it |
-| <layer>.<knob> | the augmentation layer's knob (hidden state) | the layer's `call` reads it |
+* learning_rate / lr: the knob is the optimizer's own LR variable; an LR
+  program on the optimizer.
+* momentum, beta_1, beta_2, weight_decay: a variable (hidden optimizer
+  state on JAX); the attribute is substituted during the update.
+* gradient_clip: a variable (+inf = off); clip after the cross-replica sum
+  (TF).
+* dropout, dropout:<layer>: a hidden variable per layer, read by the
+  layer's `call`.
+* <layer>.<knob>: the augmentation layer's knob (hidden state), read by
+  the layer's `call`.
 
 Every knob reaches the compiled step without retracing, on every backend
 (on JAX the optimizer-side knobs are hidden optimizer state, see

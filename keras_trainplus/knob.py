@@ -1,4 +1,4 @@
-"""`Knob`: a scalar hyperparameter held in a variable the compiled step reads."""
+"""`Knob`: a scalar hyperparameter in a variable the compiled step reads."""
 
 import keras
 import numpy as np

@@ -21,7 +21,8 @@ from keras_trainplus import _validation as v
 from keras_trainplus import callbacks as C
 from keras_trainplus.lr_finder_result import LRFinderResult
 
-__all__ = ["TunableCallbacks", "cyclic_lr", "dropout_scheduler",
+__all__ = ["TunableCallbacks",  # noqa: F822 (defined lazily)
+           "cyclic_lr", "dropout_scheduler",
            "lr_search_range", "newbob", "one_cycle_lr"]
 
 

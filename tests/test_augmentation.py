@@ -3,7 +3,6 @@ inference, targets mixed inside a compiled `fit` (the loss is 0 only when
 the targets are mixed exactly like the inputs), XLA, mixed precision,
 scheduling of their knobs, config round trips."""
 
-import os
 
 import keras
 import numpy as np

@@ -70,7 +70,8 @@ def test_knob_in_strategy_scope_is_mirrored(results):
 
 @pytest.mark.tf_only
 def test_newbob_with_step_shape_under_mirrored(results):
-    single, mirrored = results["newbob"]["single"], results["newbob"]["mirrored"]
+    single = results["newbob"]["single"]
+    mirrored = results["newbob"]["mirrored"]
     assert mirrored["logs"]["learning_rate"] == [0.1, 0.1, 0.05]
     assert mirrored["logs"] == single["logs"]
     shape = np.array([S.Linear(0.5, 1.0, 4)(i) for i in range(24)])
@@ -105,7 +106,8 @@ def test_clipping_under_mirrored_equals_one_device(results):
 
 @pytest.mark.tf_only
 def test_lr_finder_under_mirrored(results):
-    single, mirrored = results["finder"]["single"], results["finder"]["mirrored"]
+    single = results["finder"]["single"]
+    mirrored = results["finder"]["mirrored"]
     assert mirrored["n"] == 2
     assert single["restored"] and mirrored["restored"]
     assert len(mirrored["losses"]) == 16

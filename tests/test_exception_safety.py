@@ -349,7 +349,7 @@ def test_documented_compositions_are_allowed():
     assert_stock(model)
 
 
-# -- stock LR callbacks and base-reading schedules ------------------------------
+# -- stock LR callbacks and base-reading schedules ---------------------------
 
 
 class Score(keras.callbacks.Callback):
@@ -372,7 +372,8 @@ def _warmup_run(stock, order, epochs=3):
 
 @pytest.mark.parametrize("order", ["driver_first", "stock_first"])
 def test_reduce_lr_on_plateau_scales_the_base(order):
-    stock = keras.callbacks.ReduceLROnPlateau(monitor="score", mode="min", factor=0.5,
+    stock = keras.callbacks.ReduceLROnPlateau(monitor="score", mode="min",
+                                              factor=0.5,
                                               patience=0, min_delta=0.0)
     lrs, history, model = _warmup_run(stock, order)
     warm = np.minimum(np.arange(18) / 15.0, 1.0)
@@ -410,7 +411,8 @@ def test_stock_writer_of_an_owned_learning_rate_is_an_error(order):
 
 def test_newbob_and_a_stock_writer_is_an_error():
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    stock = keras.callbacks.ReduceLROnPlateau(monitor="score", mode="min", factor=0.5,
+    stock = keras.callbacks.ReduceLROnPlateau(monitor="score", mode="min",
+                                              factor=0.5,
                                               patience=0)
     with pytest.raises(ValueError, match="NewbobLRControl"):
         fit_probe(model, N, [Score(), C.NewbobLRControl(monitor="loss"),

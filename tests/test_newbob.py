@@ -9,7 +9,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import warnings
 
 import keras
 import numpy as np

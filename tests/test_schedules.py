@@ -51,16 +51,20 @@ def ref_cyclic(lo, hi, up, down, s, scale=lambda c, i: 1.0):
 
 
 CASES = [
-    ("linear", S.Linear(0.1, 0.0, 1000), lambda s: ref_linear(0.1, 0.0, 1000, s)),
-    ("linear_up", S.Linear(0.0, 2.0, 7), lambda s: ref_linear(0.0, 2.0, 7, s)),
-    ("cosine", S.Cosine(1e-3, 1e-5, 500), lambda s: ref_cosine(1e-3, 1e-5, 500, s)),
+    ("linear", S.Linear(0.1, 0.0, 1000),
+     lambda s: ref_linear(0.1, 0.0, 1000, s)),
+    ("linear_up", S.Linear(0.0, 2.0, 7),
+     lambda s: ref_linear(0.0, 2.0, 7, s)),
+    ("cosine", S.Cosine(1e-3, 1e-5, 500),
+     lambda s: ref_cosine(1e-3, 1e-5, 500, s)),
     ("geometric", S.Geometric(1e-7, 10.0, 100),
      lambda s: ref_geometric(1e-7, 10.0, 100, s)),
     ("expdecay", S.ExponentialDecay(0.1, 0.96, 100),
      lambda s: ref_expdecay(0.1, 0.96, 100, s)),
     ("expdecay_stair", S.ExponentialDecay(0.1, 0.5, 30, staircase=True),
      lambda s: ref_expdecay(0.1, 0.5, 30, s, True)),
-    ("inv_sqrt", S.InverseSqrtDecay(1e-3, 4000), lambda s: ref_inv_sqrt(1e-3, 4000, s)),
+    ("inv_sqrt", S.InverseSqrtDecay(1e-3, 4000),
+     lambda s: ref_inv_sqrt(1e-3, 4000, s)),
     ("step", S.StepDecay(1.0, step_size=30, gamma=0.1),
      lambda s: 0.1 ** (s // 30)),
     ("multistep", S.StepDecay(1.0, gamma=0.5, milestones=[10, 25]),
@@ -103,16 +107,22 @@ def test_graph_values_match_host(name, schedule, ref):
 LONG = 10 ** 8
 LONG_CASES = [
     # (schedule, reference at step LONG, at step LONG - 1)
-    (S.Linear(1.0, 0.0, LONG + 10), lambda s: 1.0 * (LONG + 10 - s) / (LONG + 10)),
-    (S.Cosine(1.0, 0.0, 2 * LONG), lambda s: ref_cosine(1.0, 0.0, 2 * LONG, s)),
-    (S.InverseSqrtDecay(1e-3, 4000), lambda s: ref_inv_sqrt(1e-3, 4000, s)),
-    (S.ExponentialDecay(1.0, 0.99, 10 ** 6), lambda s: ref_expdecay(1.0, 0.99, 10 ** 6, s)),
+    (S.Linear(1.0, 0.0, LONG + 10),
+     lambda s: 1.0 * (LONG + 10 - s) / (LONG + 10)),
+    (S.Cosine(1.0, 0.0, 2 * LONG),
+     lambda s: ref_cosine(1.0, 0.0, 2 * LONG, s)),
+    (S.InverseSqrtDecay(1e-3, 4000),
+     lambda s: ref_inv_sqrt(1e-3, 4000, s)),
+    (S.ExponentialDecay(1.0, 0.99, 10 ** 6),
+     lambda s: ref_expdecay(1.0, 0.99, 10 ** 6, s)),
     (S.Cyclical(0.001, 0.006, 2000, 1000),
      lambda s: ref_cyclic(0.001, 0.006, 2000, 1000, s)),
     (S.Cyclical(0.001, 0.006, 7, 13, mode="triangular2"),
      lambda s: ref_cyclic(0.001, 0.006, 7, 13, s, lambda c, i: 2.0 ** (1 - c))),
-    (S.StepDecay(1.0, step_size=10 ** 7, gamma=0.5), lambda s: 0.5 ** (s // 10 ** 7)),
-    (S.Restart(S.Linear(1.0, 0.0, 1000), 1000), lambda s: 1.0 - (s % 1000) / 1000),
+    (S.StepDecay(1.0, step_size=10 ** 7, gamma=0.5),
+     lambda s: 0.5 ** (s // 10 ** 7)),
+    (S.Restart(S.Linear(1.0, 0.0, 1000), 1000),
+     lambda s: 1.0 - (s % 1000) / 1000),
     (S.OneCycle(0.1, 3 * LONG), None),
 ]
 

@@ -31,7 +31,7 @@ class WarmupDecayLR(HyperparameterScheduler):
       | `"constant"` | `peak_lr` |
       | `"linear"` | `peak_lr` -> `final_lr` at the last update (BERT) |
       | `"cosine"` | half-cosine `peak_lr` -> `final_lr` at the last update |
-      | `"inverse_sqrt"` | ``peak_lr * sqrt(s / (s + u))``, s = `decay_steps` (default `warmup_steps`) |
+      | `"inverse_sqrt"` | ``peak_lr * sqrt(s / (s + u))``, s = `decay_steps` |
       | `"step"` | ``peak_lr * decay_rate ** floor(u / decay_steps)`` |
       | `"exponential"` | ``peak_lr * decay_rate ** (u / decay_steps)`` |
 
@@ -54,8 +54,8 @@ class WarmupDecayLR(HyperparameterScheduler):
         warmup: `"linear"` or `"exponential"`. Defaults to `"linear"`.
         initial_lr: float, start of the warmup. Defaults to `0.0` (linear);
             required (> 0) for exponential warmup.
-        decay_steps: int >= 1, for `"inverse_sqrt"`, `"step"`,
-            `"exponential"`.
+        decay_steps: int >= 1, for `"inverse_sqrt"` (default
+            `warmup_steps`), `"step"`, `"exponential"`.
         decay_rate: float > 0, for `"step"` (default `0.1`) and
             `"exponential"` (default `0.5`).
         verbose: int. Defaults to `0`.

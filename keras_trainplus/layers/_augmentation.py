@@ -127,7 +127,7 @@ class AugmentationLayer(keras.layers.Layer):
             out[name] = value
         return out
 
-    # -- helpers ----------------------------------------------------------------
+    # -- helpers -------------------------------------------------------------
 
     def _as_float(self, x):
         if "float" in str(keras.backend.standardize_dtype(x.dtype)):

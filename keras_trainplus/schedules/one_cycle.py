@@ -41,8 +41,9 @@ class OneCycle(Schedule):
 
     Example:
 
-    >>> s = OneCycle(1.0, total_steps=10, pct_start=0.5, anneal_strategy="linear",
-    ...              div_factor=10.0, final_div_factor=1.0)
+    >>> s = OneCycle(1.0, total_steps=10, pct_start=0.5,
+    ...              anneal_strategy="linear", div_factor=10.0,
+    ...              final_div_factor=1.0)
     >>> [round(float(s(i)), 6) for i in (0, 4, 9)]
     [0.1, 1.0, 0.1]
 
