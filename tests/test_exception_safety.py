@@ -425,3 +425,45 @@ def test_guard_costs_no_retrace_and_unwraps_after_fit():
     model = probe_model(N, keras.optimizers.SGD(0.5), steps_per_execution=4)
     fit_probe(model, N, [C.OneCycleLR(1.0, cycle_momentum=False)], epochs=2)
     assert_stock(model)
+
+
+@pytest.mark.parametrize("schedule", [S.Linear(2.0, 8.0, 10), {0: 3.0, 1: 6.0}],
+                         ids=["per_step", "per_epoch"])
+def test_augmentation_knob_restored_after_an_exception(schedule):
+    from keras_trainplus import layers as L
+
+    inputs = keras.Input((8, 8, 1))
+    cut = L.Cutout(4, name="cut")
+    x = cut(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(
+        keras.layers.Flatten()(x)))
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    data = np.ones((8, 8, 8, 1), "float32")
+    sched = schedule if not isinstance(schedule, dict) else \
+        S.PerEpoch(schedule)
+    with pytest.raises(RuntimeError):
+        model.fit(data, np.zeros((8, 1)), batch_size=2, epochs=3, verbose=0,
+                  callbacks=[C.HyperparameterScheduler({"cut.size": sched}),
+                             Raise(1)])
+    assert float(ops.convert_to_numpy(cut.knobs["size"])) == 4.0
+    assert not cut._trainplus_knobs.programs
+    assert_stock(model)
+    # The layer cuts its own 4x4 hole again: 16 of 64 pixels (clipped holes
+    # at borders cut fewer; the largest count is 16).
+    out = ops.convert_to_numpy(cut(ops.ones((64, 8, 8, 1)), training=True))
+    assert (out == 0).reshape(64, -1).sum(axis=1).max() == 16
+
+
+def test_scheduled_dropout_layer_restored_after_an_exception():
+    from keras_trainplus import layers as L
+
+    inputs = keras.Input((4000,))
+    drop = L.ScheduledDropout(0.5, name="drop")
+    model = keras.Model(inputs, keras.layers.Dense(1)(drop(inputs)))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    with pytest.raises(RuntimeError):
+        model.fit(np.ones((8, 4000)), np.zeros((8, 1)), batch_size=2,
+                  epochs=3, verbose=0, callbacks=[
+                      C.DropoutScheduler(S.Linear(0.0, 0.9, 8)), Raise(1)])
+    assert drop.current_rate == pytest.approx(0.5)
+    assert abs(_dropped_fraction(model) - 0.5) < 0.02
