@@ -111,8 +111,9 @@ class DropoutControl:
             hooks.attach_hidden_state(self.layer, self.seed.state)
         hooks.set_layer_call(self.layer, self.call)
 
-    def detach(self):
-        """Restores the stock layer, with `rate` set to the knob's value.
+    def detach(self, rate=None):
+        """Restores the stock layer, with `rate` set to `rate` (the exact
+        Python value; default: the knob's value, float32).
 
         A layer created with rate 0 (which has no seed generator) and raised
         since keeps the seed generator as a regular one. A permanent control
@@ -125,7 +126,8 @@ class DropoutControl:
         hooks.detach_hidden_state(self.layer, self.rate)
         if self.step is not None:
             hooks.detach_hidden_state(self.layer, self.step)
-        rate = float(keras.ops.convert_to_numpy(self.rate))
+        if rate is None:
+            rate = float(keras.ops.convert_to_numpy(self.rate))
         self.layer.rate = rate
         if self.own_seed:
             if rate > 0:

@@ -881,15 +881,34 @@ class _GuardedContext:
         return self.inner.__exit__(kind, error, traceback)
 
 
+# Model methods `fit` calls through `self.` between the callback hooks.
+_MODEL_METHODS = ("evaluate", "reset_metrics", "_get_metrics_result_or_logs")
+
+
 def guard_model(model, on_error, epoch_iterator=None):
-    """Wraps ``model.train_function``, ``model.evaluate`` (validation) and
-    the data fetching of `fit`'s epoch iterator (`catch_stop_iteration`,
-    entered around every fetch; on torch the data is fetched outside the
-    train function) on the instances, so that `on_error()` runs when an
-    exception passes them. Returns ``(refresh, unhook)``: `refresh()` wraps
-    a train function built since (callbacks rebuild it), `unhook()` removes
-    the wrappers."""
-    saved_evaluate = model.__dict__.get("evaluate")
+    """Wraps ``model.train_function``, the model methods `fit` calls between
+    callback hooks (``evaluate`` for validation, ``reset_metrics``, the
+    epoch's metric results) and the data fetching of `fit`'s epoch
+    iterator (`catch_stop_iteration`, entered around every fetch; on torch
+    the data is fetched outside the train function) on the instances, so
+    that `on_error()` runs when an exception passes them.
+
+    A few statements of `fit` run outside all of these (e.g. building the
+    validation iterator). If one raises, the next `fit` (or
+    `train_on_batch`) of the model calls ``make_train_function()`` without
+    `force`, which only a new call does: `on_error()` runs then, before it
+    builds anything.
+
+    Returns ``(refresh, unhook)``: `refresh()` wraps a train function built
+    since (callbacks rebuild it), `unhook()` removes the wrappers."""
+    saved = {name: model.__dict__.get(name)
+             for name in _MODEL_METHODS + ("make_train_function",)}
+    make_train_function = model.make_train_function
+
+    def make_train_function_once_stale(force=False):
+        if not force:
+            on_error()  # a new `fit`: the one that installed is gone
+        return make_train_function(force=force)
     if epoch_iterator is not None:
         catch = epoch_iterator.catch_stop_iteration
         epoch_iterator.__dict__["catch_stop_iteration"] = \
@@ -900,14 +919,17 @@ def guard_model(model, on_error, epoch_iterator=None):
         if fn is not None and _GUARDED not in getattr(fn, "__dict__", {}):
             model.train_function = _guarded(fn, on_error)
 
-    model.__dict__["evaluate"] = _guarded(model.evaluate, on_error)
+    for name in _MODEL_METHODS:
+        model.__dict__[name] = _guarded(getattr(model, name), on_error)
+    model.__dict__["make_train_function"] = make_train_function_once_stale
     refresh()
 
     def unhook():
-        if saved_evaluate is None:
-            model.__dict__.pop("evaluate", None)
-        else:
-            model.__dict__["evaluate"] = saved_evaluate
+        for name, previous in saved.items():
+            if previous is None:
+                model.__dict__.pop(name, None)
+            else:
+                model.__dict__[name] = previous
         if epoch_iterator is not None:
             epoch_iterator.__dict__.pop("catch_stop_iteration", None)
         unguard_train_function(model)

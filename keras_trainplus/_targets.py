@@ -30,6 +30,7 @@ from keras import ops
 
 from keras_trainplus import _dropout
 from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _validation as v
 from keras_trainplus.knob import Knob
 from keras_trainplus.schedules.base_value import BaseValue
 
@@ -93,8 +94,17 @@ class _Binding:
     def restore_original(self):
         """Puts back the values of before `fit` (after an exception)."""
 
+    def own(self):
+        """The value is owned outright from now on (before any callback of
+        the `fit` writes it): another writer is an error."""
+
     def check_external_write(self, owner):
         """Raises if something else wrote a value this target owns."""
+
+    def check_value(self, target, value, argument):
+        """Checks a value of this target for `argument` (see
+        `_validation.target_value`); returns it as a float."""
+        return v.target_value(target, value, argument)
 
     def set_base(self, value):
         """Writes the per-epoch base value into the knob."""
@@ -137,6 +147,8 @@ class LearningRateBinding(_Binding):
     def install(self, schedule, offset):
         uses_base = schedule.uses_base()
         self._uses_base = uses_base
+        if is_bare_base(schedule):
+            return  # the optimizer reads its own variable: no program
 
         def program(step, lr_variable):
             base = lr_variable if uses_base else None
@@ -163,6 +175,9 @@ class LearningRateBinding(_Binding):
     def restore_original(self):
         for knob, value in zip(self.knobs, self._original):
             knob.assign(value, model=self.model)
+
+    def own(self):
+        self._written = self.base()
 
     def check_external_write(self, owner):
         if self._written is None:
@@ -401,6 +416,7 @@ class DropoutBinding(_Binding):
         self.controls = []
         self._offset = 0
         self._original = [float(layer.rate) for layer in self.layers]
+        self._exact = None  # exact Python rates for the layers at the end
 
     def value_keys(self):
         return [(("dropout", id(layer)),
@@ -412,6 +428,7 @@ class DropoutBinding(_Binding):
             control.rate.assign(value)
             if not control.permanent:
                 control.layer.rate = value
+        self._exact = list(self._original)
 
     def base(self):
         if self.controls:
@@ -450,10 +467,12 @@ class DropoutBinding(_Binding):
                 # Checkpoints written now (ModelCheckpoint) carry the
                 # current rate in the stock layer's config.
                 control.layer.rate = value
+        self._exact = [value] * len(self.controls)
 
     def uninstall(self):
-        for control in self.controls:
-            control.detach()
+        exact = self._exact or [None] * len(self.controls)
+        for control, rate in zip(self.controls, exact):
+            control.detach(rate)
         self.controls = []
 
 
@@ -498,7 +517,10 @@ class LayerKnobBinding(_Binding):
         self.knob = knob
         self.variable = self.layer.knobs[knob]
         self._per_step = False
+        self._uses_base = False
+        self._last = None
         self._original = self.base()
+        self._original_attribute = getattr(self.layer, knob)
 
     def value_keys(self):
         return [(("knob", id(self.layer), self.knob),
@@ -506,12 +528,31 @@ class LayerKnobBinding(_Binding):
 
     def restore_original(self):
         self.variable.assign(self._original)
+        setattr(self.layer, self.knob, self._original_attribute)
+        self._last = None
+
+    def check_value(self, target, value, argument):
+        value = super().check_value(target, value, argument)
+        if self.knob in self.layer._unit_knobs() and value > 1:
+            v.fail(argument, value, f"in [0, 1] (`{self.knob}` of layer "
+                   f"{self.layer.name!r})")
+        return value
+
+    def mirror(self, value):
+        """The layer's attribute (its config) follows the value; so does
+        the knob when no base is read from it."""
+        setattr(self.layer, self.knob,
+                _like(self._original_attribute, value))
+        if not self._uses_base:
+            self.variable.assign(float(value))
+        self._last = float(value)
 
     def base(self):
         return float(keras.ops.convert_to_numpy(self.variable))
 
     def install(self, schedule, offset):
         self._per_step = not isinstance(schedule, BaseValue)
+        self._uses_base = schedule.uses_base()
         if self._per_step:
             self.layer._use_counter(self.model)
             accumulation = self.accumulation()
@@ -530,9 +571,30 @@ class LayerKnobBinding(_Binding):
     def set_base(self, value):
         hooks.sync_jax_state(self.model)
         self.variable.assign(float(value))
+        setattr(self.layer, self.knob,
+                _like(self._original_attribute, value))
 
     def uninstall(self):
         self.layer._set_program(self.knob, None)
+        if self._last is not None:
+            # Stock again: the layer keeps the last value it used.
+            self.variable.assign(self._last)
+
+
+def _like(original, value):
+    """`value` with the type of the attribute it replaces (an integer
+    count stays an integer)."""
+    if isinstance(original, int) and not isinstance(original, bool):
+        return int(round(float(value)))
+    return float(value)
+
+
+def is_bare_base(schedule):
+    """A schedule that is just the base value (`BaseValue()` or a
+    `PerEpoch` leaf): the knob itself, no program needed."""
+    from keras_trainplus.schedules.per_epoch import PerEpoch
+
+    return isinstance(schedule, (BaseValue, PerEpoch))
 
 
 _TARGETS = {

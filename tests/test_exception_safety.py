@@ -20,6 +20,7 @@ from tests.helpers import fit_probe
 from tests.helpers import kernel
 from tests.helpers import probe_data
 from tests.helpers import probe_model
+from tests.helpers import sgd_applied_lrs
 from tests.helpers import spe_values
 
 N = 12
@@ -467,3 +468,147 @@ def test_scheduled_dropout_layer_restored_after_an_exception():
                       C.DropoutScheduler(S.Linear(0.0, 0.9, 8)), Raise(1)])
     assert drop.current_rate == pytest.approx(0.5)
     assert abs(_dropped_fraction(model) - 0.5) < 0.02
+
+
+# -- found by a review as a new user -------------------------------------------
+
+
+def test_exception_outside_the_hooks_is_undone_by_the_next_fit():
+    """Keras raises while building the validation iterator (mismatched
+    rows), outside every guarded call: the next `fit` starts stock."""
+    model = probe_model(N, keras.optimizers.SGD(0.5))
+    x, y = probe_data(N)
+    with pytest.raises(ValueError):
+        model.fit(x, y, batch_size=1, epochs=2, verbose=0,
+                  validation_data=(x[:5], y[:4]),
+                  callbacks=[C.OneCycleLR(1.0, total_steps=2 * N,
+                                          cycle_momentum=False)])
+    np.testing.assert_allclose(_plain_lrs(model), 0.5, rtol=1e-6)
+    assert_stock(model)
+
+
+def test_exception_in_reset_metrics_is_undone():
+    class Fragile(keras.metrics.MeanSquaredError):
+        calls = 0
+
+        def reset_state(self):
+            Fragile.calls += 1
+            if Fragile.calls >= 2:
+                raise RuntimeError("reset failed")
+            super().reset_state()
+
+    model = probe_model(N, keras.optimizers.SGD(0.5))
+    model.compile(keras.optimizers.SGD(0.5), loss=model.loss,
+                  metrics=[Fragile()])
+    with pytest.raises(RuntimeError):
+        fit_probe(model, N, [C.HyperparameterScheduler(
+            {"learning_rate": S.Linear(1.0, 2.0, 100)})], epochs=4)
+    assert_stock(model)
+    assert float(ops.convert_to_numpy(model.optimizer.learning_rate)) == 0.5
+
+
+def test_a_later_target_out_of_range_leaves_nothing_installed():
+    model = probe_model(N, keras.optimizers.SGD(0.5, momentum=0.9))
+    with pytest.raises(ValueError, match="momentum"):
+        fit_probe(model, N, [C.HyperparameterScheduler(
+            {"learning_rate": S.Linear(1.0, 2.0, 100),
+             "momentum": S.Linear(0.5, 1.5, 20)})], epochs=2)
+    assert_stock(model)
+    assert float(ops.convert_to_numpy(model.optimizer.learning_rate)) == 0.5
+
+
+@pytest.mark.parametrize("make,argument", [
+    (lambda: C.PerEpochLR([0.1], step_shape=S.Linear(-1.0, 1.0, 5)),
+     "step_shape"),
+    (lambda: C.HyperparameterScheduler({"learning_rate": S.Join(
+        [S.Constant(0.1), S.Constant(-5.0), S.Constant(0.1)],
+        boundaries=[2, 3])}), "schedules['learning_rate']"),
+    (lambda: C.CyclicLR(0.1, 0.5, step_size_up=2, cycle_momentum=False,
+                        scale_fn=lambda c: -1.0), "scale_fn"),
+    (lambda: C.NewbobLRControl(monitor="loss", initial_lr=0.1,
+                               step_shape=S.Linear(-1.0, 1.0, 5)),
+     "step_shape"),
+])
+def test_values_out_of_range_anywhere_in_the_run(make, argument):
+    model = probe_model(N, keras.optimizers.SGD(0.5))
+    with pytest.raises(ValueError) as info:
+        fit_probe(model, N, [make()])
+    assert f"`{argument}" in str(info.value)
+    np.testing.assert_allclose(kernel(model), 0.0)  # before any update
+    assert_stock(model)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: C.PerEpochLR([0.1], step_shape=S.PerEpoch([1.0])),
+    lambda: C.NewbobLRControl(monitor="loss",
+                              step_shape=S.BaseValue() * S.Linear(0, 1, 5)),
+])
+def test_step_shape_with_a_base_is_a_construction_error(make):
+    with pytest.raises(ValueError, match="`step_shape`"):
+        make()
+
+
+@pytest.mark.parametrize("order", ["owner_first", "stock_first"])
+def test_stock_writer_of_an_owned_lr_is_seen_in_a_single_epoch(order):
+    model = probe_model(N, keras.optimizers.SGD(0.5))
+    owner = C.OneCycleLR(1.0, cycle_momentum=False)
+    stock = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.01)
+    cbs = [owner, stock] if order == "owner_first" else [stock, owner]
+    with pytest.raises(ValueError, match="Two writers of one value"):
+        fit_probe(model, N, cbs, epochs=1)
+    assert_stock(model)
+
+
+def test_per_epoch_lr_composes_with_a_base_reading_shape():
+    """A bare `PerEpochLR` writes the base only; a driver's
+    `BaseValue() * shape` multiplies it per step."""
+    model = probe_model(N, keras.optimizers.SGD(0.5))
+    shape = S.Linear(0.0, 1.0, 10)
+    fit_probe(model, N, [C.PerEpochLR([0.1, 0.05]),
+                         C.HyperparameterScheduler(
+                             {"learning_rate": S.BaseValue() * shape})],
+              epochs=2)
+    base = np.repeat([0.1, 0.05], N // 2)
+    expected = base * np.array([shape(i) for i in range(N)])
+    np.testing.assert_allclose(sgd_applied_lrs(model), expected, rtol=1e-6,
+                               atol=1e-9)
+
+
+def test_dropout_rates_stay_exact_python_floats():
+    inputs = keras.Input((10, 4))
+    out = keras.layers.SpatialDropout1D(0.2, name="sp")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(out))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x, y = np.ones((4, 10, 4), "float32"), np.zeros((4, 10, 1), "float32")
+    with pytest.raises(RuntimeError):
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[
+            C.DropoutScheduler({0: 0.3, 1: 0.6}), Raise(1)])
+    assert model.get_layer("sp").rate == 0.2
+    model.fit(x, y, epochs=2, verbose=0,
+              callbacks=[C.DropoutScheduler({0: 0.3, 1: 0.6})])
+    assert model.get_layer("sp").rate == 0.6
+    assert model.get_layer("sp").get_config()["rate"] == 0.6
+
+
+def test_augmentation_knobs_use_the_layers_own_range_and_config():
+    from keras_trainplus import layers as L
+
+    def model_with(cut):
+        inputs = keras.Input((8, 8, 1))
+        model = keras.Model(inputs, keras.layers.Dense(1)(
+            keras.layers.Flatten()(cut(inputs))))
+        model.compile(keras.optimizers.SGD(0.0), "mse")
+        return model
+
+    data, target = np.ones((4, 8, 8, 1), "float32"), np.zeros((4, 1))
+    frac = L.Cutout(0.25, name="cutout")
+    with pytest.raises(ValueError, match="cutout.size"):
+        model_with(frac).fit(data, target, epochs=2, verbose=0, callbacks=[
+            C.HyperparameterScheduler(
+                {"cutout.size": S.PerEpoch({0: 0.25, 1: 5.0})})])
+    assert frac.knob_value("size") == 0.25 and frac.size == 0.25
+    cut = L.Cutout(4, name="cutout")
+    model_with(cut).fit(data, target, epochs=2, verbose=0, callbacks=[
+        C.HyperparameterScheduler({"cutout.size": S.PerEpoch({0: 2, 1: 8})})])
+    assert cut.knob_value("size") == 8.0
+    assert cut.size == 8 and cut.get_config()["size"] == 8

@@ -118,6 +118,9 @@ class CyclicLR(HyperparameterScheduler):
             schedules["momentum"] = Cyclical(max_momentum, base_momentum,
                                              **shape)
         super().__init__(schedules, origin="fit", verbose=verbose)
+        if scale_fn is not None:  # base/max are checked above
+            self._value_arguments = {"learning_rate": "scale_fn",
+                                     "momentum": "scale_fn"}
         lr = schedules["learning_rate"]
         self.base_lr = base_lr
         self.max_lr = max_lr

@@ -171,7 +171,9 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         }
         self._guard = _fit_guard.guard_for(self)
         for name, binding in self._bindings.items():
-            role = _role(self._active[name])
+            role = _role(name, self._active[name])
+            if role == "owns":
+                binding.own()
             for key, what in binding.value_keys():
                 self._guard.claim(key, self, name, role, what)
 
@@ -228,9 +230,11 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self._check_plan(first, last)
         for name, schedule in self._active.items():
             _set_horizon(schedule, last)
-            self._check_range(name, schedule, first, last)
-            self._bindings[name].install(schedule, offset)
+            self._check_range(name, schedule, epoch, first, last)
         self._guard.add(self, self._abort)
+        self._installed = True  # from here on, an abort undoes it all
+        for name, schedule in self._active.items():
+            self._bindings[name].install(schedule, offset)
         self._guard.after_epoch_begin(self._record_bases)
         self._guard.rebuild_train_function()
         self._offset = offset
@@ -262,8 +266,8 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 value = leaf.value_at(epoch)
                 if value is None:
                     continue
-                self._bases[name] = v.target_value(name, value,
-                                                   self._argument(name))
+                self._bases[name] = binding.check_value(
+                    name, value, self._argument(name))
                 binding.set_base(value)
             binding.epoch_begin(binding.micro_iterations()
                                 - binding.accumulation() * self._offset)
@@ -278,22 +282,40 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     def _argument(self, name):
         return self._value_arguments.get(name, f"schedules[{name!r}]")
 
-    def _check_range(self, name, schedule, first, last):
-        """Checks the values this `fit` will use on the host before any
-        update: the first and last step and 62 steps between them (the
-        values at every epoch boundary are checked again as they come)."""
-        base = self._base(name) if schedule.uses_base() else None
-        if base is not None and schedule.per_epoch_leaves():
-            return  # the per-epoch values are checked as they are written
+    def _check_range(self, name, schedule, epoch, first, last):
+        """Checks every value this `fit` will use, on the host, before any
+        update (one vectorized evaluation; runs longer than `_MAX_CHECKED`
+        updates are sampled). Per-epoch values are checked again as they
+        are written."""
+        base = None
+        if schedule.uses_base():
+            leaves = schedule.per_epoch_leaves()
+            value = leaves[0].value_at(epoch) if leaves else None
+            base = self._base(name) if value is None else float(value)
         stop = first + 1 if last is None else last + 1
-        steps = np.unique(np.linspace(first, stop - 1, 64).astype(np.int64))
-        for step in steps:
-            v.target_value(name, _targets.host_value(schedule, step, base),
-                           self._argument(name))
+        if stop - first <= _MAX_CHECKED:
+            steps = np.arange(first, stop, dtype=np.int64)
+        else:
+            steps = np.unique(np.linspace(first, stop - 1, _MAX_CHECKED)
+                              .astype(np.int64))
+        values = np.asarray(keras.ops.convert_to_numpy(
+            schedule.evaluate(steps, base=base)), np.float64).reshape(-1)
+        # Ranges are intervals: the extremes and the first non-finite
+        # value decide.
+        finite = np.isfinite(values)
+        index = [] if finite.all() else [int(np.argmin(finite))]
+        if finite.any():
+            inner = np.where(finite, values, np.nan)
+            index += [int(np.nanargmin(inner)), int(np.nanargmax(inner))]
+        for i in sorted(index):
+            self._bindings[name].check_value(
+                name, float(values[i]),
+                f"{self._argument(name)}(step {int(steps[i])})")
 
     def _checked(self, values):
         for name, value in values.items():
-            v.target_value(name, value, self._argument(name))
+            self._bindings[name].check_value(name, value,
+                                             self._argument(name))
         return values
 
     def _record_bases(self):
@@ -377,6 +399,19 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         return cls(**config)
 
 
+def step_shape_schedule(step_shape):
+    """Checks a `step_shape` argument: a per-step factor schedule, or None.
+    It multiplies a base, so it must not read or write one itself."""
+    if step_shape is None:
+        return None
+    shape = as_schedule(step_shape, "step_shape")
+    if shape.uses_base():
+        v.fail("step_shape", step_shape, "a per-step schedule without "
+               "`BaseValue` or `PerEpoch` leaves (it multiplies the base "
+               "value, which the callback itself writes)")
+    return shape
+
+
 def epoch_schedule(name, schedule, none_value=None, target=None):
     """dict / list / callable / number -> PerEpoch; schedules pass through.
 
@@ -432,8 +467,15 @@ def _shapes_base(name, schedule):
         not isinstance(schedule, (BaseValue, PerEpoch))
 
 
-def _role(schedule):
-    """How a schedule writes its value (see `_fit_guard.FitGuard.claim`)."""
+_MAX_CHECKED = 1 << 20
+
+
+def _role(name, schedule):
+    """How a schedule writes its value (see `_fit_guard.FitGuard.claim`).
+    A bare `PerEpoch` learning rate only writes the optimizer's own
+    variable (no program): a base writer like newbob."""
+    if name in ("learning_rate", "lr") and _targets.is_bare_base(schedule):
+        return "base" if schedule.per_epoch_leaves() else "program"
     if schedule.per_epoch_leaves():
         return "base+program"
     return "program" if schedule.uses_base() else "owns"

@@ -20,8 +20,10 @@ from keras_trainplus import _validation as v
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
+from keras_trainplus.callbacks.hyperparameter_scheduler import (
+    step_shape_schedule,
+)
 from keras_trainplus.schedules.base_value import BaseValue
-from keras_trainplus.schedules.schedule import as_schedule
 
 _RETURNN_KEYS = {
     "learning_rate_control", "learning_rate", "learning_rates",
@@ -202,8 +204,7 @@ class NewbobLRControl(keras.callbacks.Callback):
         self.state_file = v.path("state_file", state_file, allow_none=True)
         self.restore_best_weights = v.boolean("restore_best_weights",
                                               restore_best_weights)
-        self.step_shape = (None if step_shape is None
-                           else as_schedule(step_shape, "step_shape"))
+        self.step_shape = step_shape_schedule(step_shape)
         self.verbose = v.integer("verbose", verbose, minimum=0)
         # RETURNN compatibility (set by `from_returnn_config`).
         self._returnn_config = None
@@ -400,6 +401,7 @@ class NewbobLRControl(keras.callbacks.Callback):
                 {"learning_rate": BaseValue() * self.step_shape})
             driver._log_keys = {"learning_rate": "effective_learning_rate"}
             driver._display_name = "NewbobLRControl (step_shape)"
+            driver._value_arguments = {"learning_rate": "step_shape"}
             driver.set_model(model)
             driver.set_params(self.params)
             driver.on_train_begin(logs)

@@ -5,8 +5,10 @@ from keras_trainplus import _validation as v
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
+from keras_trainplus.callbacks.hyperparameter_scheduler import (
+    step_shape_schedule,
+)
 from keras_trainplus.schedules.per_epoch import PerEpoch
-from keras_trainplus.schedules.schedule import as_schedule
 
 
 @_export.register
@@ -47,13 +49,13 @@ class PerEpochLR(HyperparameterScheduler):
         self.learning_rates = learning_rates
         with v.aliases({"values": "learning_rates"}):
             per_epoch = PerEpoch(learning_rates)
-        self.step_shape = (None if step_shape is None
-                           else as_schedule(step_shape, "step_shape"))
+        self.step_shape = step_shape_schedule(step_shape)
         schedule = per_epoch if step_shape is None else (
             per_epoch * self.step_shape)
         super().__init__({"learning_rate": schedule}, origin="fit",
                          verbose=verbose)
-        self._value_arguments = {"learning_rate": "learning_rates"}
+        self._value_arguments = {"learning_rate": "learning_rates" if
+                                 step_shape is None else "step_shape"}
 
     def get_config(self):
         per_epoch = PerEpoch(self.learning_rates).get_config()["values"]
