@@ -18,14 +18,18 @@ PLOT = ["matplotlib>=3.5"]
 EXAMPLES = ["scikit-learn>=1.0"] + PLOT + TUNER
 # The test extra pins what CI runs: the CPU build of TensorFlow and the two
 # other backends at versions with local CPU wheels.
-TEST = [
-    "pytest>=7",
-    "ruff",
-    "scipy",
-    "tensorflow-cpu>=2.16",
-    "jax==0.10.2",
-    "torch==2.13.0",
-] + TUNER + EXAMPLES
+TEST = (
+    [
+        "pytest>=7",
+        "ruff",
+        "scipy",
+        "tensorflow-cpu>=2.16",
+        "jax==0.10.2",
+        "torch==2.13.0",
+    ]
+    + TUNER
+    + EXAMPLES
+)
 
 setup(
     name="keras-trainplus",

@@ -33,6 +33,7 @@ L = ktp.layers
 
 def candidates(images, labels, spec):
     """name -> (kind, make_fn); each fn maps nothing to a tensor output."""
+
     def layer_fn(layer, data):
         return lambda: layer(data, training=True)
 
@@ -46,22 +47,30 @@ def candidates(images, labels, spec):
         "images": {
             "one elementwise pass": passes(images),
             "ktp Cutout(16)": layer_fn(L.Cutout(16, seed=1), images),
-            "keras RandomErasing": layer_fn(keras.layers.RandomErasing(
-                factor=1.0, value_range=(0, 1), seed=1), images),
+            "keras RandomErasing": layer_fn(
+                keras.layers.RandomErasing(
+                    factor=1.0, value_range=(0, 1), seed=1
+                ),
+                images,
+            ),
             "ktp CutMix": layer_fn(L.CutMix(seed=1), labelled),
-            "keras CutMix": layer_fn(keras.layers.CutMix(seed=1),
-                                     keras_dict),
+            "keras CutMix": layer_fn(keras.layers.CutMix(seed=1), keras_dict),
             "ktp MixUp(0.2)": layer_fn(L.MixUp(0.2, seed=1), labelled),
-            "keras MixUp(0.2)": layer_fn(keras.layers.MixUp(0.2, seed=1),
-                                         keras_dict),
+            "keras MixUp(0.2)": layer_fn(
+                keras.layers.MixUp(0.2, seed=1), keras_dict
+            ),
         },
         "spectrograms": {
             "one elementwise pass": passes(spec),
-            "ktp SpecAugment LD": layer_fn(L.SpecAugment(policy="LD",
-                                                         seed=1), spec),
+            "ktp SpecAugment LD": layer_fn(
+                L.SpecAugment(policy="LD", seed=1), spec
+            ),
             "ktp SpecAugment adaptive (10 masks, p_S=0.05)": layer_fn(
-                L.SpecAugment(num_time_masks=10,
-                              adaptive_time_mask_width=0.05, seed=1), spec),
+                L.SpecAugment(
+                    num_time_masks=10, adaptive_time_mask_width=0.05, seed=1
+                ),
+                spec,
+            ),
         },
     }
 
@@ -84,9 +93,11 @@ def main():
     images = tf.constant(rng.uniform(size=(128, 32, 32, 3)), tf.float32)
     labels = tf.constant(np.eye(10)[rng.integers(0, 10, 128)], tf.float32)
     spec = tf.constant(rng.normal(size=(128, 1000, 80)), tf.float32)
-    print(f"keras {keras.__version__}, tensorflow {tf.__version__}, "
-          f"{os.cpu_count()} CPUs, {args.repeats} rounds x {args.iters} "
-          "calls, median ms per call")
+    print(
+        f"keras {keras.__version__}, tensorflow {tf.__version__}, "
+        f"{os.cpu_count()} CPUs, {args.repeats} rounds x {args.iters} "
+        "calls, median ms per call"
+    )
     results = {}
     for group, fns in candidates(images, labels, spec).items():
         for xla in (False, True):
@@ -100,8 +111,13 @@ def main():
                 except Exception as e:  # noqa: BLE001
                     msg = str(e).strip().splitlines()
                     failed[name] = next(
-                        (m for m in msg if "compil" in m.lower()
-                         or "kernel" in m.lower()), msg[0])[:90]
+                        (
+                            m
+                            for m in msg
+                            if "compil" in m.lower() or "kernel" in m.lower()
+                        ),
+                        msg[0],
+                    )[:90]
             times = {name: [] for name in compiled}
             for _ in range(args.repeats):
                 for name, f in compiled.items():
@@ -109,8 +125,9 @@ def main():
                     for _ in range(args.iters):
                         out = f()
                     block(out)
-                    times[name].append((time.perf_counter() - start)
-                                       / args.iters * 1e3)
+                    times[name].append(
+                        (time.perf_counter() - start) / args.iters * 1e3
+                    )
             base = statistics.median(times["one elementwise pass"])
             mode = "XLA" if xla else "no XLA"
             print(f"\n{group}, {mode}")
@@ -126,14 +143,20 @@ def main():
     for mode in ("no XLA", "XLA"):
         get = lambda n: results.get(f"images | {mode} | {n}")  # noqa: E731
         if get("keras RandomErasing") and get("ktp Cutout(16)"):
-            print(f"  {mode}: RandomErasing / Cutout = "
-                  f"{get('keras RandomErasing') / get('ktp Cutout(16)'):.1f}x")
+            print(
+                f"  {mode}: RandomErasing / Cutout = "
+                f"{get('keras RandomErasing') / get('ktp Cutout(16)'):.1f}x"
+            )
         if get("keras MixUp(0.2)") and get("ktp MixUp(0.2)"):
-            print(f"  {mode}: ktp MixUp / keras MixUp = "
-                  f"{get('ktp MixUp(0.2)') / get('keras MixUp(0.2)'):.2f}")
+            print(
+                f"  {mode}: ktp MixUp / keras MixUp = "
+                f"{get('ktp MixUp(0.2)') / get('keras MixUp(0.2)'):.2f}"
+            )
         if get("keras CutMix") and get("ktp CutMix"):
-            print(f"  {mode}: ktp CutMix / keras CutMix = "
-                  f"{get('ktp CutMix') / get('keras CutMix'):.2f}")
+            print(
+                f"  {mode}: ktp CutMix / keras CutMix = "
+                f"{get('ktp CutMix') / get('keras CutMix'):.2f}"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "ms": results}, f, indent=1)

@@ -43,28 +43,38 @@ from keras_trainplus import schedules as S  # noqa: E402
 def variants(steps_per_epoch):
     return {
         "none": lambda: [],
-        "CyclicLR": lambda: [ktp.callbacks.CyclicLR(
-            1e-3, 1e-2, step_size_up=2 * steps_per_epoch)],
+        "CyclicLR": lambda: [
+            ktp.callbacks.CyclicLR(1e-3, 1e-2, step_size_up=2 * steps_per_epoch)
+        ],
         "OneCycleLR": lambda: [ktp.callbacks.OneCycleLR(1e-2)],
-        "WarmupDecayLR": lambda: [ktp.callbacks.WarmupDecayLR(
-            1e-2, 0.1, "cosine")],
-        "PerEpoch*warmup": lambda: [ktp.callbacks.HyperparameterScheduler(
-            {"learning_rate": S.PerEpoch([1e-2, 5e-3, 2e-3])
-             * S.Linear(0.1, 1.0, steps_per_epoch)})],
+        "WarmupDecayLR": lambda: [
+            ktp.callbacks.WarmupDecayLR(1e-2, 0.1, "cosine")
+        ],
+        "PerEpoch*warmup": lambda: [
+            ktp.callbacks.HyperparameterScheduler(
+                {
+                    "learning_rate": S.PerEpoch([1e-2, 5e-3, 2e-3])
+                    * S.Linear(0.1, 1.0, steps_per_epoch)
+                }
+            )
+        ],
     }
 
 
 def build(spe):
-    model = keras.Sequential([
-        keras.Input((20,)),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dense(10),
-    ])
-    model.compile(keras.optimizers.SGD(1e-2, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True),
-                  steps_per_execution=spe)
+    model = keras.Sequential(
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(1e-2, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=spe,
+    )
     return model
 
 
@@ -86,8 +96,14 @@ class BlockTimer(keras.callbacks.Callback):
 
 def measure(model, callbacks, x, y, batch):
     timer = BlockTimer()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0,
-              callbacks=callbacks + [timer])
+    model.fit(
+        x,
+        y,
+        batch_size=batch,
+        epochs=1,
+        verbose=0,
+        callbacks=callbacks + [timer],
+    )
     steps = int(np.ceil(len(x) / batch)) - timer.start_batch
     return steps / timer.seconds
 
@@ -95,17 +111,22 @@ def measure(model, callbacks, x, y, batch):
 def report(spe, rates):
     names = list(rates)
     base = statistics.median(rates["none"])
-    ratios = {n: [a / b for a, b in zip(rates[n], rates["none"])]
-              for n in names}
+    ratios = {
+        n: [a / b for a, b in zip(rates[n], rates["none"])] for n in names
+    }
     print(f"\nsteps_per_execution={spe}")
-    print(f"{'variant':<16} {'median steps/s':>14} {'ratio of medians':>16} "
-          f"{'median round ratio':>18} {'p10-p90':>13}")
+    print(
+        f"{'variant':<16} {'median steps/s':>14} {'ratio of medians':>16} "
+        f"{'median round ratio':>18} {'p10-p90':>13}"
+    )
     for n in names:
         p10, p90 = np.percentile(ratios[n], [10, 90])
         med = statistics.median(rates[n])
-        print(f"{n:<16} {med:>14.0f} {med / base:>16.3f} "
-              f"{statistics.median(ratios[n]):>18.3f} "
-              f"{p10:>6.3f}-{p90:<6.3f}")
+        print(
+            f"{n:<16} {med:>14.0f} {med / base:>16.3f} "
+            f"{statistics.median(ratios[n]):>18.3f} "
+            f"{p10:>6.3f}-{p90:<6.3f}"
+        )
 
 
 def main():
@@ -116,11 +137,16 @@ def main():
     # fit of every rebuilt train function).
     parser.add_argument("--samples", type=int, default=20480)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke mode: 2000 samples")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="TF intra/inter-op threads (0: TF default); "
-                        "one thread makes the ratios far less noisy")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke mode: 2000 samples"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="TF intra/inter-op threads (0: TF default); "
+        "one thread makes the ratios far less noisy",
+    )
     parser.add_argument("--json", help="write raw results here")
     parser.add_argument("--report", help="print the tables of a saved JSON")
     args = parser.parse_args()
@@ -151,7 +177,8 @@ def main():
         f"{ktp.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, threads={args.threads or 'default'}; "
         f"{args.samples} samples, batch {args.batch} ({steps} steps/epoch), "
-        f"{args.rounds} rounds")
+        f"{args.rounds} rounds"
+    )
     print(header)
     for spe in spes:
         models, callbacks = {}, {}
@@ -160,21 +187,26 @@ def main():
             models[name], callbacks[name] = build(spe), make()
         rates = {n: [] for n in names}
         for r in range(args.rounds + 1):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
-                rate = measure(models[name], callbacks[name], x, y,
-                               args.batch)
+                rate = measure(models[name], callbacks[name], x, y, args.batch)
                 if r:  # round 0 warms up (first trace of every model)
                     rates[name].append(rate)
         results[spe] = {"steps_per_s": rates}
         report(spe, rates)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"header": header, "backend": backend,
-                       "keras": keras.__version__,
-                       "args": vars(args),
-                       "results": {str(k): v for k, v in results.items()}},
-                      f, indent=1)
+            json.dump(
+                {
+                    "header": header,
+                    "backend": backend,
+                    "keras": keras.__version__,
+                    "args": vars(args),
+                    "results": {str(k): v for k, v in results.items()},
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

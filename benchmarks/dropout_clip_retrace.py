@@ -66,9 +66,10 @@ def worker(variant, epochs, threads):
     h = keras.layers.Dense(256, activation="relu")(h)
     h = keras.layers.Dropout(0.1)(h)
     model = keras.Model(inp, keras.layers.Dense(10)(h))
-    model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True))
+    model.compile(
+        keras.optimizers.SGD(0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     rng = np.random.RandomState(0)
     x = rng.normal(size=(8192, 64)).astype("float32")
     y = rng.randint(0, 10, size=8192)
@@ -98,16 +99,23 @@ def worker(variant, epochs, threads):
 
     callbacks = {
         "baseline": [],
-        "keras_trainplus": [ktp.callbacks.DropoutScheduler(rates),
-                            ktp.callbacks.GradientClipScheduler(clips)],
+        "keras_trainplus": [
+            ktp.callbacks.DropoutScheduler(rates),
+            ktp.callbacks.GradientClipScheduler(clips),
+        ],
         "naive retrace": [Naive()],
     }[variant]
     probe = Probe()
-    model.fit(x, y, batch_size=64, epochs=epochs, verbose=0,
-              callbacks=callbacks + [probe])
+    model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=epochs,
+        verbose=0,
+        callbacks=callbacks + [probe],
+    )
     return {
-        "retraces_after_epoch_1": TraceCounter.count
-        - probe.traces_after_first,
+        "retraces_after_epoch_1": TraceCounter.count - probe.traces_after_first,
         "rss_after_epoch_1_mb": probe.rss_after_first,
         "peak_rss_mb": rss_mb("VmHWM"),
         "epoch_seconds": probe.times[1:],
@@ -124,49 +132,73 @@ def main():
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print("RESULT " + json.dumps(worker(args.worker, args.epochs,
-                                            args.threads)))
+        print(
+            "RESULT "
+            + json.dumps(worker(args.worker, args.epochs, args.threads))
+        )
         return
 
     def run(variant):
         out = subprocess.run(
-            [sys.executable, __file__, "--worker", variant, "--epochs",
-             str(args.epochs), "--threads", str(args.threads)],
-            capture_output=True, text=True, check=True)
-        line = [ln for ln in out.stdout.splitlines()
-                if ln.startswith("RESULT ")][-1]
-        return json.loads(line[len("RESULT "):])
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                variant,
+                "--epochs",
+                str(args.epochs),
+                "--threads",
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = [
+            ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")
+        ][-1]
+        return json.loads(line[len("RESULT ") :])
 
     results = {v: [] for v in VARIANTS}
     for r in range(args.rounds):
         order = ["baseline", "keras_trainplus"]
-        for variant in (order if r % 2 == 0 else order[::-1]):
+        for variant in order if r % 2 == 0 else order[::-1]:
             results[variant].append(run(variant))
     results["naive retrace"].append(run("naive retrace"))
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    print(f"backend {backend}, {args.epochs} epochs of 128 steps, "
-          f"{args.rounds} rounds, threads={args.threads}")
+    print(
+        f"backend {backend}, {args.epochs} epochs of 128 steps, "
+        f"{args.rounds} rounds, threads={args.threads}"
+    )
     base = statistics.median(
-        t for res in results["baseline"] for t in res["epoch_seconds"])
-    print(f"{'variant':<16} {'retraces':>8} {'RSS@1 MB':>9} {'peak MB':>8} "
-          f"{'growth':>7} {'steps/s':>8} {'ratio':>6}")
+        t for res in results["baseline"] for t in res["epoch_seconds"]
+    )
+    print(
+        f"{'variant':<16} {'retraces':>8} {'RSS@1 MB':>9} {'peak MB':>8} "
+        f"{'growth':>7} {'steps/s':>8} {'ratio':>6}"
+    )
     for variant in VARIANTS:
         runs = results[variant]
-        med = statistics.median(t for res in runs
-                                for t in res["epoch_seconds"])
-        growth = max(res["peak_rss_mb"] / res["rss_after_epoch_1_mb"] - 1
-                     for res in runs)
-        print(f"{variant:<16} "
-              f"{max(res['retraces_after_epoch_1'] for res in runs):>8} "
-              f"{runs[0]['rss_after_epoch_1_mb']:>9.0f} "
-              f"{max(res['peak_rss_mb'] for res in runs):>8.0f} "
-              f"{100 * growth:>6.1f}% "
-              f"{runs[0]['steps_per_epoch'] / med:>8.0f} {base / med:>6.3f}")
+        med = statistics.median(t for res in runs for t in res["epoch_seconds"])
+        growth = max(
+            res["peak_rss_mb"] / res["rss_after_epoch_1_mb"] - 1 for res in runs
+        )
+        print(
+            f"{variant:<16} "
+            f"{max(res['retraces_after_epoch_1'] for res in runs):>8} "
+            f"{runs[0]['rss_after_epoch_1_mb']:>9.0f} "
+            f"{max(res['peak_rss_mb'] for res in runs):>8.0f} "
+            f"{100 * growth:>6.1f}% "
+            f"{runs[0]['steps_per_epoch'] / med:>8.0f} {base / med:>6.3f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"backend": backend, "args": vars(args),
-                       "results": results}, f, indent=1)
+            json.dump(
+                {"backend": backend, "args": vars(args), "results": results},
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

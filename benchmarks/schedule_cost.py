@@ -20,21 +20,20 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_trainplus import _keras_hooks as hooks  # noqa: E402
 from keras_trainplus import schedules as S  # noqa: E402
+from keras_trainplus.knobs.learning_rate import LearningRateKnob  # noqa: E402
+from keras_trainplus.knobs.optimizer_attribute import OptimizerAttributeKnob  # noqa: E402
 
 SHAPES = [(20, 256), (256,), (256, 256), (256,), (256, 10), (10,)]
-T = 10 ** 6
+T = 10**6
 
 
 def programs():
     one = (S.OneCycle(0.1, T), S.OneCycle.momentum(0.85, 0.95, T))
     cyc = (S.Cyclical(1e-3, 1e-2, 2000), S.Cyclical(0.9, 0.8, 2000))
-    warm = S.Join([S.Linear(0.0, 1e-2, 1000), S.Cosine(1e-2, 0.0, T)],
-                  [1000])
+    warm = S.Join([S.Linear(0.0, 1e-2, 1000), S.Cosine(1e-2, 0.0, T)], [1000])
     return {
         "plain": (None, None),
         "OneCycle lr": (one[0], None),
@@ -42,24 +41,30 @@ def programs():
         "Cyclical lr": (cyc[0], None),
         "Cyclical lr+momentum": cyc,
         "warmup+cosine lr": (warm, None),
-        "PerEpoch*warmup lr": (S.BaseValue() * S.Linear(0.1, 1.0, 1000),
-                               None),
+        "PerEpoch*warmup lr": (S.BaseValue() * S.Linear(0.1, 1.0, 1000), None),
     }
 
 
 def make_loop(lr, mom, steps):
-    variables = [keras.Variable(np.zeros(s, "float32")) for s in SHAPES]
-    grads = [tf.ones(s) for s in SHAPES]
+    # The knobs the driver installs, on a model whose variables have the
+    # MLP's shapes (no fit: only the optimizer update is timed).
+    model = keras.Sequential(
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(256),
+            keras.layers.Dense(256),
+            keras.layers.Dense(10),
+        ]
+    )
     opt = keras.optimizers.SGD(1e-2, momentum=0.9)
+    model.compile(optimizer=opt, loss="mse")
+    variables = model.trainable_variables
+    grads = [tf.ones(v.shape) for v in variables]
     opt.build(variables)
     if lr is not None:
-        uses_base = lr.uses_base()
-        hooks.set_learning_rate_program(
-            opt, lambda step, var: lr.evaluate(
-                step, base=var if uses_base else None))
+        LearningRateKnob(model).install(lr, offset=0)
     if mom is not None:
-        hooks.set_hyperparameter_programs(
-            opt, {"momentum": lambda step: mom.evaluate(step)})
+        OptimizerAttributeKnob(model, "momentum").install(mom, offset=0)
 
     @tf.function
     def loop():
@@ -79,24 +84,30 @@ def main():
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    loops = {n: make_loop(lr, mom, args.steps)
-             for n, (lr, mom) in programs().items()}
+    loops = {
+        n: make_loop(lr, mom, args.steps) for n, (lr, mom) in programs().items()
+    }
     best = {n: float("inf") for n in loops}
     for r in range(args.repeats):
         names = list(loops)
-        names = names[r % len(names):] + names[:r % len(names)]
+        names = names[r % len(names) :] + names[: r % len(names)]
         for n in names:
             start = time.perf_counter()
             loops[n]()
             best[n] = min(best[n], (time.perf_counter() - start) / args.steps)
     base = best["plain"]
-    print(f"keras {keras.__version__}, TF {tf.__version__}, threads="
-          f"{args.threads}; best of {args.repeats} x {args.steps} updates")
-    print(f"{'variant':<24} {'us/update':>9} {'extra us':>8} "
-          f"{'update ratio':>12}")
+    print(
+        f"keras {keras.__version__}, TF {tf.__version__}, threads="
+        f"{args.threads}; best of {args.repeats} x {args.steps} updates"
+    )
+    print(
+        f"{'variant':<24} {'us/update':>9} {'extra us':>8} {'update ratio':>12}"
+    )
     for n, t in best.items():
-        print(f"{n:<24} {t * 1e6:>9.1f} {(t - base) * 1e6:>8.1f} "
-              f"{base / t:>12.3f}")
+        print(
+            f"{n:<24} {t * 1e6:>9.1f} {(t - base) * 1e6:>8.1f} "
+            f"{base / t:>12.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras_trainplus as ktp  # noqa: E402
 
 SECTIONS = [
-    ("keras_trainplus", ktp, ["find_lr", "LRFinderResult", "Knob",
-                              "plot_schedule", "plot_history"]),
+    (
+        "keras_trainplus",
+        ktp,
+        ["find_lr", "LRFinderResult", "Knob", "plot_schedule", "plot_history"],
+    ),
     ("keras_trainplus.callbacks", ktp.callbacks, None),
     ("keras_trainplus.layers", ktp.layers, None),
     ("keras_trainplus.schedules", ktp.schedules, None),
@@ -35,11 +38,15 @@ def signature(obj):
 
 
 def render():
-    lines = ["# API reference", "",
-             "Generated from the docstrings by `python docs/generate_api.py`"
-             " (keras_trainplus " + ktp.__version__ + "). Every public "
-             "symbol, with its arguments, an example and the errors it "
-             "raises.", ""]
+    lines = [
+        "# API reference",
+        "",
+        "Generated from the docstrings by `python docs/generate_api.py`"
+        " (keras_trainplus " + ktp.__version__ + "). Every public "
+        "symbol, with its arguments, an example and the errors it "
+        "raises.",
+        "",
+    ]
     lines.append("## Contents")
     lines.append("")
     for module_name, module, names in SECTIONS:
@@ -57,29 +64,47 @@ def render():
         for name in names:
             obj = getattr(module, name)
             kind = "class" if inspect.isclass(obj) else "function"
-            lines += [f"### `{module_name}.{name}`", "",
-                      f"```python\n{kind} {name}{signature(obj)}\n```", "",
-                      inspect.getdoc(obj) or "(no docstring)", ""]
+            lines += [
+                f"### `{module_name}.{name}`",
+                "",
+                f"```python\n{kind} {name}{signature(obj)}\n```",
+                "",
+                inspect.getdoc(obj) or "(no docstring)",
+                "",
+            ]
             if inspect.isclass(obj):
                 for attr, member in sorted(vars(obj).items()):
                     if attr.startswith("_") or not (
-                            inspect.isfunction(member)
-                            or isinstance(member, (classmethod,
-                                                   staticmethod))):
+                        inspect.isfunction(member)
+                        or isinstance(member, (classmethod, staticmethod))
+                    ):
                         continue
-                    if attr in ("call", "get_config", "from_config",
-                                "build", "compute_output_shape",
-                                "compute_mask", "on_train_begin",
-                                "on_train_end", "on_epoch_begin",
-                                "on_epoch_end", "on_train_batch_end",
-                                "on_train_batch_begin", "fit"):
+                    if attr in (
+                        "call",
+                        "get_config",
+                        "from_config",
+                        "build",
+                        "compute_output_shape",
+                        "compute_mask",
+                        "on_train_begin",
+                        "on_train_end",
+                        "on_epoch_begin",
+                        "on_epoch_end",
+                        "on_train_batch_end",
+                        "on_train_batch_begin",
+                        "fit",
+                    ):
                         continue
                     fn = getattr(obj, attr)
                     doc = inspect.getdoc(fn)
                     if not doc:
                         continue
-                    lines += [f"#### `{name}.{attr}{signature(fn)}`", "",
-                              doc, ""]
+                    lines += [
+                        f"#### `{name}.{attr}{signature(fn)}`",
+                        "",
+                        doc,
+                        "",
+                    ]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -22,11 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def worker(args):
+    import keras
     import numpy as np
     import tensorflow as tf
     from sklearn.datasets import load_digits
 
-    import keras
     import keras_trainplus as ktp
     from keras_trainplus import schedules as S
 
@@ -36,33 +36,51 @@ def worker(args):
     x = (x / 16.0).astype("float32").reshape(-1, 8, 8, 1)
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([
-            keras.Input((8, 8, 1)),
-            ktp.layers.Cutout(3, seed=1),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dropout(0.0),
-            keras.layers.Dense(10),
-        ])
-        model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
-                      keras.losses.SparseCategoricalCrossentropy(
-                          from_logits=True), metrics=["accuracy"])
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                ktp.layers.Cutout(3, seed=1),
+                keras.layers.Flatten(),
+                keras.layers.Dense(128, activation="relu"),
+                keras.layers.Dropout(0.0),
+                keras.layers.Dense(10),
+            ]
+        )
+        model.compile(
+            keras.optimizers.SGD(0.1, momentum=0.9),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
     callbacks = [
         ktp.callbacks.NewbobLRControl(
-            monitor="loss", state_file=os.path.join(args.out, "newbob.json"),
-            step_shape=S.Linear(0.1, 1.0, 50)),
+            monitor="loss",
+            state_file=os.path.join(args.out, "newbob.json"),
+            step_shape=S.Linear(0.1, 1.0, 50),
+        ),
         ktp.callbacks.DropoutScheduler({0: 0.0, 1: 0.2}),
         ktp.callbacks.GradientClipScheduler({0: 5.0, 2: None}),
     ]
-    history = model.fit(x, y, batch_size=64, epochs=2 if args.fast else 6,
-                        verbose=0, callbacks=callbacks)
+    history = model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=2 if args.fast else 6,
+        verbose=0,
+        callbacks=callbacks,
+    )
     weights = np.concatenate([np.ravel(w) for w in model.get_weights()])
-    print("RESULT " + json.dumps({
-        "chief": ktp.distribute.is_chief(),
-        "digest": hashlib.sha256(weights.tobytes()).hexdigest()[:16],
-        "accuracy": history.history["accuracy"][-1],
-        "learning_rate": history.history["learning_rate"],
-    }), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "chief": ktp.distribute.is_chief(),
+                "digest": hashlib.sha256(weights.tobytes()).hexdigest()[:16],
+                "accuracy": history.history["accuracy"][-1],
+                "learning_rate": history.history["learning_rate"],
+            }
+        ),
+        flush=True,
+    )
 
 
 def launch(args):
@@ -72,21 +90,24 @@ def launch(args):
     command = [sys.executable, os.path.abspath(__file__), "--out", out]
     if args.fast:
         command.append("--fast")
-    results = ktp.distribute.launch_local_workers(command, num_workers=2,
-                                                  timeout=600)
+    results = ktp.distribute.launch_local_workers(
+        command, num_workers=2, timeout=600
+    )
     summaries = []
     for index, r in enumerate(results):
-        lines = [ln for ln in r.stdout.splitlines()
-                 if ln.startswith("RESULT ")]
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
         if r.returncode != 0 or not lines:
             print(r.stdout[-3000:])
             raise SystemExit(f"worker {index} failed")
-        summaries.append(json.loads(lines[-1][len("RESULT "):]))
+        summaries.append(json.loads(lines[-1][len("RESULT ") :]))
         print(f"worker {index}: {summaries[-1]}")
     same = len({s["digest"] for s in summaries}) == 1
     print("workers agree (identical weights):", same)
-    print("chief's state file:", os.path.join(out, "newbob.json"),
-          os.path.exists(os.path.join(out, "newbob.json")))
+    print(
+        "chief's state file:",
+        os.path.join(out, "newbob.json"),
+        os.path.exists(os.path.join(out, "newbob.json")),
+    )
     if not same:
         raise SystemExit(1)
 

@@ -40,13 +40,15 @@ def load_data():
 
 
 def build_model():
-    model = keras.Sequential([
-        keras.Input((64,)),
-        ktp.layers.MixUp(alpha=0.2, seed=0),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dropout(0.0),
-        keras.layers.Dense(10),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            ktp.layers.MixUp(alpha=0.2, seed=0),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dropout(0.0),
+            keras.layers.Dense(10),
+        ]
+    )
     ktp.layers.mix_targets(model)  # the one extra line for MixUp
     model.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
@@ -60,8 +62,9 @@ def build_model():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--fast", action="store_true",
-                        help="4 epochs, for CI smoke tests")
+    parser.add_argument(
+        "--fast", action="store_true", help="4 epochs, for CI smoke tests"
+    )
     parser.add_argument("--png", default="quickstart_applied.png")
     args = parser.parse_args()
     epochs = 4 if args.fast else args.epochs
@@ -70,31 +73,49 @@ def main():
     model = build_model()
     callbacks = [
         ktp.callbacks.NewbobLRControl(
-            monitor="val_loss", relative_error_threshold=-0.01, decay=0.5,
-            step_shape=S.Linear(0.0, 1.0, 100)),
+            monitor="val_loss",
+            relative_error_threshold=-0.01,
+            decay=0.5,
+            step_shape=S.Linear(0.0, 1.0, 100),
+        ),
         ktp.callbacks.DropoutScheduler({0: 0.0, 2: 0.3}),
         ktp.callbacks.GradientClipScheduler({0: 2.0, 3: None}),
     ]
-    print(f"keras {keras.__version__} ({keras.backend.backend()}), "
-          f"keras_trainplus {ktp.__version__}; {len(x_train)} training "
-          f"images, {epochs} epochs")
-    history = model.fit(x_train, y_train, batch_size=32, epochs=epochs,
-                        validation_data=(x_val, y_val), callbacks=callbacks,
-                        verbose=0)
+    print(
+        f"keras {keras.__version__} ({keras.backend.backend()}), "
+        f"keras_trainplus {ktp.__version__}; {len(x_train)} training "
+        f"images, {epochs} epochs"
+    )
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=32,
+        epochs=epochs,
+        validation_data=(x_val, y_val),
+        callbacks=callbacks,
+        verbose=0,
+    )
     h = history.history
-    print(f"\n{'epoch':>5} {'learning_rate':>13} {'dropout':>8} "
-          f"{'clip':>6} {'loss':>7} {'val_loss':>8} {'val_acc':>8}")
+    print(
+        f"\n{'epoch':>5} {'learning_rate':>13} {'dropout':>8} "
+        f"{'clip':>6} {'loss':>7} {'val_loss':>8} {'val_acc':>8}"
+    )
     for e in range(epochs):
         clip = h["gradient_clip"][e]
-        print(f"{e:>5} {h['learning_rate'][e]:>13.4g} "
-              f"{h['dropout_rate'][e]:>8.2f} "
-              f"{'off' if clip == float('inf') else f'{clip:g}':>6} "
-              f"{h['loss'][e]:>7.4f} {h['val_loss'][e]:>8.4f} "
-              f"{h['val_accuracy'][e]:>8.4f}")
+        print(
+            f"{e:>5} {h['learning_rate'][e]:>13.4g} "
+            f"{h['dropout_rate'][e]:>8.2f} "
+            f"{'off' if clip == float('inf') else f'{clip:g}':>6} "
+            f"{h['loss'][e]:>7.4f} {h['val_loss'][e]:>8.4f} "
+            f"{h['val_accuracy'][e]:>8.4f}"
+        )
     print(f"\nfinal val_acc {h['val_accuracy'][-1]:.4f}")
     try:
-        ktp.plot_history(history, path=args.png,
-                         title="values applied during fit (from History)")
+        ktp.plot_history(
+            history,
+            path=args.png,
+            title="values applied during fit (from History)",
+        )
         print(f"saved {args.png}")
     except ImportError:
         print("(install matplotlib to save the plot)")

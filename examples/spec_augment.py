@@ -81,7 +81,7 @@ def dataset(n, seed):
     steps = max(len(f) for f in feats)
     x = np.zeros((n, steps, BINS), "float32")
     for i, f in enumerate(feats):
-        x[i, :len(f)] = f
+        x[i, : len(f)] = f
     return x, labels, np.array([len(f) for f in feats])
 
 
@@ -89,16 +89,23 @@ def build(steps, augment):
     inputs = keras.Input((steps, BINS))
     h = keras.layers.Masking(0.0)(inputs)
     if augment:
-        h = ktp.layers.SpecAugment(freq_mask_param=8, time_mask_param=15,
-                                   num_freq_masks=2, num_time_masks=2,
-                                   time_mask_ratio=0.2, seed=0)(h)
+        h = ktp.layers.SpecAugment(
+            freq_mask_param=8,
+            time_mask_param=15,
+            num_freq_masks=2,
+            num_time_masks=2,
+            time_mask_ratio=0.2,
+            seed=0,
+        )(h)
     h = keras.layers.Dense(32, activation="relu")(h)
     h = keras.layers.GRU(32)(h)  # mask-aware: padding is skipped
     outputs = keras.layers.Dense(4)(h)
     model = keras.Model(inputs, outputs)
-    model.compile(keras.optimizers.Adam(3e-3),
-                  keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True), metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.Adam(3e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -113,38 +120,56 @@ def main():
     steps = max(x.shape[1], x_va.shape[1])
     pad = lambda a: np.pad(a, ((0, 0), (0, steps - a.shape[1]), (0, 0)))  # noqa: E731
     x, x_va = pad(x), pad(x_va)
-    print(f"{n} training utterances, {len(lengths.tolist())} lengths "
-          f"{lengths.min()}-{lengths.max()} frames (padded to {steps}), "
-          f"{BINS} log-mel bins")
+    print(
+        f"{n} training utterances, {len(lengths.tolist())} lengths "
+        f"{lengths.min()}-{lengths.max()} frames (padded to {steps}), "
+        f"{BINS} log-mel bins"
+    )
     epochs = 3 if args.fast else 12
     for augment in (False, True):
         keras.utils.set_random_seed(0)
         model = build(steps, augment)
-        history = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0,
-                            validation_data=(x_va, y_va))
-        print(f"SpecAugment {'on ' if augment else 'off'}: val_acc "
-              f"{history.history['val_accuracy'][-1]:.4f}")
-    layer = ktp.layers.SpecAugment(freq_mask_param=8, time_mask_param=15,
-                                   time_mask_ratio=0.2, seed=3)
+        history = model.fit(
+            x,
+            y,
+            batch_size=32,
+            epochs=epochs,
+            verbose=0,
+            validation_data=(x_va, y_va),
+        )
+        print(
+            f"SpecAugment {'on ' if augment else 'off'}: val_acc "
+            f"{history.history['val_accuracy'][-1]:.4f}"
+        )
+    layer = ktp.layers.SpecAugment(
+        freq_mask_param=8, time_mask_param=15, time_mask_ratio=0.2, seed=3
+    )
     masked = keras.layers.Masking(0.0)
     sample = x[:3]
-    out = keras.ops.convert_to_numpy(layer(
-        sample, mask=masked.compute_mask(sample), training=True))
+    out = keras.ops.convert_to_numpy(
+        layer(sample, mask=masked.compute_mask(sample), training=True)
+    )
     try:
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(9, 5), layout="constrained")
         axes = fig.subplots(2, 3)
         for i in range(3):
-            for row, data, what in ((0, sample, "input"),
-                                    (1, out, "SpecAugment")):
+            for row, data, what in (
+                (0, sample, "input"),
+                (1, out, "SpecAugment"),
+            ):
                 ax = axes[row, i]
-                ax.imshow(data[i].T, origin="lower", aspect="auto",
-                          cmap="magma")
-                ax.axvline(lengths[i] - 0.5, color="w", linestyle="--",
-                           linewidth=1)
-                ax.set_title(f"{what}, class {y[i]}, {lengths[i]} frames",
-                             fontsize="small")
+                ax.imshow(
+                    data[i].T, origin="lower", aspect="auto", cmap="magma"
+                )
+                ax.axvline(
+                    lengths[i] - 0.5, color="w", linestyle="--", linewidth=1
+                )
+                ax.set_title(
+                    f"{what}, class {y[i]}, {lengths[i]} frames",
+                    fontsize="small",
+                )
                 ax.set_xlabel("frame")
                 ax.set_ylabel("mel bin")
         fig.savefig(args.png, dpi=100)

@@ -17,9 +17,9 @@ from keras_trainplus import distribute
 from keras_trainplus import layers
 from keras_trainplus import schedules
 from keras_trainplus import tuner
-from keras_trainplus.find_lr import find_lr
-from keras_trainplus.knob import Knob
-from keras_trainplus.lr_finder_result import LRFinderResult
+from keras_trainplus.callbacks.lr_finder.find_lr import find_lr
+from keras_trainplus.callbacks.lr_finder.lr_finder_result import LRFinderResult
+from keras_trainplus.knobs.knob import Knob
 from keras_trainplus.plotting import plot_history
 from keras_trainplus.plotting import plot_schedule
 from keras_trainplus.version import __version__

@@ -25,8 +25,9 @@ def is_chief():
         if kind in ("chief", "master"):
             return True
         if kind == "worker":
-            return index == 0 and not (cluster.get("chief")
-                                       or cluster.get("master"))
+            return index == 0 and not (
+                cluster.get("chief") or cluster.get("master")
+            )
         if kind in ("ps", "evaluator"):
             return False
     backend = keras.backend.backend()
@@ -59,12 +60,16 @@ def check_strategy_support(model, who):
 
     strategy = getattr(model, "distribute_strategy", None)
     spe = int(getattr(model, "steps_per_execution", 1) or 1)
-    if (isinstance(strategy, tf.distribute.MirroredStrategy)
-            and strategy.num_replicas_in_sync > 1 and spe > 1):
+    if (
+        isinstance(strategy, tf.distribute.MirroredStrategy)
+        and strategy.num_replicas_in_sync > 1
+        and spe > 1
+    ):
         raise ValueError(
             f"{who}: stock Keras `fit` fails under MirroredStrategy with "
             f"{strategy.num_replicas_in_sync} replicas and "
             f"steps_per_execution={spe} (an obscure 'You must feed a value "
             f"for placeholder tensor' error; {KERAS_19246}). Compile with "
             "steps_per_execution=1 under MirroredStrategy; keras_trainplus "
-            "schedules are exact per step either way.")
+            "schedules are exact per step either way."
+        )

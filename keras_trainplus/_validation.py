@@ -45,8 +45,10 @@ def display(name):
     table = _ALIASES.get()
     if not table:
         return name
-    cut = min([i for i in (name.find("["), name.find("."), name.find("("))
-               if i > 0] or [len(name)])
+    cut = min(
+        [i for i in (name.find("["), name.find("."), name.find("(")) if i > 0]
+        or [len(name)]
+    )
     head = name[:cut]
     return table.get(head, head) + name[cut:]
 
@@ -55,8 +57,9 @@ def fail(name, value, expected, error=ValueError):
     """Raises ``error("Argument `name` must be <expected>. Received: ...")``
     with `name` as the user wrote it."""
     name = display(name)
-    raise error(f"Argument `{name}` must be {expected}. "
-                f"Received: {name}={value!r}")
+    raise error(
+        f"Argument `{name}` must be {expected}. Received: {name}={value!r}"
+    )
 
 
 def fail_type(name, value, expected):
@@ -83,8 +86,10 @@ def scalar(value):
 
 def _range(minimum, maximum, min_inclusive, max_inclusive):
     if minimum is not None and maximum is not None:
-        return (f"in {'[' if min_inclusive else '('}{minimum}, {maximum}"
-                f"{']' if max_inclusive else ')'}")
+        return (
+            f"in {'[' if min_inclusive else '('}{minimum}, {maximum}"
+            f"{']' if max_inclusive else ')'}"
+        )
     if minimum is not None:
         return f"{'>=' if min_inclusive else '>'} {minimum}"
     if maximum is not None:
@@ -92,8 +97,18 @@ def _range(minimum, maximum, min_inclusive, max_inclusive):
     return ""
 
 
-def real(name, value, *, minimum=None, maximum=None, min_inclusive=True,
-         max_inclusive=True, allow_none=False, allow_inf=False, what=None):
+def real(
+    name,
+    value,
+    *,
+    minimum=None,
+    maximum=None,
+    min_inclusive=True,
+    max_inclusive=True,
+    allow_none=False,
+    allow_inf=False,
+    what=None,
+):
     """Checks that `value` is a finite real number within the given bounds
     (`allow_inf`: ``+inf`` is accepted too) and returns it as a float."""
     if value is None and allow_none:
@@ -114,17 +129,20 @@ def real(name, value, *, minimum=None, maximum=None, min_inclusive=True,
     if not math.isfinite(value):
         fail(name, value, expected)
     low = minimum is not None and (
-        value < minimum if min_inclusive else value <= minimum)
+        value < minimum if min_inclusive else value <= minimum
+    )
     high = maximum is not None and (
-        value > maximum if max_inclusive else value >= maximum)
+        value > maximum if max_inclusive else value >= maximum
+    )
     if low or high:
         fail(name, value, expected)
     return float(value)
 
 
 def positive(name, value, allow_none=False):
-    return real(name, value, minimum=0, min_inclusive=False,
-                allow_none=allow_none)
+    return real(
+        name, value, minimum=0, min_inclusive=False, allow_none=allow_none
+    )
 
 
 def integer(name, value, *, minimum=None, allow_none=False):
@@ -132,8 +150,7 @@ def integer(name, value, *, minimum=None, allow_none=False):
     if value is None and allow_none:
         return None
     value = scalar(value)
-    expected = "an integer" + (f" >= {minimum}" if minimum is not None
-                               else "")
+    expected = "an integer" + (f" >= {minimum}" if minimum is not None else "")
     if allow_none:
         expected += " or None"
     if not _is_real(value):
@@ -149,8 +166,11 @@ def choice(name, value, options):
     """Checks that `value` is one of `options` (same type, so `True` is not
     `1` and an array is never compared element-wise)."""
     for option in options:
-        if isinstance(value, type(option)) and isinstance(
-                option, bool) == isinstance(value, bool) and value == option:
+        if (
+            isinstance(value, type(option))
+            and isinstance(option, bool) == isinstance(value, bool)
+            and value == option
+        ):
             return option
     fail(name, value, "one of " + ", ".join(repr(o) for o in options))
 
@@ -166,8 +186,11 @@ def string(name, value, *, allow_none=False):
     if value is None and allow_none:
         return None
     if not isinstance(value, str) or not value:
-        fail_type(name, value, "a non-empty string" + (
-            " or None" if allow_none else ""))
+        fail_type(
+            name,
+            value,
+            "a non-empty string" + (" or None" if allow_none else ""),
+        )
     return value
 
 
@@ -178,8 +201,9 @@ def path(name, value, *, allow_none=False):
     if value is None and allow_none:
         return None
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
-        fail_type(name, value, "a file path" + (
-            " or None" if allow_none else ""))
+        fail_type(
+            name, value, "a file path" + (" or None" if allow_none else "")
+        )
     return os.fspath(value)
 
 
@@ -187,7 +211,8 @@ def sequence(name, value, what="a list"):
     """A list from a list, tuple, range, 1-D array or other ordered
     iterable; strings, dicts, sets and scalars are refused."""
     bad = isinstance(value, (str, bytes, dict, set, frozenset)) or (
-        isinstance(value, np.ndarray) and value.ndim != 1)
+        isinstance(value, np.ndarray) and value.ndim != 1
+    )
     if not bad:
         try:
             return list(value)
@@ -200,8 +225,9 @@ def function(name, value, *, allow_none=False):
     if value is None and allow_none:
         return None
     if not callable(value):
-        fail_type(name, value, "a callable" + (
-            " or None" if allow_none else ""))
+        fail_type(
+            name, value, "a callable" + (" or None" if allow_none else "")
+        )
     return value
 
 
@@ -280,14 +306,24 @@ def target_value(target, value, argument):
         what = f"{what} for {target!r}"
     if infinite:
         what += "; math.inf or None: no clipping"
-    return real(argument, value, minimum=low, maximum=high,
-                min_inclusive=low_in, max_inclusive=high_in,
-                allow_inf=infinite, what=what)
+    return real(
+        argument,
+        value,
+        minimum=low,
+        maximum=high,
+        min_inclusive=low_in,
+        max_inclusive=high_in,
+        allow_inf=infinite,
+        what=what,
+    )
 
 
 def is_integer(value, minimum=None):
     """Whether `integer(...)` would accept `value` (no error raised)."""
     value = scalar(value)
-    return (_is_real(value) and math.isfinite(value)
-            and float(value).is_integer()
-            and (minimum is None or value >= minimum))
+    return (
+        _is_real(value)
+        and math.isfinite(value)
+        and float(value).is_integer()
+        and (minimum is None or value >= minimum)
+    )

@@ -23,11 +23,15 @@ import subprocess
 import sys
 
 from keras_trainplus import _cluster
-from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 
-__all__ = ["fix_multi_worker_fit", "free_ports", "is_chief",
-           "launch_local_workers"]
+__all__ = [
+    "fix_multi_worker_fit",
+    "free_ports",
+    "is_chief",
+    "launch_local_workers",
+]
 
 
 def fix_multi_worker_fit():
@@ -60,7 +64,7 @@ def fix_multi_worker_fit():
         RuntimeError: if this Keras version lacks the internals the fixes
             rely on (they are version-checked).
     """
-    return hooks.patch_multi_worker_fit()
+    return internals.multi_worker.patch_multi_worker_fit()
 
 
 def is_chief():
@@ -90,8 +94,9 @@ def free_ports(count):
     return ports
 
 
-def launch_local_workers(command, num_workers=2, env=None, timeout=600,
-                         cwd=None):
+def launch_local_workers(
+    command, num_workers=2, env=None, timeout=600, cwd=None
+):
     """Runs `command` as `num_workers` local workers of one TF cluster.
 
     Each process gets ``TF_CONFIG = {"cluster": {"worker": [...]}, "task":
@@ -127,18 +132,25 @@ def launch_local_workers(command, num_workers=2, env=None, timeout=600,
     expected = "a script path or a non-empty list of strings"
     if isinstance(command, (str, os.PathLike)):
         command = [sys.executable, v.path("command", command)]
-    elif isinstance(command, (list, tuple)) and command and all(
-            isinstance(c, (str, os.PathLike)) for c in command):
+    elif (
+        isinstance(command, (list, tuple))
+        and command
+        and all(isinstance(c, (str, os.PathLike)) for c in command)
+    ):
         command = list(command)
     else:
         v.fail_type("command", command, expected)
     num_workers = v.integer("num_workers", num_workers, minimum=1)
-    if env is not None and not (isinstance(env, dict) and all(
-            isinstance(k, str) and isinstance(x, str)
-            for k, x in env.items())):
+    if env is not None and not (
+        isinstance(env, dict)
+        and all(
+            isinstance(k, str) and isinstance(x, str) for k, x in env.items()
+        )
+    ):
         v.fail_type("env", env, "a dict of str -> str or None")
-    timeout = v.real("timeout", timeout, minimum=0, min_inclusive=False,
-                     allow_none=True)
+    timeout = v.real(
+        "timeout", timeout, minimum=0, min_inclusive=False, allow_none=True
+    )
     cwd = v.path("cwd", cwd, allow_none=True)
     if cwd is not None and not os.path.isdir(cwd):
         v.fail("cwd", cwd, "an existing directory or None")
@@ -148,12 +160,22 @@ def launch_local_workers(command, num_workers=2, env=None, timeout=600,
         penv = dict(os.environ)
         penv.update(env or {})
         penv["KERAS_BACKEND"] = "tensorflow"
-        penv["TF_CONFIG"] = json.dumps({
-            "cluster": {"worker": workers},
-            "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(
-            [os.fspath(c) for c in command], env=penv, cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        penv["TF_CONFIG"] = json.dumps(
+            {
+                "cluster": {"worker": workers},
+                "task": {"type": "worker", "index": index},
+            }
+        )
+        procs.append(
+            subprocess.Popen(
+                [os.fspath(c) for c in command],
+                env=penv,
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     results = []
     for proc in procs:
         try:
@@ -163,6 +185,7 @@ def launch_local_workers(command, num_workers=2, env=None, timeout=600,
                 other.kill()
             out, _ = proc.communicate()
             out = (out or "") + f"\n<killed after {timeout} s>"
-        results.append(subprocess.CompletedProcess(proc.args,
-                                                   proc.returncode, out))
+        results.append(
+            subprocess.CompletedProcess(proc.args, proc.returncode, out)
+        )
     return results

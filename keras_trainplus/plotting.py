@@ -25,8 +25,9 @@ def _figure(rows=1, height=3.2):
     return fig, list(axes)
 
 
-def plot_schedule(schedule, steps, path=None, log_scale=False, title=None,
-                  ax=None, **named):
+def plot_schedule(
+    schedule, steps, path=None, log_scale=False, title=None, ax=None, **named
+):
     """Plots one or more schedules over optimizer steps ``0 .. steps - 1``.
 
     Args:
@@ -71,17 +72,24 @@ def plot_schedule(schedule, steps, path=None, log_scale=False, title=None,
             sched = as_schedule(sched, name)
         series["value" if name == "schedule" else name] = (name, sched)
     if not series:
-        v.fail("schedule", schedule, "a schedule (or named schedules) to "
-               "plot")
+        v.fail("schedule", schedule, "a schedule (or named schedules) to plot")
     if ax is None:
         fig, axes = _figure(len(series))
     else:
         fig, axes = ax.figure, [ax] * len(series)
     x = np.arange(steps)
     for axis, (name, (argument, fn)) in zip(axes, series.items()):
-        values = np.array([v.real(f"{argument}({int(i)})", _host(fn(int(i))),
-                                  allow_inf=True, what="a plottable value")
-                           for i in x])
+        values = np.array(
+            [
+                v.real(
+                    f"{argument}({int(i)})",
+                    _host(fn(int(i))),
+                    allow_inf=True,
+                    what="a plottable value",
+                )
+                for i in x
+            ]
+        )
         axis.plot(x, values, color="C0", linewidth=1.8)
         axis.set_ylabel("learning rate" if name == "value" else name)
         axis.set_xlabel("step (updates applied)")
@@ -116,8 +124,11 @@ def _check_series(key, values):
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         array = None
-    if isinstance(values, (str, bytes, dict)) or array is None or \
-            array.ndim != 1:
+    if (
+        isinstance(values, (str, bytes, dict))
+        or array is None
+        or array.ndim != 1
+    ):
         v.fail_type(f"history[{key!r}]", values, "a list of numbers")
 
 
@@ -155,8 +166,9 @@ def plot_history(history, keys=None, path=None, title=None):
     """
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
-        v.fail_type("history", history, "a History or a non-empty dict of "
-                    "lists")
+        v.fail_type(
+            "history", history, "a History or a non-empty dict of lists"
+        )
     path = v.path("path", path, allow_none=True)
     title = _title(title)
     if keys is not None:
@@ -167,19 +179,34 @@ def plot_history(history, keys=None, path=None, title=None):
         if keys is None or key in keys:
             _check_series(key, values)
     if keys is None:
-        scheduled = [k for k in logs
-                     if not k.startswith("val_") and k != "loss"
-                     and ("rate" in k or "." in k or k in (
-                         "momentum", "beta_1", "beta_2", "weight_decay",
-                         "gradient_clip", "lr", "effective_learning_rate"))]
+        scheduled = [
+            k
+            for k in logs
+            if not k.startswith("val_")
+            and k != "loss"
+            and (
+                "rate" in k
+                or "." in k
+                or k
+                in (
+                    "momentum",
+                    "beta_1",
+                    "beta_2",
+                    "weight_decay",
+                    "gradient_clip",
+                    "lr",
+                    "effective_learning_rate",
+                )
+            )
+        ]
         keys = scheduled + [k for k in ("loss", "val_loss") if k in logs]
     missing = [k for k in keys if k not in logs]
     if missing or not keys:
-        raise ValueError(f"Keys not in the history: {missing}. Available: "
-                         f"{sorted(logs)}")
+        raise ValueError(
+            f"Keys not in the history: {missing}. Available: {sorted(logs)}"
+        )
     losses = [k for k in keys if k in ("loss", "val_loss")]
-    panels = [k for k in keys if k not in losses] + (["loss"] if losses
-                                                      else [])
+    panels = [k for k in keys if k not in losses] + (["loss"] if losses else [])
     fig, axes = _figure(len(panels), height=2.4)
     for axis, key in zip(axes, panels):
         names = losses if key == "loss" else [key]
@@ -187,15 +214,28 @@ def plot_history(history, keys=None, path=None, title=None):
             values = np.array(logs[name], dtype=np.float64)
             epochs = np.arange(len(values))
             finite = np.isfinite(values)
-            axis.plot(epochs[finite], values[finite], "o-", color=f"C{i}",
-                      markersize=3, label=name)
+            axis.plot(
+                epochs[finite],
+                values[finite],
+                "o-",
+                color=f"C{i}",
+                markersize=3,
+                label=name,
+            )
             if (~finite).any():  # e.g. clipping off (inf)
-                axis.plot(epochs[~finite], np.zeros((~finite).sum()), "x",
-                          color="C3", label=f"{name}: off (inf)")
+                axis.plot(
+                    epochs[~finite],
+                    np.zeros((~finite).sum()),
+                    "x",
+                    color="C3",
+                    label=f"{name}: off (inf)",
+                )
         axis.set_ylabel(key)
         axis.grid(True, alpha=0.3)
-        if len(names) > 1 or (~np.isfinite(np.array(
-                logs[names[0]], dtype=np.float64))).any():
+        if (
+            len(names) > 1
+            or (~np.isfinite(np.array(logs[names[0]], dtype=np.float64))).any()
+        ):
             axis.legend(fontsize="small")
     from matplotlib.ticker import MaxNLocator
 

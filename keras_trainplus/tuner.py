@@ -19,11 +19,16 @@ Needs the `tuner` extra (keras-tuner, plus tensorboard on TF).
 
 from keras_trainplus import _validation as v
 from keras_trainplus import callbacks as C
-from keras_trainplus.lr_finder_result import LRFinderResult
+from keras_trainplus.callbacks.lr_finder.lr_finder_result import LRFinderResult
 
-__all__ = ["TunableCallbacks",  # noqa: F822 (defined lazily)
-           "cyclic_lr", "dropout_scheduler",
-           "lr_search_range", "newbob", "one_cycle_lr"]
+__all__ = [
+    "TunableCallbacks",  # noqa: F822 (defined lazily)
+    "cyclic_lr",
+    "dropout_scheduler",
+    "lr_search_range",
+    "newbob",
+    "one_cycle_lr",
+]
 
 
 def _check_hp(hp, prefix):
@@ -37,8 +42,7 @@ def _bounds(argument, bounds, check):
     `check(name, value)`; low <= high."""
     if isinstance(bounds, (list, tuple)):
         if len(bounds) != 2:
-            v.fail_type(argument, bounds, "a fixed value or a (low, high) "
-                        "pair")
+            v.fail_type(argument, bounds, "a fixed value or a (low, high) pair")
         low = check(f"{argument}[0]", bounds[0])
         high = check(f"{argument}[1]", bounds[1])
         if high < low:
@@ -99,8 +103,11 @@ def lr_search_range(result, method="valley", factor=10.0):
     """
     factor = v.real("factor", factor, minimum=1, min_inclusive=False)
     if not isinstance(result, LRFinderResult):
-        v.fail_type("result", result, "an `LRFinderResult` (from "
-                    "`keras_trainplus.find_lr`)")
+        v.fail_type(
+            "result",
+            result,
+            "an `LRFinderResult` (from `keras_trainplus.find_lr`)",
+        )
     suggestion = float(result.suggestion(method))
     lrs = [float(v) for v in result.lrs]
     low = max(suggestion / factor, min(lrs))
@@ -110,8 +117,9 @@ def lr_search_range(result, method="valley", factor=10.0):
     return low, high
 
 
-def one_cycle_lr(hp, max_lr=(1e-3, 1.0), pct_start=(0.1, 0.5),
-                 prefix="one_cycle", **kwargs):
+def one_cycle_lr(
+    hp, max_lr=(1e-3, 1.0), pct_start=(0.1, 0.5), prefix="one_cycle", **kwargs
+):
     """`OneCycleLR` with `max_lr` (log scale) and `pct_start` from `hp`.
 
     Args:
@@ -135,15 +143,29 @@ def one_cycle_lr(hp, max_lr=(1e-3, 1.0), pct_start=(0.1, 0.5),
     prefix = _check_hp(hp, prefix)
     return C.OneCycleLR(
         max_lr=_float(hp, "max_lr", f"{prefix}_max_lr", max_lr, "log"),
-        pct_start=_float(hp, "pct_start", f"{prefix}_pct_start", pct_start,
-                         minimum=0, maximum=1, min_inclusive=False,
-                         max_inclusive=False), **kwargs)
+        pct_start=_float(
+            hp,
+            "pct_start",
+            f"{prefix}_pct_start",
+            pct_start,
+            minimum=0,
+            maximum=1,
+            min_inclusive=False,
+            max_inclusive=False,
+        ),
+        **kwargs,
+    )
 
 
-def cyclic_lr(hp, base_lr=(1e-5, 1e-2), max_lr=(1e-3, 1.0),
-              step_size_up=(500, 4000), mode=("triangular", "triangular2",
-                                               "exp_range"),
-              prefix="cyclic", **kwargs):
+def cyclic_lr(
+    hp,
+    base_lr=(1e-5, 1e-2),
+    max_lr=(1e-3, 1.0),
+    step_size_up=(500, 4000),
+    mode=("triangular", "triangular2", "exp_range"),
+    prefix="cyclic",
+    **kwargs,
+):
     """`CyclicLR` with `base_lr`, `max_lr` (log scale), `step_size_up` and
     `mode` from `hp` (`max_lr` is kept >= `base_lr`).
 
@@ -171,25 +193,39 @@ def cyclic_lr(hp, base_lr=(1e-5, 1e-2), max_lr=(1e-3, 1.0),
         mode = v.choice("mode", mode, modes)
     else:
         given = mode
-        mode = [v.choice(f"mode[{i}]", m, modes)
-                for i, m in enumerate(v.sequence(
-                    "mode", mode, "a mode or a tuple of modes"))]
+        mode = [
+            v.choice(f"mode[{i}]", m, modes)
+            for i, m in enumerate(
+                v.sequence("mode", mode, "a mode or a tuple of modes")
+            )
+        ]
         if not mode:
             v.fail("mode", given, "a mode or a non-empty tuple of modes")
     base = _float(hp, "base_lr", f"{prefix}_base_lr", base_lr, "log")
     peak = _float(hp, "max_lr", f"{prefix}_max_lr", max_lr, "log")
-    step = _int(hp, "step_size_up", f"{prefix}_step_size_up", step_size_up,
-                minimum=1)
+    step = _int(
+        hp, "step_size_up", f"{prefix}_step_size_up", step_size_up, minimum=1
+    )
     if isinstance(mode, str):
         chosen = hp.Fixed(f"{prefix}_mode", mode)
     else:
         chosen = hp.Choice(f"{prefix}_mode", mode)
-    return C.CyclicLR(base_lr=min(base, peak), max_lr=max(base, peak),
-                      step_size_up=step, mode=chosen, **kwargs)
+    return C.CyclicLR(
+        base_lr=min(base, peak),
+        max_lr=max(base, peak),
+        step_size_up=step,
+        mode=chosen,
+        **kwargs,
+    )
 
 
-def newbob(hp, decay=(0.3, 0.9), relative_error_threshold=(-0.05, 0.0),
-           prefix="newbob", **kwargs):
+def newbob(
+    hp,
+    decay=(0.3, 0.9),
+    relative_error_threshold=(-0.05, 0.0),
+    prefix="newbob",
+    **kwargs,
+):
     """`NewbobLRControl` with `decay` and `relative_error_threshold` from
     `hp`.
 
@@ -212,16 +248,27 @@ def newbob(hp, decay=(0.3, 0.9), relative_error_threshold=(-0.05, 0.0),
     """
     prefix = _check_hp(hp, prefix)
     return C.NewbobLRControl(
-        decay=_float(hp, "decay", f"{prefix}_decay", decay, minimum=0,
-                     min_inclusive=False),
+        decay=_float(
+            hp,
+            "decay",
+            f"{prefix}_decay",
+            decay,
+            minimum=0,
+            min_inclusive=False,
+        ),
         relative_error_threshold=_float(
-            hp, "relative_error_threshold",
-            f"{prefix}_relative_error_threshold", relative_error_threshold),
-        **kwargs)
+            hp,
+            "relative_error_threshold",
+            f"{prefix}_relative_error_threshold",
+            relative_error_threshold,
+        ),
+        **kwargs,
+    )
 
 
-def dropout_scheduler(hp, rate=(0.0, 0.5), start_epoch=(0, 3),
-                      prefix="dropout", **kwargs):
+def dropout_scheduler(
+    hp, rate=(0.0, 0.5), start_epoch=(0, 3), prefix="dropout", **kwargs
+):
     """`DropoutScheduler` with no dropout for the first `start_epoch`
     epochs, then `rate` (RETURNN's "disable dropout initially").
 
@@ -243,10 +290,18 @@ def dropout_scheduler(hp, rate=(0.0, 0.5), start_epoch=(0, 3),
             `DropoutScheduler` for invalid values.
     """
     prefix = _check_hp(hp, prefix)
-    value = _float(hp, "rate", f"{prefix}_rate", rate, minimum=0, maximum=1,
-                   max_inclusive=False)
-    start = _int(hp, "start_epoch", f"{prefix}_start_epoch", start_epoch,
-                 minimum=0)
+    value = _float(
+        hp,
+        "rate",
+        f"{prefix}_rate",
+        rate,
+        minimum=0,
+        maximum=1,
+        max_inclusive=False,
+    )
+    start = _int(
+        hp, "start_epoch", f"{prefix}_start_epoch", start_epoch, minimum=0
+    )
     schedule = {0: 0.0, start: value} if start > 0 else {0: value}
     return C.DropoutScheduler(schedule, **kwargs)
 
@@ -288,7 +343,8 @@ def _make_class():
     except ImportError as e:  # depends on the extra
         raise ImportError(
             "keras_trainplus.tuner.TunableCallbacks needs keras-tuner: "
-            "pip install 'keras-trainplus[tuner]'") from e
+            "pip install 'keras-trainplus[tuner]'"
+        ) from e
 
     class TunableCallbacks(keras_tuner.HyperModel):
         __doc__ = _DOC
@@ -298,7 +354,8 @@ def _make_class():
                 raise ValueError(
                     "`build_model` and `build_callbacks` must be callables "
                     f"of `hp`. Received: build_model={build_model!r}, "
-                    f"build_callbacks={build_callbacks!r}")
+                    f"build_callbacks={build_callbacks!r}"
+                )
             super().__init__(**kwargs)
             self.build_model = build_model
             self.build_callbacks = build_callbacks

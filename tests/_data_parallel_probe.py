@@ -11,8 +11,10 @@ import json
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           " --xla_force_host_platform_device_count=2")
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=2"
+)
 os.environ["KERAS_BACKEND"] = "jax"
 
 import jax  # noqa: E402
@@ -20,14 +22,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from helpers import kernel  # noqa: E402
-from helpers import probe_model  # noqa: E402
 from _probe_parts import KnobLR  # noqa: E402
 from _probe_parts import ScriptedLoss  # noqa: E402
 from _probe_parts import SetKnob  # noqa: E402
 from _probe_parts import UpdateNorm  # noqa: E402
 from _probe_parts import clip_loss  # noqa: E402
 from _probe_parts import zero_frac  # noqa: E402
+from helpers import kernel  # noqa: E402
+from helpers import probe_model  # noqa: E402
 
 import keras_trainplus  # noqa: E402
 from keras_trainplus import Knob  # noqa: E402
@@ -46,8 +48,11 @@ class ShardingProbe(keras.layers.Layer):
 
     def call(self, x):
         jax.debug.inspect_array_sharding(
-            x, callback=lambda s: ShardingProbe.devices.append(
-                len(s.device_set) if not s.is_fully_replicated else 1))
+            x,
+            callback=lambda s: ShardingProbe.devices.append(
+                len(s.device_set) if not s.is_fully_replicated else 1
+            ),
+        )
         return x
 
 
@@ -58,8 +63,10 @@ def halves_differ(y_true, y_pred):
 
 
 def weights(model):
-    return [np.asarray(keras.ops.convert_to_numpy(w)).ravel().tolist()
-            for w in model.weights]
+    return [
+        np.asarray(keras.ops.convert_to_numpy(w)).ravel().tolist()
+        for w in model.weights
+    ]
 
 
 def history(h):
@@ -81,25 +88,39 @@ def run_probe(case, spe):
         callbacks = [SetKnob(knob)]
     elif case == "newbob":
         model = probe_model(N, keras.optimizers.SGD(0.1), spe)
-        callbacks = [ScriptedLoss(), C.NewbobLRControl(
-            "newbob_rel", initial_lr=0.1, step_shape=S.Linear(0.5, 1.0, 4))]
+        callbacks = [
+            ScriptedLoss(),
+            C.NewbobLRControl(
+                "newbob_rel", initial_lr=0.1, step_shape=S.Linear(0.5, 1.0, 4)
+            ),
+        ]
     elif case == "warmup":
-        model = probe_model(N, keras.optimizers.AdamW(
-            0.5, weight_decay=0.0), spe)
-        callbacks = [C.WarmupDecayLR(0.05, warmup_steps=6, decay="cosine",
-                                     final_lr=0.001)]
+        model = probe_model(
+            N, keras.optimizers.AdamW(0.5, weight_decay=0.0), spe
+        )
+        callbacks = [
+            C.WarmupDecayLR(
+                0.05, warmup_steps=6, decay="cosine", final_lr=0.001
+            )
+        ]
     elif case == "per_epoch":
         model = probe_model(N, keras.optimizers.SGD(0.5, momentum=0.5), spe)
-        callbacks = [C.PerEpochLR([0.1, 0.05, 0.02],
-                                  step_shape=S.Linear(0.2, 1.0, 5))]
+        callbacks = [
+            C.PerEpochLR([0.1, 0.05, 0.02], step_shape=S.Linear(0.2, 1.0, 5))
+        ]
     elif case == "generic":
-        model = probe_model(N, keras.optimizers.AdamW(
-            0.05, weight_decay=0.01), spe)
-        callbacks = [C.HyperparameterScheduler({
-            "learning_rate": S.Cosine(0.05, 0.005, 24),
-            "beta_1": S.Linear(0.95, 0.85, 24),
-            "weight_decay": S.PerEpoch([0.01, 0.0, 0.02]),
-        })]
+        model = probe_model(
+            N, keras.optimizers.AdamW(0.05, weight_decay=0.01), spe
+        )
+        callbacks = [
+            C.HyperparameterScheduler(
+                {
+                    "learning_rate": S.Cosine(0.05, 0.005, 24),
+                    "beta_1": S.Linear(0.95, 0.85, 24),
+                    "weight_decay": S.PerEpoch([0.01, 0.0, 0.02]),
+                }
+            )
+        ]
     elif case == "onecycle":
         model = probe_model(N, keras.optimizers.SGD(0.5, momentum=0.9), spe)
         callbacks = [C.OneCycleLR(0.1, pct_start=0.4)]
@@ -107,10 +128,21 @@ def run_probe(case, spe):
         model = probe_model(N, keras.optimizers.Adam(0.5), spe)
         callbacks = [C.CyclicLR(0.001, 0.01, 5, 3, mode="triangular2")]
     # 8 updates of 2 samples per epoch: every update touches new weights.
-    h = model.fit(x, y, batch_size=2, epochs=3, steps_per_epoch=8,
-                  shuffle=False, verbose=0, callbacks=callbacks)
-    return {"w": kernel(model).tolist(), "logs": history(h),
-            "devices": kernel_sharding(model)}
+    h = model.fit(
+        x,
+        y,
+        batch_size=2,
+        epochs=3,
+        steps_per_epoch=8,
+        shuffle=False,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    return {
+        "w": kernel(model).tolist(),
+        "logs": history(h),
+        "devices": kernel_sharding(model),
+    }
 
 
 def run_dropout():
@@ -120,28 +152,46 @@ def run_dropout():
     dropped = keras.layers.Dropout(0.5, seed=3, name="drop")(inp)
     head = keras.layers.Dense(4, name="head")(dropped)
     model = keras.Model(inp, [dropped, head])
-    model.compile(keras.optimizers.SGD(0.01), loss=["mse", "mse"],
-                  loss_weights=[0.0, 1.0], metrics=[[zero_frac], []])
+    model.compile(
+        keras.optimizers.SGD(0.01),
+        loss=["mse", "mse"],
+        loss_weights=[0.0, 1.0],
+        metrics=[[zero_frac], []],
+    )
     x = np.ones((256, 256), "float32")
     y = np.linspace(-1, 1, 256 * 4).reshape(256, 4).astype("float32")
-    h = model.fit(x, [x, y], batch_size=32, epochs=3, shuffle=False,
-                  verbose=0, callbacks=[C.DropoutScheduler(
-                      {0: 0.5, 1: 0.0, 2: 0.25})])
+    h = model.fit(
+        x,
+        [x, y],
+        batch_size=32,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        callbacks=[C.DropoutScheduler({0: 0.5, 1: 0.0, 2: 0.25})],
+    )
     return {"w": weights(model), "logs": history(h)}
 
 
 def run_clip():
     """Per-step update norm with SGD(1.0) and a constant huge gradient."""
     inp = keras.Input((8,))
-    out = keras.layers.Dense(1, use_bias=False,
-                             kernel_initializer="zeros")(inp)
+    out = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")(inp)
     model = keras.Model(inp, out)
     model.compile(keras.optimizers.SGD(1.0), loss=clip_loss)
     x = np.ones((64, 8), "float32")
     y = np.full((64, 1), 1000.0, "float32")
-    h = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0,
-                  callbacks=[C.GradientClipScheduler(
-                      {0: 10.0, 1: None, 2: 5.0}), UpdateNorm()])
+    h = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            C.GradientClipScheduler({0: 10.0, 1: None, 2: 5.0}),
+            UpdateNorm(),
+        ],
+    )
     return {"w": weights(model), "logs": history(h)}
 
 
@@ -150,21 +200,40 @@ def run_finder():
     x = rng.normal(size=(256, 8)).astype("float32")
     y = (x[:, :3].sum(axis=1, keepdims=True) > 0).astype("float32")
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)),
-                              keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(1)])
-    model.compile(keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     variables = model.variables + model.optimizer.variables
     before = [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
     result = keras_trainplus.find_lr(
-        model, x, y, batch_size=16, start_lr=1e-3, end_lr=1.0, num_steps=16,
-        shuffle=False, divergence_threshold=None, verbose=0)
+        model,
+        x,
+        y,
+        batch_size=16,
+        start_lr=1e-3,
+        end_lr=1.0,
+        num_steps=16,
+        shuffle=False,
+        divergence_threshold=None,
+        verbose=0,
+    )
     after = [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
     restored = all(np.array_equal(a, b) for a, b in zip(before, after))
-    return {"losses": result.losses.tolist(), "lrs": result.lrs.tolist(),
-            "restored": restored, "w": weights(model)}
+    return {
+        "losses": result.losses.tolist(),
+        "lrs": result.lrs.tolist(),
+        "restored": restored,
+        "w": weights(model),
+    }
 
 
 def run_augment():
@@ -182,25 +251,35 @@ def run_augment():
         "cutout": (lambda: L.Cutout(6, seed=1), images),
         "mixup": (lambda: L.MixUp(1.0, seed=1), images),
         "cutmix": (lambda: L.CutMix(seed=1), images),
-        "specaugment": (lambda: L.SpecAugment(
-            time_mask_param=20, freq_mask_param=5, seed=1), spec),
+        "specaugment": (
+            lambda: L.SpecAugment(
+                time_mask_param=20, freq_mask_param=5, seed=1
+            ),
+            spec,
+        ),
     }
     for name, (make, examples) in makers.items():
         keras.utils.set_random_seed(0)
         x = np.concatenate([examples, examples] * 4)  # 4 batches of 16
         inputs = keras.Input(x.shape[1:])
         h = make()(ShardingProbe()(inputs))
-        zero = keras.layers.Dense(x.shape[-1], kernel_initializer="zeros",
-                                  use_bias=False)(h)
+        zero = keras.layers.Dense(
+            x.shape[-1], kernel_initializer="zeros", use_bias=False
+        )(h)
         model = keras.Model(inputs, keras.layers.Add()([h, zero]))
         if name in ("mixup", "cutmix"):
             L.mix_targets(model)
-        model.compile(keras.optimizers.SGD(0.0), "mse", metrics=[
-            keras.metrics.MeanMetricWrapper(halves_differ,
-                                            name="halves_differ"),
-            keras.metrics.MeanSquaredError(name="vs_orig")])
-        h = model.fit(x, x, batch_size=16, epochs=2, shuffle=False,
-                      verbose=0)
+        model.compile(
+            keras.optimizers.SGD(0.0),
+            "mse",
+            metrics=[
+                keras.metrics.MeanMetricWrapper(
+                    halves_differ, name="halves_differ"
+                ),
+                keras.metrics.MeanSquaredError(name="vs_orig"),
+            ],
+        )
+        h = model.fit(x, x, batch_size=16, epochs=2, shuffle=False, verbose=0)
         out[name] = history(h)
     out["batch_devices"] = sorted(set(ShardingProbe.devices))
     ShardingProbe.devices.clear()
@@ -224,9 +303,25 @@ def run(case, distribution):
     return run_probe(name, int(spe or 1))
 
 
-CASES = ["onecycle", "cyclic", "warmup", "per_epoch", "generic", "knob",
-         "newbob", "onecycle@4", "cyclic@4", "warmup@4", "per_epoch@4",
-         "generic@4", "newbob@4", "dropout", "clip", "finder", "augment"]
+CASES = [
+    "onecycle",
+    "cyclic",
+    "warmup",
+    "per_epoch",
+    "generic",
+    "knob",
+    "newbob",
+    "onecycle@4",
+    "cyclic@4",
+    "warmup@4",
+    "per_epoch@4",
+    "generic@4",
+    "newbob@4",
+    "dropout",
+    "clip",
+    "finder",
+    "augment",
+]
 if len(sys.argv) > 1:
     CASES = sys.argv[1].split(",")
 

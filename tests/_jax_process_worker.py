@@ -28,11 +28,15 @@ INDEX, COUNT = int(sys.argv[2]), int(sys.argv[3])
 GLOBAL_BATCH = 32
 
 if COUNT > 1:
-    keras.distribution.initialize(job_addresses=sys.argv[4],
-                                  num_processes=COUNT, process_id=INDEX)
+    keras.distribution.initialize(
+        job_addresses=sys.argv[4], num_processes=COUNT, process_id=INDEX
+    )
     # Each process feeds its own rows of every global batch.
-    keras.distribution.set_distribution(keras.distribution.DataParallel(
-        devices=jax.devices(), auto_shard_dataset=False))
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(
+            devices=jax.devices(), auto_shard_dataset=False
+        )
+    )
 
 keras.utils.set_random_seed(0)
 inputs = keras.Input((8, 8, 1))
@@ -51,24 +55,42 @@ local = GLOBAL_BATCH // COUNT
 rows = np.arange(len(x)).reshape(-1, COUNT, local)[:, INDEX].ravel()
 
 newbob = ktp.callbacks.NewbobLRControl(
-    monitor="loss", state_file=os.path.join(OUT, f"newbob_{INDEX}.json"),
-    decay=0.5, relative_error_threshold=-10.0,  # decays every epoch
-    step_shape=S.Linear(0.1, 1.0, 6))
+    monitor="loss",
+    state_file=os.path.join(OUT, f"newbob_{INDEX}.json"),
+    decay=0.5,
+    relative_error_threshold=-10.0,  # decays every epoch
+    step_shape=S.Linear(0.1, 1.0, 6),
+)
 callbacks = [
     newbob,
     ktp.callbacks.DropoutScheduler({0: 0.0, 1: 0.3}),
     ktp.callbacks.GradientClipScheduler({0: 0.5, 2: None}),
 ]
-history = model.fit(x[rows], y[rows], batch_size=local, epochs=3,
-                    shuffle=False, verbose=0, callbacks=callbacks)
+history = model.fit(
+    x[rows],
+    y[rows],
+    batch_size=local,
+    epochs=3,
+    shuffle=False,
+    verbose=0,
+    callbacks=callbacks,
+)
 weights = np.concatenate([np.ravel(w) for w in model.get_weights()])
-print("RESULT " + json.dumps({
-    "index": INDEX,
-    "processes": jax.process_count(),
-    "devices": len(jax.devices()),
-    "chief": ktp.distribute.is_chief(),
-    "digest": hashlib.sha256(weights.tobytes()).hexdigest(),
-    "weights": weights.tolist(),
-    "history": {k: [float(v) for v in vals]
-                for k, vals in history.history.items()},
-}), flush=True)
+print(
+    "RESULT "
+    + json.dumps(
+        {
+            "index": INDEX,
+            "processes": jax.process_count(),
+            "devices": len(jax.devices()),
+            "chief": ktp.distribute.is_chief(),
+            "digest": hashlib.sha256(weights.tobytes()).hexdigest(),
+            "weights": weights.tolist(),
+            "history": {
+                k: [float(v) for v in vals]
+                for k, vals in history.history.items()
+            },
+        }
+    ),
+    flush=True,
+)

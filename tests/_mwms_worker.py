@@ -15,10 +15,9 @@ import sys
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import keras  # noqa: E402
 
 import keras_trainplus as ktp  # noqa: E402
 from keras_trainplus import schedules as S  # noqa: E402
@@ -45,23 +44,35 @@ x = rng.normal(size=(256, 8, 8, 1)).astype("float32")
 y = x.mean(axis=(1, 2, 3))[:, None].astype("float32") * 4.0
 
 newbob = ktp.callbacks.NewbobLRControl(
-    monitor="loss", state_file=os.path.join(OUT, f"newbob_{INDEX}.json"),
-    decay=0.5, relative_error_threshold=-10.0,  # decays every epoch
-    step_shape=S.Linear(0.1, 1.0, 6))
+    monitor="loss",
+    state_file=os.path.join(OUT, f"newbob_{INDEX}.json"),
+    decay=0.5,
+    relative_error_threshold=-10.0,  # decays every epoch
+    step_shape=S.Linear(0.1, 1.0, 6),
+)
 callbacks = [
     newbob,
     ktp.callbacks.DropoutScheduler({0: 0.0, 1: 0.3}),
     ktp.callbacks.GradientClipScheduler({0: 0.5, 2: None}),
 ]
-history = model.fit(x, y, batch_size=32, epochs=3, shuffle=False,
-                    verbose=0, callbacks=callbacks)
+history = model.fit(
+    x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=callbacks
+)
 weights = np.concatenate([np.ravel(w) for w in model.get_weights()])
-print("RESULT " + json.dumps({
-    "index": INDEX,
-    "chief": ktp.distribute.is_chief(),
-    "replicas": strategy.num_replicas_in_sync,
-    "digest": hashlib.sha256(weights.tobytes()).hexdigest(),
-    "weight_sum": float(weights.sum()),
-    "history": {k: [float(v) for v in vals]
-                for k, vals in history.history.items()},
-}), flush=True)
+print(
+    "RESULT "
+    + json.dumps(
+        {
+            "index": INDEX,
+            "chief": ktp.distribute.is_chief(),
+            "replicas": strategy.num_replicas_in_sync,
+            "digest": hashlib.sha256(weights.tobytes()).hexdigest(),
+            "weight_sum": float(weights.sum()),
+            "history": {
+                k: [float(v) for v in vals]
+                for k, vals in history.history.items()
+            },
+        }
+    ),
+    flush=True,
+)

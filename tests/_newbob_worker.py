@@ -25,8 +25,24 @@ import numpy as np  # noqa: E402
 
 from keras_trainplus.callbacks import NewbobLRControl  # noqa: E402
 
-SCORES = [2.0, 1.9, 1.89, 1.88, 1.7, 1.69, 1.689, 1.6, 1.599, 1.5985,
-          1.5, 1.49, 1.489, 1.3, 1.2999, 1.29]
+SCORES = [
+    2.0,
+    1.9,
+    1.89,
+    1.88,
+    1.7,
+    1.69,
+    1.689,
+    1.6,
+    1.599,
+    1.5985,
+    1.5,
+    1.49,
+    1.489,
+    1.3,
+    1.2999,
+    1.29,
+]
 
 
 class Scripted(keras.callbacks.Callback):
@@ -40,8 +56,9 @@ class Record(keras.callbacks.Callback):
         self.out, self.kill_after = out, kill_after
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.lr = float(keras.ops.convert_to_numpy(
-            self.model.optimizer.learning_rate))
+        self.lr = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         rows = []
@@ -63,17 +80,27 @@ def main(state, out, epochs, initial_epoch, kill_after, backup):
     model.compile(keras.optimizers.SGD(0.01), loss="mse")
     callbacks = [
         Scripted(),
-        NewbobLRControl("newbob_multi_epoch", multi_num_epochs=2,
-                        multi_update_interval=1, initial_lr=0.01,
-                        learning_rates={0: 0.002, 1: 0.005},
-                        state_file=state),
+        NewbobLRControl(
+            "newbob_multi_epoch",
+            multi_num_epochs=2,
+            multi_update_interval=1,
+            initial_lr=0.01,
+            learning_rates={0: 0.002, 1: 0.005},
+            state_file=state,
+        ),
         Record(out, kill_after),
     ]
     if backup != "-":
         callbacks.insert(0, keras.callbacks.BackupAndRestore(backup))
-    model.fit(x, x.sum(axis=1, keepdims=True), validation_data=(x, y),
-              epochs=epochs, initial_epoch=initial_epoch, verbose=0,
-              callbacks=callbacks)
+    model.fit(
+        x,
+        x.sum(axis=1, keepdims=True),
+        validation_data=(x, y),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        verbose=0,
+        callbacks=callbacks,
+    )
 
 
 if __name__ == "__main__":

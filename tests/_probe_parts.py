@@ -30,8 +30,9 @@ class SetKnob(keras.callbacks.Callback):
 
 
 def zero_frac(y_true, y_pred):
-    return keras.ops.mean(keras.ops.cast(keras.ops.equal(y_pred, 0.0),
-                                         "float32"))
+    return keras.ops.mean(
+        keras.ops.cast(keras.ops.equal(y_pred, 0.0), "float32")
+    )
 
 
 def clip_loss(y_true, y_pred):
@@ -43,10 +44,12 @@ class UpdateNorm(keras.callbacks.Callback):
         self.norms = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.w0 = np.array(keras.ops.convert_to_numpy(
-            self.model.layers[-1].kernel))
+        self.w0 = np.array(
+            keras.ops.convert_to_numpy(self.model.layers[-1].kernel)
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         w1 = np.array(keras.ops.convert_to_numpy(self.model.layers[-1].kernel))
-        logs["update_norm"] = float(np.linalg.norm(w1 - self.w0)) / \
-            self.params["steps"]
+        logs["update_norm"] = (
+            float(np.linalg.norm(w1 - self.w0)) / self.params["steps"]
+        )

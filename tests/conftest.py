@@ -19,9 +19,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "tf_only: needs the TensorFlow backend (tf.distribute)"
     )
-    config.addinivalue_line(
-        "markers", "slow: takes more than a few seconds"
-    )
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
 
 
 def pytest_collection_modifyitems(config, items):

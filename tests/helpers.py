@@ -31,12 +31,16 @@ def probe_model(n, optimizer, steps_per_execution=1, jit_compile="auto"):
     """`y = x @ w` with `n` weights; with one-hot inputs update i only
     touches weight i, with gradient exactly 1."""
     inputs = keras.Input((n,))
-    outputs = keras.layers.Dense(1, use_bias=False,
-                                 kernel_initializer="zeros")(inputs)
+    outputs = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")(
+        inputs
+    )
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer, loss=_linear_loss,
-                  steps_per_execution=steps_per_execution,
-                  jit_compile=jit_compile)
+    model.compile(
+        optimizer,
+        loss=_linear_loss,
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+    )
     return model
 
 
@@ -47,8 +51,16 @@ def probe_data(n):
 def fit_probe(model, n, callbacks, epochs=1, **kwargs):
     x, y = probe_data(n)
     kwargs.setdefault("steps_per_epoch", n // epochs if epochs > 1 else None)
-    return model.fit(x, y, batch_size=1, epochs=epochs, shuffle=False,
-                     verbose=0, callbacks=callbacks, **kwargs)
+    return model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=callbacks,
+        **kwargs,
+    )
 
 
 def kernel(model):
@@ -83,7 +95,7 @@ def simulate_adam(lrs, beta1s, beta_2=0.999, epsilon=1e-7):
         g[i] = 1.0
         t = i + 1
         b1 = float(np.float32(beta1s[i]))
-        alpha = lrs[i] * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        alpha = lrs[i] * np.sqrt(1 - b2**t) / (1 - b1**t)
         m = m + (g - m) * (1 - b1)
         v = v + (g * g - v) * (1 - b2)
         w = w - alpha * m / (np.sqrt(v) + epsilon)
@@ -114,6 +126,6 @@ def graph_rtol():
     """Tolerance for values computed in-graph: float64 backends are exact to
     float32 LR storage; JAX without x64 computes schedules in float32 (its
     XLA-CPU transcendentals are accurate to a few 1e-6)."""
-    from keras_trainplus import _math
+    from keras_trainplus.schedules import _math
 
     return 1e-6 if _math.float_dtype() == "float64" else 5e-6

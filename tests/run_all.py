@@ -26,14 +26,23 @@ def main(argv):
     failed = []
     for backend, extra in runs:
         env = dict(os.environ, KERAS_BACKEND=backend)
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               *extra, *argv]
-        print(f"\n=== KERAS_BACKEND={backend}: {' '.join(cmd[2:])}",
-              flush=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *extra,
+            *argv,
+        ]
+        print(f"\n=== KERAS_BACKEND={backend}: {' '.join(cmd[2:])}", flush=True)
         start = time.time()
         code = subprocess.call(cmd, cwd=root, env=env)
-        print(f"=== {backend}: exit code {code} in {time.time() - start:.0f} s",
-              flush=True)
+        print(
+            f"=== {backend}: exit code {code} in {time.time() - start:.0f} s",
+            flush=True,
+        )
         if code == 5:
             print(f"=== {backend}: no tests were collected", flush=True)
         if code != 0:

@@ -3,19 +3,18 @@ inference, targets mixed inside a compiled `fit` (the loss is 0 only when
 the targets are mixed exactly like the inputs), XLA, mixed precision,
 scheduling of their knobs, config round trips."""
 
-
 import keras
 import numpy as np
 import pytest
 from scipy import stats
 
 import keras_trainplus as ktp
-from keras_trainplus import _random
 from keras_trainplus import schedules as S
 from keras_trainplus.layers import CutMix
 from keras_trainplus.layers import Cutout
 from keras_trainplus.layers import MixUp
 from keras_trainplus.layers import SpecAugment
+from keras_trainplus.layers import _random
 from keras_trainplus.layers import mix_targets
 
 BACKEND = keras.backend.backend()
@@ -31,8 +30,9 @@ def np_(x):
 @pytest.mark.parametrize("alpha", [0.1, 0.2, 0.4, 1.0, 2.0])
 def test_beta_sampler_matches_beta_distribution(alpha):
     seed = keras.random.SeedGenerator(3)
-    lam, rest = (np_(t).astype(np.float64)
-                 for t in _random.beta(alpha, (20000,), seed))
+    lam, rest = (
+        np_(t).astype(np.float64) for t in _random.beta(alpha, (20000,), seed)
+    )
     # One random op per call: everything comes from one uniform draw.
     draws = _random.Uniforms(_random.beta_rows(), (10,), seed)
     _random.beta_from(alpha, draws)
@@ -59,12 +59,16 @@ def test_mixup_lambda_distribution_per_example_and_per_batch():
     lam = out_y[np.arange(512), np.arange(512)]
     moved = lam < 1 - 1e-6
     # Mixed exactly like the inputs: x_mix = sum_j y_mix[:, j] * x[j].
-    np.testing.assert_allclose(np_(out_x)[:, 0], out_y @ x[:, 0], rtol=1e-4,
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        np_(out_x)[:, 0], out_y @ x[:, 0], rtol=1e-4, atol=1e-3
+    )
     assert moved.mean() > 0.95
-    assert stats.kstest(np.minimum(lam, 1 - lam),
-                        lambda t: 2 * stats.beta.cdf(t, 0.4, 0.4)).pvalue \
+    assert (
+        stats.kstest(
+            np.minimum(lam, 1 - lam), lambda t: 2 * stats.beta.cdf(t, 0.4, 0.4)
+        ).pvalue
         > 1e-3
+    )
     per_batch = MixUp(alpha=0.4, per_example=False, seed=0)
     _, yb = per_batch((x, y), training=True)
     lam_b = np_(yb)[np.arange(512), np.arange(512)]
@@ -114,8 +118,12 @@ def test_cutout_size_and_centre_distribution():
         assert len(counts) == h
         assert stats.chisquare(counts).pvalue > 1e-3
     full = holes.reshape(n, -1).sum(1)
-    inner = (np.array(cy) >= side // 2) & (np.array(cy) <= h - side // 2) & \
-        (np.array(cx) >= side // 2) & (np.array(cx) <= h - side // 2)
+    inner = (
+        (np.array(cy) >= side // 2)
+        & (np.array(cy) <= h - side // 2)
+        & (np.array(cx) >= side // 2)
+        & (np.array(cx) <= h - side // 2)
+    )
     assert (full[inner] == side * side).all()
     assert (full[~inner] < side * side).all()
 
@@ -125,8 +133,11 @@ def test_cutout_probability_holes_fraction_and_fill():
     out = np_(Cutout(4, probability=0.3, seed=2)(x, training=True))
     frac = _holes(out).reshape(2000, -1).any(1).mean()
     assert abs(frac - 0.3) < 0.04
-    out = np_(Cutout(0.5, num_holes=3, fill_value=-1.0, seed=2)(
-        x[:200], training=True))
+    out = np_(
+        Cutout(0.5, num_holes=3, fill_value=-1.0, seed=2)(
+            x[:200], training=True
+        )
+    )
     filled = (out == -1).all(-1).reshape(200, -1).sum(1)
     assert filled.max() <= 3 * 25 and filled.min() >= 1  # side round(.5*10)
     assert set(np.unique(out)) <= {-1.0, 1.0}
@@ -134,8 +145,7 @@ def test_cutout_probability_holes_fraction_and_fill():
 
 def test_cutout_channels_first():
     x = np.ones((50, 3, 16, 16), "float32")
-    out = np_(Cutout(6, data_format="channels_first", seed=0)(
-        x, training=True))
+    out = np_(Cutout(6, data_format="channels_first", seed=0)(x, training=True))
     assert ((out == 0).all(1) == (out == 0).any(1)).all()
     assert (out == 0).any()
 
@@ -146,8 +156,13 @@ def test_cutout_channels_first():
 def test_spec_augment_widths_uniform_and_examples_independent():
     n, t, f = 4000, 120, 10
     x = np.ones((n, t, f), "float32")
-    layer = SpecAugment(freq_mask_param=0, time_mask_param=20,
-                        num_freq_masks=1, num_time_masks=1, seed=0)
+    layer = SpecAugment(
+        freq_mask_param=0,
+        time_mask_param=20,
+        num_freq_masks=1,
+        num_time_masks=1,
+        seed=0,
+    )
     out = np_(layer(x, training=True))
     masked = (out == 0).all(-1)
     width = masked.sum(1)
@@ -159,9 +174,21 @@ def test_spec_augment_widths_uniform_and_examples_independent():
     assert min(starts) == 0 and max(starts) > t - 25
     # Per-example independence: neighbours' widths are uncorrelated.
     assert abs(np.corrcoef(width[:-1], width[1:])[0, 1]) < 0.06
-    fwidth = (np_(SpecAugment(freq_mask_param=7, num_time_masks=0,
-                              num_freq_masks=1, seed=1)(
-        x, training=True)) == 0).all(1).sum(1)
+    fwidth = (
+        (
+            np_(
+                SpecAugment(
+                    freq_mask_param=7,
+                    num_time_masks=0,
+                    num_freq_masks=1,
+                    seed=1,
+                )(x, training=True)
+            )
+            == 0
+        )
+        .all(1)
+        .sum(1)
+    )
     counts = np.bincount(fwidth, minlength=8)
     assert len(counts) == 8 and stats.chisquare(counts).pvalue > 1e-3
 
@@ -171,25 +198,32 @@ def test_spec_augment_respects_lengths_and_keras_mask():
     n, t, f = 256, 100, 16
     x = rng.normal(size=(n, t, f)).astype("float32") + 5.0
     lengths = rng.randint(1, t + 1, size=n)
-    layer = SpecAugment(freq_mask_param=8, time_mask_param=60,
-                        num_time_masks=3, time_mask_ratio=0.2, seed=0)
+    layer = SpecAugment(
+        freq_mask_param=8,
+        time_mask_param=60,
+        num_time_masks=3,
+        time_mask_ratio=0.2,
+        seed=0,
+    )
     out = np_(layer(x, lengths=lengths.astype("int32"), training=True))
     for i in range(n):
-        np.testing.assert_array_equal(out[i, lengths[i]:], x[i, lengths[i]:])
-        masked = (out[i, :lengths[i]] == 0).all(-1)
+        np.testing.assert_array_equal(out[i, lengths[i] :], x[i, lengths[i] :])
+        masked = (out[i, : lengths[i]] == 0).all(-1)
         # Each of the 3 masks at most floor(0.2 * length) wide.
         assert masked.sum() <= 3 * int(0.2 * lengths[i])
     # The same through a Keras mask (Masking layer, padded with zeros).
     padded = x.copy()
     for i in range(n):
-        padded[i, lengths[i]:] = 0.0
+        padded[i, lengths[i] :] = 0.0
     inputs = keras.Input((t, f))
     masked_in = keras.layers.Masking(0.0)(inputs)
-    model = keras.Model(inputs, SpecAugment(time_mask_param=60, seed=0)(
-        masked_in, training=True))
+    model = keras.Model(
+        inputs,
+        SpecAugment(time_mask_param=60, seed=0)(masked_in, training=True),
+    )
     out = np_(model(padded))
     for i in range(n):
-        np.testing.assert_array_equal(out[i, lengths[i]:], 0.0)
+        np.testing.assert_array_equal(out[i, lengths[i] :], 0.0)
     assert (out == 0).all(-1).sum() > (padded == 0).all(-1).sum()
 
 
@@ -197,16 +231,21 @@ def test_spec_augment_mean_fill_nan_safe_adaptive_and_policies():
     x = np.full((64, 50, 8), 3.0, "float32")
     x[:, 40:] = 100.0  # padding with a different value
     x[:, 0, 0] = np.inf
-    out = np_(SpecAugment(time_mask_param=30, freq_mask_param=4,
-                          fill="mean", seed=0)(
-        x, lengths=np.full((64,), 40, "int32"), training=True))
+    out = np_(
+        SpecAugment(time_mask_param=30, freq_mask_param=4, fill="mean", seed=0)(
+            x, lengths=np.full((64,), 40, "int32"), training=True
+        )
+    )
     finite = out[np.isfinite(out)]
     assert set(np.unique(finite)) <= {3.0, 100.0} or True
     # Masked positions take the mean over valid frames only: inf there.
     # (Mean of valid frames includes the inf cell, so use a finite case.)
     x[:, 0, 0] = 3.0
-    out = np_(SpecAugment(time_mask_param=30, fill="mean", seed=0)(
-        x, lengths=np.full((64,), 40, "int32"), training=True))
+    out = np_(
+        SpecAugment(time_mask_param=30, fill="mean", seed=0)(
+            x, lengths=np.full((64,), 40, "int32"), training=True
+        )
+    )
     assert set(np.unique(out)) == {3.0, 100.0}
     # inf features outside masks stay inf; masking inf gives the fill (no
     # NaN from 0 * inf).
@@ -214,9 +253,13 @@ def test_spec_augment_mean_fill_nan_safe_adaptive_and_policies():
     out = np_(SpecAugment(time_mask_param=30, seed=0)(y, training=True))
     assert not np.isnan(out).any() and (out == 0).any()
     # Adaptive: count <= floor(p_M * length), width <= floor(p_S * length).
-    layer = SpecAugment(num_time_masks=10, freq_mask_param=0,
-                        adaptive_time_mask_count=0.04,
-                        adaptive_time_mask_width=0.05, seed=0)
+    layer = SpecAugment(
+        num_time_masks=10,
+        freq_mask_param=0,
+        adaptive_time_mask_count=0.04,
+        adaptive_time_mask_width=0.05,
+        seed=0,
+    )
     z = np.ones((200, 100, 4), "float32")
     out = np_(layer(z, lengths=np.full((200,), 50, "int32"), training=True))
     masked = (out == 0).all(-1)
@@ -226,8 +269,13 @@ def test_spec_augment_mean_fill_nan_safe_adaptive_and_policies():
     for name in ("LB", "LD", "SM", "SS"):
         assert SpecAugment(policy=name).get_config()["policy"] == name
     sm = SpecAugment(policy="SM")
-    assert (sm.freq_mask_param, sm.num_freq_masks, sm.time_mask_param,
-            sm.time_mask_ratio, sm.num_time_masks) == (15, 2, 70, 0.2, 2)
+    assert (
+        sm.freq_mask_param,
+        sm.num_freq_masks,
+        sm.time_mask_param,
+        sm.time_mask_ratio,
+        sm.num_time_masks,
+    ) == (15, 2, 70, 0.2, 2)
 
 
 # -- identity at inference, configs, errors ------------------------------------
@@ -267,20 +315,25 @@ def test_identity_unless_training(name, tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), x)
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: Cutout(-1), "size"),
-    (lambda: Cutout(8, probability=1.5), "probability"),
-    (lambda: Cutout(8, num_holes=0), "num_holes"),
-    (lambda: MixUp(alpha=-0.1), "alpha"),
-    (lambda: CutMix(probability=-1), "probability"),
-    (lambda: CutMix(data_format="nhwc"), "data_format"),
-    (lambda: SpecAugment(policy="XX"), "policy"),
-    (lambda: SpecAugment(time_mask_ratio=2.0), "time_mask_ratio"),
-    (lambda: SpecAugment(fill="noise"), "fill"),
-    (lambda: SpecAugment(adaptive_time_mask_width=0.0),
-     "adaptive_time_mask_width"),
-    (lambda: MixUp(seed=1.5), "seed"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: Cutout(-1), "size"),
+        (lambda: Cutout(8, probability=1.5), "probability"),
+        (lambda: Cutout(8, num_holes=0), "num_holes"),
+        (lambda: MixUp(alpha=-0.1), "alpha"),
+        (lambda: CutMix(probability=-1), "probability"),
+        (lambda: CutMix(data_format="nhwc"), "data_format"),
+        (lambda: SpecAugment(policy="XX"), "policy"),
+        (lambda: SpecAugment(time_mask_ratio=2.0), "time_mask_ratio"),
+        (lambda: SpecAugment(fill="noise"), "fill"),
+        (
+            lambda: SpecAugment(adaptive_time_mask_width=0.0),
+            "adaptive_time_mask_width",
+        ),
+        (lambda: MixUp(seed=1.5), "seed"),
+    ],
+)
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -306,21 +359,30 @@ def _frozen_identity_model(layer, shape):
     x = layer(inputs)
     x = keras.layers.Flatten()(x)
     # A trainable no-op so `fit` has weights; initialised at 0, it adds 0.
-    out = keras.layers.Dense(int(np.prod(shape)), kernel_initializer="zeros",
-                             use_bias=False)(x)
+    out = keras.layers.Dense(
+        int(np.prod(shape)), kernel_initializer="zeros", use_bias=False
+    )(x)
     return keras.Model(inputs, keras.layers.Add()([x, out]))
 
 
 def _image_identity_model(layer, shape):
     inputs = keras.Input(shape)
     x = layer(inputs)
-    out = keras.layers.Dense(shape[-1], kernel_initializer="zeros",
-                             use_bias=False)(x)
+    out = keras.layers.Dense(
+        shape[-1], kernel_initializer="zeros", use_bias=False
+    )(x)
     return keras.Model(inputs, keras.layers.Add()([x, out]))
 
 
-def _mix_fit(layer, shape=(8, 8, 3), jit=False, spe=1, weights=False,
-             epochs=2, images=False):
+def _mix_fit(
+    layer,
+    shape=(8, 8, 3),
+    jit=False,
+    spe=1,
+    weights=False,
+    epochs=2,
+    images=False,
+):
     """Output = the mixed input; target = the input: flattened (labels are
     interpolated) or, with `images`, the images themselves (CutMix pastes
     the same box)."""
@@ -333,13 +395,23 @@ def _mix_fit(layer, shape=(8, 8, 3), jit=False, spe=1, weights=False,
         model = _frozen_identity_model(layer, shape)
         target = x.reshape(64, -1)
     mix_targets(model)
-    model.compile(keras.optimizers.SGD(0.0), loss="mse",
-                  metrics=[keras.metrics.MeanSquaredError(name="vs_orig")],
-                  jit_compile=jit, steps_per_execution=spe)
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        loss="mse",
+        metrics=[keras.metrics.MeanSquaredError(name="vs_orig")],
+        jit_compile=jit,
+        steps_per_execution=spe,
+    )
     sw = rng.rand(64).astype("float32") + 0.5 if weights else None
-    hist = model.fit(x, target, sample_weight=sw, batch_size=16,
-                     epochs=epochs,
-                     verbose=0, shuffle=False)
+    hist = model.fit(
+        x,
+        target,
+        sample_weight=sw,
+        batch_size=16,
+        epochs=epochs,
+        verbose=0,
+        shuffle=False,
+    )
     return hist.history
 
 
@@ -347,14 +419,23 @@ JIT = [False] + ([True] if BACKEND != "torch" else [])
 
 
 @pytest.mark.parametrize("jit", JIT)
-@pytest.mark.parametrize("make,images", [
-    (lambda: MixUp(alpha=1.0, seed=1), False),
-    (lambda: MixUp(alpha=1.0, seed=1), True),
-    (lambda: CutMix(seed=1), True),
-    (lambda: MixUp(alpha=0.3, per_example=False, seed=1), False)])
+@pytest.mark.parametrize(
+    "make,images",
+    [
+        (lambda: MixUp(alpha=1.0, seed=1), False),
+        (lambda: MixUp(alpha=1.0, seed=1), True),
+        (lambda: CutMix(seed=1), True),
+        (lambda: MixUp(alpha=0.3, per_example=False, seed=1), False),
+    ],
+)
 def test_fit_mixes_targets_exactly_like_inputs(make, images, jit):
-    hist = _mix_fit(make(), jit=jit, spe=4 if BACKEND != "torch" else 1,
-                    weights=not images, images=images)
+    hist = _mix_fit(
+        make(),
+        jit=jit,
+        spe=4 if BACKEND != "torch" else 1,
+        weights=not images,
+        images=images,
+    )
     assert max(hist["loss"]) < 1e-10
     # ... and the layer really mixed: vs the unmixed targets it is not 0.
     assert min(hist["vs_orig"]) > 1e-3
@@ -387,8 +468,9 @@ def test_fit_mixed_precision(policy):
     assert max(hist2["loss"]) < tol and min(hist2["vs_orig"]) > 1e-3
 
 
-@pytest.mark.parametrize("make", [lambda: MixUp(alpha=1.0, seed=5),
-                                  lambda: CutMix(seed=5)])
+@pytest.mark.parametrize(
+    "make", [lambda: MixUp(alpha=1.0, seed=5), lambda: CutMix(seed=5)]
+)
 def test_sparse_labels_mix_the_loss(make):
     """Cross-entropy is linear in the target, so mixing the loss for sparse
     labels must equal mixing one-hot targets, step for step."""
@@ -404,13 +486,16 @@ def test_sparse_labels_mix_the_loss(make):
         out = keras.layers.Dense(5)(h)
         model = keras.Model(inputs, out)
         mix_targets(model)
-        loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                if sparse else
-                keras.losses.CategoricalCrossentropy(from_logits=True))
+        loss = (
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            if sparse
+            else keras.losses.CategoricalCrossentropy(from_logits=True)
+        )
         model.compile(keras.optimizers.SGD(0.1), loss=loss)
         target = y if sparse else np.eye(5, dtype="float32")[y]
-        return model.fit(x, target, batch_size=32, epochs=2, verbose=0,
-                         shuffle=False).history["loss"]
+        return model.fit(
+            x, target, batch_size=32, epochs=2, verbose=0, shuffle=False
+        ).history["loss"]
 
     np.testing.assert_allclose(run(True), run(False), rtol=1e-5)
 
@@ -418,28 +503,32 @@ def test_sparse_labels_mix_the_loss(make):
 def test_sparse_labels_loss_matches_manual_mixing():
     """The stacked loss equals lam * CE(y_i) + (1 - lam) * CE(y_j) with
     sample weights, computed by hand from the same draw."""
-    from keras_trainplus import _mixing
+    from keras_trainplus.layers import _mixing
 
     rng = np.random.RandomState(0)
-    logits = keras.ops.convert_to_tensor(rng.normal(size=(6, 4))
-                                         .astype("float32"))
+    logits = keras.ops.convert_to_tensor(
+        rng.normal(size=(6, 4)).astype("float32")
+    )
     y = keras.ops.convert_to_tensor(np.array([0, 1, 2, 3, 0, 1]))
     sw = keras.ops.convert_to_tensor(rng.rand(6).astype("float32"))
-    perm = keras.ops.convert_to_tensor(np.array([3, 0, 5, 1, 2, 4],
-                                                "int32"))
+    perm = keras.ops.convert_to_tensor(np.array([3, 0, 5, 1, 2, 4], "int32"))
     lam = keras.ops.convert_to_tensor(rng.rand(6).astype("float32"))
     record = _mixing.Record(None, perm, lam, 1.0 - lam)
     model = keras.Sequential([keras.Input((4,))])
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True))
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     yy, pp, ww = _mixing.mix(model, [record], y, logits, sw)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     got = float(np_(loss(yy, pp, sample_weight=ww)))
-    ce = -np.log(np.exp(np_(logits)) / np.exp(np_(logits)).sum(1,
-                                                               keepdims=True))
+    ce = -np.log(
+        np.exp(np_(logits)) / np.exp(np_(logits)).sum(1, keepdims=True)
+    )
     yn, pn, ln, wn = np_(y), np_(perm), np_(lam), np_(sw)
-    want = np.mean(ln * wn * ce[np.arange(6), yn]
-                   + (1 - ln) * wn[pn] * ce[np.arange(6), yn[pn]])
+    want = np.mean(
+        ln * wn * ce[np.arange(6), yn]
+        + (1 - ln) * wn[pn] * ce[np.arange(6), yn[pn]]
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
@@ -451,8 +540,9 @@ def test_data_pipeline_call_on_tuples_and_dicts():
         xm, ym = np_(xm), np_(ym)
         # Each mixed image is the label-weighted sum of the originals,
         # pixel share for CutMix, lam for MixUp: check through the mean.
-        np.testing.assert_allclose(xm.mean((1, 2, 3)),
-                                   ym @ x.mean((1, 2, 3)), rtol=0.35)
+        np.testing.assert_allclose(
+            xm.mean((1, 2, 3)), ym @ x.mean((1, 2, 3)), rtol=0.35
+        )
         np.testing.assert_allclose(ym.sum(1), 1.0, atol=1e-6)
         out = layer({"images": x, "labels": y}, training=True)
         assert set(out) == {"images", "labels"}
@@ -482,13 +572,17 @@ def test_tf_data_map():
     x = np.random.rand(64, 8, 8, 3).astype("float32")
     y = np.eye(8, dtype="float32")[np.arange(64) % 8]
     layer = CutMix(seed=0)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16).map(
-        lambda a, b: layer((a, b), training=True))
+    ds = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .batch(16)
+        .map(lambda a, b: layer((a, b), training=True))
+    )
     batches = list(ds)
     assert len(batches) == 4
     assert any(not np.allclose(b[1].numpy(), y[:16]) for b in batches[:1])
-    np.testing.assert_allclose(np.concatenate(
-        [b[1].numpy().sum(1) for b in batches]), 1.0, atol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate([b[1].numpy().sum(1) for b in batches]), 1.0, atol=1e-6
+    )
 
 
 def test_tf_data_on_other_backends_raises_clearly():
@@ -496,8 +590,9 @@ def test_tf_data_on_other_backends_raises_clearly():
         pytest.skip("tf.data works on the TensorFlow backend")
     tf = pytest.importorskip("tensorflow")
     layer = Cutout(4)
-    ds = tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 1),
-                                                     "float32")).batch(2)
+    ds = tf.data.Dataset.from_tensor_slices(
+        np.zeros((4, 8, 8, 1), "float32")
+    ).batch(2)
     with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
         ds.map(lambda a: layer(a, training=True))
 
@@ -513,15 +608,28 @@ def test_cutout_size_scheduled_per_step_is_exact():
     inputs = keras.Input((16, 16, 1))
     h = Cutout(0, name="cut", seed=0)(inputs)
     h = keras.layers.Flatten()(h)
-    out = keras.layers.Add()([h, keras.layers.Dense(
-        256, kernel_initializer="zeros", use_bias=False)(h)])
+    out = keras.layers.Add()(
+        [
+            h,
+            keras.layers.Dense(256, kernel_initializer="zeros", use_bias=False)(
+                h
+            ),
+        ]
+    )
     model = keras.Model(inputs, out)
     model.compile(keras.optimizers.SGD(0.0), "mse", steps_per_execution=spe)
     sched = ktp.callbacks.HyperparameterScheduler(
-        {"cut.size": S.PiecewiseConstant([2], [0.0, 64.0])})
+        {"cut.size": S.PiecewiseConstant([2], [0.0, 64.0])}
+    )
     x = np.ones((64, 16, 16, 1), "float32")
-    hist = model.fit(x, x.reshape(64, -1), batch_size=16, epochs=2,
-                     verbose=0, callbacks=[sched]).history
+    hist = model.fit(
+        x,
+        x.reshape(64, -1),
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[sched],
+    ).history
     np.testing.assert_allclose(hist["loss"], [0.5, 1.0], atol=1e-7)
     assert hist["cut.size"] == [64.0, 64.0]
 
@@ -529,16 +637,21 @@ def test_cutout_size_scheduled_per_step_is_exact():
 def test_mixup_alpha_per_epoch_and_unknown_knob():
     layer = MixUp(alpha=1.0, name="mix", seed=0)
     sched = ktp.callbacks.HyperparameterScheduler(
-        {"mix.alpha": S.PerEpoch({0: 0.0, 1: 1.0})})
+        {"mix.alpha": S.PerEpoch({0: 0.0, 1: 1.0})}
+    )
     rng = np.random.RandomState(0)
     x = rng.rand(64, 4, 4, 1).astype("float32")
     model = _frozen_identity_model(layer, (4, 4, 1))
     mix_targets(model)
-    model.compile(keras.optimizers.SGD(0.0), "mse",
-                  metrics=[keras.metrics.MeanSquaredError(name="vs_orig")])
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        "mse",
+        metrics=[keras.metrics.MeanSquaredError(name="vs_orig")],
+    )
     x2 = x.reshape(64, -1)
-    hist = model.fit(x, x2, batch_size=16, epochs=3, verbose=0,
-                     callbacks=[sched]).history
+    hist = model.fit(
+        x, x2, batch_size=16, epochs=3, verbose=0, callbacks=[sched]
+    ).history
     assert hist["vs_orig"][0] == 0.0
     assert min(hist["vs_orig"][1:]) > 1e-3
     assert hist["mix.alpha"] == [0.0, 1.0, 1.0]
@@ -560,7 +673,7 @@ def test_hashed_uniforms_are_uniform_and_independent():
         assert abs(np.corrcoef(u[:-lag], u[lag:])[0, 1]) < 0.015
     assert abs(np.corrcoef(u, v)[0, 1]) < 0.015  # successive calls
     # Bits look random: each of the 24 bits set about half the time.
-    bits = (u * 2 ** 24).astype(np.int64)
+    bits = (u * 2**24).astype(np.int64)
     for b in range(24):
         assert abs(((bits >> b) & 1).mean() - 0.5) < 0.01
 
@@ -570,18 +683,37 @@ def test_spec_augment_warmup_of_mask_count_in_fit():
     2 per utterance. Input ones, target ones: the loss is the masked
     fraction, exactly 0 in epoch 0 (2 updates) and > 0 afterwards."""
     inputs = keras.Input((50, 8))
-    h = SpecAugment(freq_mask_param=0, num_freq_masks=1, time_mask_param=20,
-                    num_time_masks=2, name="spec", seed=0)(inputs)
+    h = SpecAugment(
+        freq_mask_param=0,
+        num_freq_masks=1,
+        time_mask_param=20,
+        num_time_masks=2,
+        name="spec",
+        seed=0,
+    )(inputs)
     h = keras.layers.Flatten()(h)
-    out = keras.layers.Add()([h, keras.layers.Dense(
-        400, kernel_initializer="zeros", use_bias=False)(h)])
+    out = keras.layers.Add()(
+        [
+            h,
+            keras.layers.Dense(400, kernel_initializer="zeros", use_bias=False)(
+                h
+            ),
+        ]
+    )
     model = keras.Model(inputs, out)
     model.compile(keras.optimizers.SGD(0.0), "mse")
     sched = ktp.callbacks.HyperparameterScheduler(
-        {"spec.num_time_masks": S.PiecewiseConstant([2], [0.0, 2.0])})
+        {"spec.num_time_masks": S.PiecewiseConstant([2], [0.0, 2.0])}
+    )
     x = np.ones((64, 50, 8), "float32")
-    hist = model.fit(x, x.reshape(64, -1), batch_size=32, epochs=3,
-                     verbose=0, callbacks=[sched]).history
+    hist = model.fit(
+        x,
+        x.reshape(64, -1),
+        batch_size=32,
+        epochs=3,
+        verbose=0,
+        callbacks=[sched],
+    ).history
     assert hist["loss"][0] == 0.0
     assert min(hist["loss"][1:]) > 0.01
     assert hist["spec.num_time_masks"] == [0.0, 2.0, 2.0]

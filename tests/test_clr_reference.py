@@ -14,9 +14,6 @@ import math
 import keras
 import numpy as np
 import pytest
-
-from keras_trainplus import callbacks as C
-
 from helpers import fit_probe
 from helpers import probe_model
 from helpers import reference_cases
@@ -26,10 +23,28 @@ from helpers import simulate_adam
 from helpers import simulate_sgd
 from helpers import spe_values
 
+from keras_trainplus import callbacks as C
+
 CASES = reference_cases()
-_ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name,
-            ast.Load, ast.Attribute, ast.Call, ast.Add, ast.Sub, ast.Mult,
-            ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.Mod, ast.FloorDiv)
+_ALLOWED = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    ast.Attribute,
+    ast.Call,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.Pow,
+    ast.USub,
+    ast.UAdd,
+    ast.Mod,
+    ast.FloorDiv,
+)
 
 
 def scale_fn_from_expr(expr):
@@ -59,17 +74,26 @@ def case_optimizer(case):
     kw = case["optimizer_kwargs"]
     lr = float(kw.get("lr", 0.1))
     if case["optimizer"] == "SGD":
-        return keras.optimizers.SGD(lr, momentum=float(kw.get("momentum", 0)),
-                                    nesterov=bool(kw.get("nesterov", False)))
-    cls = {"Adam": keras.optimizers.Adam,
-           "AdamW": keras.optimizers.AdamW}[case["optimizer"]]
+        return keras.optimizers.SGD(
+            lr,
+            momentum=float(kw.get("momentum", 0)),
+            nesterov=bool(kw.get("nesterov", False)),
+        )
+    cls = {"Adam": keras.optimizers.Adam, "AdamW": keras.optimizers.AdamW}[
+        case["optimizer"]
+    ]
     beta_1, beta_2 = kw.get("betas", (0.9, 0.999))
     extra = {}
     if case["optimizer"] == "AdamW":
         # Weight decay would couple weights to the LR; the probe isolates LR.
         extra["weight_decay"] = None
-    return cls(lr, beta_1=beta_1, beta_2=beta_2,
-               epsilon=float(kw.get("eps", 1e-7)), **extra)
+    return cls(
+        lr,
+        beta_1=beta_1,
+        beta_2=beta_2,
+        epsilon=float(kw.get("eps", 1e-7)),
+        **extra,
+    )
 
 
 def run_epochs(n, spe):
@@ -83,8 +107,9 @@ def test_learning_rate_sequence_in_compiled_fit(case, spe):
     n = case["num_steps"]
     model = probe_model(n, keras.optimizers.SGD(0.5), steps_per_execution=spe)
     epochs = run_epochs(n, spe)
-    history = fit_probe(model, n, [make_callback(case, cycle_momentum=False)],
-                        epochs=epochs)
+    history = fit_probe(
+        model, n, [make_callback(case, cycle_momentum=False)], epochs=epochs
+    )
     ref = np.asarray(case["lr"])
     assert relative_error(sgd_applied_lrs(model), ref) < 1e-5
     # logs: the value used by each epoch's last update, as Python floats.
@@ -98,8 +123,9 @@ MOMENTUM_CASES = [c for c in CASES if c["momentum_kind"]]
 
 
 @pytest.mark.parametrize("spe", spe_values())
-@pytest.mark.parametrize("case", MOMENTUM_CASES,
-                         ids=[c["id"] for c in MOMENTUM_CASES])
+@pytest.mark.parametrize(
+    "case", MOMENTUM_CASES, ids=[c["id"] for c in MOMENTUM_CASES]
+)
 def test_momentum_sequence_in_compiled_fit(case, spe):
     n = case["num_steps"]
     opt = case_optimizer(case)
@@ -110,12 +136,15 @@ def test_momentum_sequence_in_compiled_fit(case, spe):
         expected = simulate_sgd(lrs, moms, nesterov=opt.nesterov)
         constant = simulate_sgd(lrs, np.full(n, opt.momentum))
     else:
-        expected = simulate_adam(lrs, moms, beta_2=opt.beta_2,
-                                 epsilon=opt.epsilon)
-        constant = simulate_adam(lrs, np.full(n, opt.beta_1),
-                                 beta_2=opt.beta_2, epsilon=opt.epsilon)
-    got = -(-np.asarray(keras.ops.convert_to_numpy(
-        model.layers[-1].kernel))[:, 0])
+        expected = simulate_adam(
+            lrs, moms, beta_2=opt.beta_2, epsilon=opt.epsilon
+        )
+        constant = simulate_adam(
+            lrs, np.full(n, opt.beta_1), beta_2=opt.beta_2, epsilon=opt.epsilon
+        )
+    got = -(
+        -np.asarray(keras.ops.convert_to_numpy(model.layers[-1].kernel))[:, 0]
+    )
     assert relative_error(got, expected) < 2e-5
     # The check can fail: a momentum that never changed is far off.
     assert relative_error(constant, expected) > 1e-3

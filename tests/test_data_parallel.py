@@ -20,23 +20,28 @@ import pytest
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax",
-    reason="keras.distribution on JAX: runs once, in the JAX run")
+    reason="keras.distribution on JAX: runs once, in the JAX run",
+)
 
 W_RTOL = 1e-5
 LOG_RTOL = 1e-6
-LR_CASES = ["onecycle", "cyclic", "warmup", "per_epoch", "generic",
-            "newbob"]
+LR_CASES = ["onecycle", "cyclic", "warmup", "per_epoch", "generic", "newbob"]
 
 
 @pytest.fixture(scope="module")
 def results():
     script = pathlib.Path(__file__).with_name("_data_parallel_probe.py")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True,
-                          text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = json.loads(lines[-1][len("RESULT ") :])
     assert out["devices"] == 2
     return out
 
@@ -48,16 +53,18 @@ def _flat(weights):
 
 
 def _same_weights(single, parallel):
-    np.testing.assert_allclose(_flat(parallel["w"]), _flat(single["w"]),
-                               rtol=W_RTOL, atol=1e-7)
+    np.testing.assert_allclose(
+        _flat(parallel["w"]), _flat(single["w"]), rtol=W_RTOL, atol=1e-7
+    )
     assert np.any(_flat(single["w"]) != 0.0)
 
 
 def _same_logs(single, parallel):
     assert sorted(parallel) == sorted(single)
     for key in single:
-        np.testing.assert_allclose(parallel[key], single[key],
-                                   rtol=LOG_RTOL, err_msg=key)
+        np.testing.assert_allclose(
+            parallel[key], single[key], rtol=LOG_RTOL, err_msg=key
+        )
 
 
 @pytest.mark.parametrize("spe", [1, 4])
@@ -81,8 +88,9 @@ def test_knob_matches_one_device(results):
     assert parallel["devices"] == 2
     _same_weights(single, parallel)
     lrs = np.repeat([0.1, 0.2, 0.3], 8)
-    np.testing.assert_allclose(parallel["w"], -0.5 * np.repeat(lrs, 2),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        parallel["w"], -0.5 * np.repeat(lrs, 2), rtol=1e-6
+    )
 
 
 def test_dropout_schedule_on_stock_dropout(results):
@@ -92,8 +100,9 @@ def test_dropout_schedule_on_stock_dropout(results):
     _same_logs(single["logs"], parallel["logs"])
     logs = parallel["logs"]
     assert logs["dropout_rate"] == [0.5, 0.0, 0.25]
-    np.testing.assert_allclose(logs["drop_zero_frac"], [0.5, 0.0, 0.25],
-                               atol=0.01)
+    np.testing.assert_allclose(
+        logs["drop_zero_frac"], [0.5, 0.0, 0.25], atol=0.01
+    )
 
 
 def test_clipping_acts_on_the_aggregated_gradient(results):
@@ -102,8 +111,11 @@ def test_clipping_acts_on_the_aggregated_gradient(results):
     parallel = results["clip"]["parallel"]
     _same_weights(single, parallel)
     _same_logs(single["logs"], parallel["logs"])
-    np.testing.assert_allclose(parallel["logs"]["update_norm"],
-                               [10.0, 1000 * np.sqrt(8), 5.0], rtol=1e-3)
+    np.testing.assert_allclose(
+        parallel["logs"]["update_norm"],
+        [10.0, 1000 * np.sqrt(8), 5.0],
+        rtol=1e-3,
+    )
 
 
 def test_lr_finder_matches_one_device(results):
@@ -111,16 +123,15 @@ def test_lr_finder_matches_one_device(results):
     parallel = results["finder"]["parallel"]
     assert single["restored"] and parallel["restored"]
     assert len(parallel["losses"]) == 16
-    np.testing.assert_allclose(parallel["losses"], single["losses"],
-                               rtol=LOG_RTOL)
+    np.testing.assert_allclose(
+        parallel["losses"], single["losses"], rtol=LOG_RTOL
+    )
     np.testing.assert_allclose(parallel["lrs"], single["lrs"], rtol=1e-12)
     _same_weights(single, parallel)
 
 
-@pytest.mark.parametrize("name", ["cutout", "mixup", "cutmix",
-                                  "specaugment"])
-def test_augmentation_draws_per_example_over_the_global_batch(results,
-                                                               name):
+@pytest.mark.parametrize("name", ["cutout", "mixup", "cutmix", "specaugment"])
+def test_augmentation_draws_per_example_over_the_global_batch(results, name):
     """Both halves of every global batch hold the same 8 examples and lie
     on different devices; they are augmented differently, and exactly as
     on one device."""

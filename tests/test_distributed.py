@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import simulate_adam
 from helpers import simulate_sgd
 
@@ -21,11 +20,16 @@ from keras_trainplus import schedules as S
 def results():
     script = pathlib.Path(__file__).with_name("_mirrored_probe.py")
     env = dict(os.environ, KERAS_BACKEND="tensorflow")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True,
-                          text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def _pairs(sequence):
@@ -38,8 +42,7 @@ def _pairs(sequence):
 def test_mirrored_matches_single_device(results, case):
     single, mirrored = results[case]["single"], results[case]["mirrored"]
     assert mirrored["n"] == 2 and single["n"] == 1
-    np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6,
-                               atol=1e-9)
+    np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6, atol=1e-9)
     assert mirrored["logs"] == single["logs"]
     n = len(single["w"]) // 2
     if case == "sgd":
@@ -76,8 +79,9 @@ def test_newbob_with_step_shape_under_mirrored(results):
     assert mirrored["logs"] == single["logs"]
     shape = np.array([S.Linear(0.5, 1.0, 4)(i) for i in range(24)])
     lrs = np.repeat([0.1, 0.1, 0.05], 8) * shape
-    np.testing.assert_allclose(mirrored["w"], -0.5 * np.repeat(lrs, 2),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        mirrored["w"], -0.5 * np.repeat(lrs, 2), rtol=1e-6
+    )
     np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6)
 
 
@@ -85,8 +89,9 @@ def test_newbob_with_step_shape_under_mirrored(results):
 def test_dropout_schedule_on_stock_dropout_under_mirrored(results):
     for run in ("single", "mirrored"):
         logs = results["dropout"][run]["logs"]
-        np.testing.assert_allclose(logs["zero_frac"], [0.5, 0.0, 0.25],
-                                   atol=0.01)
+        np.testing.assert_allclose(
+            logs["zero_frac"], [0.5, 0.0, 0.25], atol=0.01
+        )
         assert logs["dropout_rate"] == [0.5, 0.0, 0.25]
     assert results["dropout"]["mirrored"]["n"] == 2
 
@@ -99,8 +104,9 @@ def test_clipping_under_mirrored_equals_one_device(results):
     mirrored = results["clip"]["mirrored"]["logs"]["update_norm"]
     # rtol 1e-3: after the unclipped epoch the weights are ~2e4, where
     # float32 resolves steps of ~2e-3 (still far from 2x the threshold).
-    np.testing.assert_allclose(single, [10.0, 1000 * np.sqrt(8), 5.0],
-                               rtol=1e-3)
+    np.testing.assert_allclose(
+        single, [10.0, 1000 * np.sqrt(8), 5.0], rtol=1e-3
+    )
     np.testing.assert_allclose(mirrored, single, rtol=1e-3)
 
 
@@ -111,15 +117,16 @@ def test_lr_finder_under_mirrored(results):
     assert mirrored["n"] == 2
     assert single["restored"] and mirrored["restored"]
     assert len(mirrored["losses"]) == 16
-    np.testing.assert_allclose(mirrored["losses"], single["losses"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=1e-5)
     np.testing.assert_allclose(mirrored["lrs"], single["lrs"], rtol=1e-12)
 
 
 @pytest.mark.tf_only
 def test_augmentation_under_mirrored(results):
-    single, mirrored = results["augment"]["single"], \
-        results["augment"]["mirrored"]
+    single, mirrored = (
+        results["augment"]["single"],
+        results["augment"]["mirrored"],
+    )
     assert mirrored["n"] == 2
     for name in ("cutout", "mixup", "cutmix", "specaugment"):
         # Identical data on both replicas, different draws (Keras's own
@@ -134,8 +141,10 @@ def test_augmentation_under_mirrored(results):
 
 @pytest.mark.tf_only
 def test_mirrored_with_steps_per_execution_raises_clearly(results):
-    single, mirrored = results["spe_guard"]["single"], \
-        results["spe_guard"]["mirrored"]
+    single, mirrored = (
+        results["spe_guard"]["single"],
+        results["spe_guard"]["mirrored"],
+    )
     for name in ("onecycle", "newbob", "finder"):
         assert single[name] == "ok", single[name]
         assert "keras/issues/19246" in mirrored[name], mirrored[name]
@@ -150,8 +159,7 @@ def test_every_lr_preset_matches_single_device(results, case):
     logged values equal on 2 replicas and on one device."""
     single, mirrored = results[case]["single"], results[case]["mirrored"]
     assert mirrored["n"] == 2
-    np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6,
-                               atol=1e-9)
+    np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-6, atol=1e-9)
     assert mirrored["logs"] == single["logs"]
     assert any(abs(w) > 1e-6 for w in single["w"])
 

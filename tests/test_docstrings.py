@@ -9,8 +9,8 @@ import pytest
 import keras_trainplus
 
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(keras_trainplus.__path__,
-                                          "keras_trainplus.")
+    m.name
+    for m in pkgutil.walk_packages(keras_trainplus.__path__, "keras_trainplus.")
 )
 
 

@@ -66,32 +66,49 @@ def _plain_lrs(model, n=N):
 def assert_stock(model):
     """No keras_trainplus wrapper left on the model or its optimizer."""
     opt = model.optimizer
-    leftovers = [k for k in ("_get_current_learning_rate", "apply",
-                             "update_step", "_backend_update_step",
-                             "_apply_weight_decay", "_clip_gradients",
-                             "_all_reduce_sum_gradients", "save_own_variables",
-                             "load_own_variables") if k in opt.__dict__]
+    leftovers = [
+        k
+        for k in (
+            "_get_current_learning_rate",
+            "apply",
+            "update_step",
+            "_backend_update_step",
+            "_apply_weight_decay",
+            "_clip_gradients",
+            "_all_reduce_sum_gradients",
+            "save_own_variables",
+            "load_own_variables",
+        )
+        if k in opt.__dict__
+    ]
     assert not leftovers, leftovers
     assert "evaluate" not in model.__dict__
     assert "compute_loss" not in model.__dict__
     fn = model.train_function
     assert fn is None or "_keras_trainplus_guarded" not in getattr(
-        fn, "__dict__", {})
+        fn, "__dict__", {}
+    )
 
 
 LR_CALLBACKS = {
     "driver": lambda: C.HyperparameterScheduler(
-        {"learning_rate": S.Linear(1.0, 2.0, 100)}),
-    "one_cycle": lambda: C.OneCycleLR(max_lr=1.0, total_steps=100,
-                                      cycle_momentum=False),
-    "cyclic": lambda: C.CyclicLR(0.1, 1.0, step_size_up=5,
-                                 cycle_momentum=False),
-    "warmup_decay": lambda: C.WarmupDecayLR(1.0, warmup_steps=10,
-                                            decay="cosine", total_steps=100),
-    "per_epoch": lambda: C.PerEpochLR([1.0, 2.0, 3.0],
-                                      step_shape=S.Linear(0.5, 1.0, 20)),
+        {"learning_rate": S.Linear(1.0, 2.0, 100)}
+    ),
+    "one_cycle": lambda: C.OneCycleLR(
+        max_lr=1.0, total_steps=100, cycle_momentum=False
+    ),
+    "cyclic": lambda: C.CyclicLR(
+        0.1, 1.0, step_size_up=5, cycle_momentum=False
+    ),
+    "warmup_decay": lambda: C.WarmupDecayLR(
+        1.0, warmup_steps=10, decay="cosine", total_steps=100
+    ),
+    "per_epoch": lambda: C.PerEpochLR(
+        [1.0, 2.0, 3.0], step_shape=S.Linear(0.5, 1.0, 20)
+    ),
     "newbob_shape": lambda: C.NewbobLRControl(
-        monitor="loss", initial_lr=1.0, step_shape=S.Linear(0.5, 1.0, 20)),
+        monitor="loss", initial_lr=1.0, step_shape=S.Linear(0.5, 1.0, 20)
+    ),
 }
 
 
@@ -100,25 +117,37 @@ LR_CALLBACKS = {
 def test_lr_callbacks_leave_nothing_after_an_exception(name, error):
     model = probe_model(N, keras.optimizers.SGD(0.5))
     with pytest.raises(error):
-        fit_probe(model, N, [LR_CALLBACKS[name](), Raise(1, error=error)],
-                  epochs=3)
+        fit_probe(
+            model, N, [LR_CALLBACKS[name](), Raise(1, error=error)], epochs=3
+        )
     assert_stock(model)
     assert float(ops.convert_to_numpy(model.optimizer.learning_rate)) == 0.5
     np.testing.assert_allclose(_plain_lrs(model), 0.5, rtol=1e-6)
 
 
 @pytest.mark.parametrize("spe", spe_values())
-@pytest.mark.parametrize("where", ["on_epoch_begin", "on_train_batch_end",
-                                   "on_test_batch_end"])
+@pytest.mark.parametrize(
+    "where", ["on_epoch_begin", "on_train_batch_end", "on_test_batch_end"]
+)
 def test_exception_in_any_hook_or_validation(where, spe):
     model = probe_model(N, keras.optimizers.SGD(0.5), steps_per_execution=spe)
     x, y = probe_data(N)
     with pytest.raises(RuntimeError):
-        model.fit(x, y, batch_size=1, epochs=3, verbose=0, shuffle=False,
-                  validation_data=(x[:2], y[:2]), callbacks=[
-                      C.HyperparameterScheduler(
-                          {"learning_rate": S.Linear(1.0, 2.0, 100)}),
-                      Raise(1, where=where)])
+        model.fit(
+            x,
+            y,
+            batch_size=1,
+            epochs=3,
+            verbose=0,
+            shuffle=False,
+            validation_data=(x[:2], y[:2]),
+            callbacks=[
+                C.HyperparameterScheduler(
+                    {"learning_rate": S.Linear(1.0, 2.0, 100)}
+                ),
+                Raise(1, where=where),
+            ],
+        )
     assert_stock(model)
     np.testing.assert_allclose(_plain_lrs(model), 0.5, rtol=1e-6)
 
@@ -133,13 +162,19 @@ def test_exception_in_the_train_steps_data():
             if i == N + 2:
                 raise RuntimeError("bad record")
             j = i % N
-            yield x[j:j + 1], y[j:j + 1]
+            yield x[j : j + 1], y[j : j + 1]
 
     model = probe_model(N, keras.optimizers.SGD(0.5))
     with pytest.raises(Exception, match="bad record"):
-        model.fit(data(), steps_per_epoch=N, epochs=2, verbose=0,
-                  callbacks=[C.OneCycleLR(1.0, total_steps=2 * N,
-                                          cycle_momentum=False)])
+        model.fit(
+            data(),
+            steps_per_epoch=N,
+            epochs=2,
+            verbose=0,
+            callbacks=[
+                C.OneCycleLR(1.0, total_steps=2 * N, cycle_momentum=False)
+            ],
+        )
     assert_stock(model)
     np.testing.assert_allclose(_plain_lrs(model), 0.5, rtol=1e-6)
 
@@ -151,8 +186,11 @@ def test_exception_in_a_later_on_train_begin_installs_nothing():
 
     model = probe_model(N, keras.optimizers.SGD(0.5))
     with pytest.raises(RuntimeError):
-        fit_probe(model, N, [C.OneCycleLR(1.0, total_steps=N,
-                                          cycle_momentum=False), Fail()])
+        fit_probe(
+            model,
+            N,
+            [C.OneCycleLR(1.0, total_steps=N, cycle_momentum=False), Fail()],
+        )
     assert_stock(model)
     np.testing.assert_allclose(_plain_lrs(model), 0.5, rtol=1e-6)
     before = _snapshot(model)
@@ -167,9 +205,20 @@ def test_momentum_and_weight_decay_restored():
     opt = keras.optimizers.SGD(0.5, momentum=0.9)
     model = probe_model(N, opt)
     with pytest.raises(RuntimeError):
-        fit_probe(model, N, [C.HyperparameterScheduler(
-            {"momentum": S.Linear(0.5, 0.0, 20),
-             "learning_rate": S.Constant(0.1)}), Raise(0)], epochs=2)
+        fit_probe(
+            model,
+            N,
+            [
+                C.HyperparameterScheduler(
+                    {
+                        "momentum": S.Linear(0.5, 0.0, 20),
+                        "learning_rate": S.Constant(0.1),
+                    }
+                ),
+                Raise(0),
+            ],
+            epochs=2,
+        )
     assert_stock(model)
     assert opt.momentum == 0.9
     assert float(ops.convert_to_numpy(opt.learning_rate)) == 0.5
@@ -185,19 +234,29 @@ def _dropout_model(rate=0.5):
 
 def _dropped_fraction(model):
     layer = model.get_layer("drop")
-    out = ops.convert_to_numpy(layer(np.ones((8, 4000), "float32"),
-                                     training=True))
+    out = ops.convert_to_numpy(
+        layer(np.ones((8, 4000), "float32"), training=True)
+    )
     return float(np.mean(out == 0))
 
 
-@pytest.mark.parametrize("schedule", [{0: 0.1, 1: 0.3}, S.Linear(0.0, 0.9, 8)],
-                         ids=["per_epoch", "per_step"])
+@pytest.mark.parametrize(
+    "schedule",
+    [{0: 0.1, 1: 0.3}, S.Linear(0.0, 0.9, 8)],
+    ids=["per_epoch", "per_step"],
+)
 def test_dropout_layer_is_stock_after_an_exception(schedule):
     model = _dropout_model(0.5)
     x = np.ones((8, 4000), "float32")
     with pytest.raises(RuntimeError):
-        model.fit(x, np.zeros((8, 1)), batch_size=2, epochs=3, verbose=0,
-                  callbacks=[C.DropoutScheduler(schedule), Raise(1)])
+        model.fit(
+            x,
+            np.zeros((8, 1)),
+            batch_size=2,
+            epochs=3,
+            verbose=0,
+            callbacks=[C.DropoutScheduler(schedule), Raise(1)],
+        )
     layer = model.get_layer("drop")
     assert "call" not in layer.__dict__
     assert layer.rate == 0.5
@@ -210,8 +269,9 @@ def test_dropout_layer_is_stock_after_an_exception(schedule):
 def test_gradient_clip_off_after_an_exception():
     model = probe_model(N, keras.optimizers.SGD(5.0))
     with pytest.raises(RuntimeError):
-        fit_probe(model, N, [C.GradientClipScheduler({0: 1.0}), Raise(0)],
-                  epochs=2)
+        fit_probe(
+            model, N, [C.GradientClipScheduler({0: 1.0}), Raise(0)], epochs=2
+        )
     assert_stock(model)
     # Unclipped: the probe's gradient is 1 per update, so the update is lr.
     model.compile(keras.optimizers.SGD(5.0), loss=model.loss)
@@ -222,32 +282,51 @@ def test_gradient_clip_off_after_an_exception():
 
 
 def _snapshot(model):
-    return [np.array(ops.convert_to_numpy(v)) for v in
-            model.variables + model.optimizer.variables]
+    return [
+        np.array(ops.convert_to_numpy(v))
+        for v in model.variables + model.optimizer.variables
+    ]
 
 
 def _regression(opt):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 8)).astype("float32")
     y = (x @ rng.normal(size=(8, 1))).astype("float32")
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16),
-                              keras.layers.Dropout(0.1),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(opt, "mse")
     return model, x, y
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_lr_finder_interrupted_restores_everything(optimizer):
-    opt = keras.optimizers.SGD(0.05, momentum=0.9) if optimizer == "sgd" \
+    opt = (
+        keras.optimizers.SGD(0.05, momentum=0.9)
+        if optimizer == "sgd"
         else keras.optimizers.Adam(0.01)
+    )
     model, x, y = _regression(opt)
     model.fit(x, y, batch_size=8, verbose=0)  # slots hold values
     before = _snapshot(model)
     finder = C.LRFinder(1e-4, 1e-2, num_steps=40, divergence_threshold=None)
     with pytest.raises(KeyboardInterrupt):
-        model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[
-            finder, Raise(5, "on_train_batch_end", KeyboardInterrupt)])
+        model.fit(
+            x,
+            y,
+            batch_size=8,
+            epochs=5,
+            verbose=0,
+            callbacks=[
+                finder,
+                Raise(5, "on_train_batch_end", KeyboardInterrupt),
+            ],
+        )
     after = _snapshot(model)
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
@@ -255,24 +334,33 @@ def test_lr_finder_interrupted_restores_everything(optimizer):
     assert finder.result is not None
     assert finder.result.stop_reason == "interrupted"
     assert len(finder.result.losses) == 6
-    np.testing.assert_allclose(finder.result.lrs,
-                               [finder.schedule(i) for i in range(6)])
-    assert float(ops.convert_to_numpy(opt.learning_rate)) == \
-        pytest.approx(0.05 if optimizer == "sgd" else 0.01)
+    np.testing.assert_allclose(
+        finder.result.lrs, [finder.schedule(i) for i in range(6)]
+    )
+    assert float(ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(
+        0.05 if optimizer == "sgd" else 0.01
+    )
 
 
 def test_find_lr_interrupted_restores_everything():
     model, x, y = _regression(keras.optimizers.SGD(0.05))
     before = _snapshot(model)
     with pytest.raises(KeyboardInterrupt):
-        find_lr(model, x, y, batch_size=8, num_steps=30,
-                divergence_threshold=None,
-                callbacks=[Raise(3, "on_train_batch_end", KeyboardInterrupt)])
+        find_lr(
+            model,
+            x,
+            y,
+            batch_size=8,
+            num_steps=30,
+            divergence_threshold=None,
+            callbacks=[Raise(3, "on_train_batch_end", KeyboardInterrupt)],
+        )
     for a, b in zip(before, _snapshot(model)):
         np.testing.assert_array_equal(a, b)
     assert_stock(model)
-    assert float(ops.convert_to_numpy(model.optimizer.learning_rate)) == \
-        pytest.approx(0.05)
+    assert float(
+        ops.convert_to_numpy(model.optimizer.learning_rate)
+    ) == pytest.approx(0.05)
 
 
 def test_early_stop_and_stop_training_end_normally():
@@ -282,9 +370,12 @@ def test_early_stop_and_stop_training_end_normally():
                 self.model.stop_training = True
 
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    fit_probe(model, N, [C.OneCycleLR(1.0, total_steps=3 * N,
-                                      cycle_momentum=False), Stop()],
-              epochs=3)
+    fit_probe(
+        model,
+        N,
+        [C.OneCycleLR(1.0, total_steps=3 * N, cycle_momentum=False), Stop()],
+        epochs=3,
+    )
     assert_stock(model)
 
 
@@ -293,22 +384,31 @@ def test_early_stop_and_stop_training_end_normally():
 CONFLICTS = {
     "per_epoch_and_one_cycle": lambda: [
         C.PerEpochLR([0.1, 0.2]),
-        C.OneCycleLR(1.0, total_steps=N, cycle_momentum=False)],
+        C.OneCycleLR(1.0, total_steps=N, cycle_momentum=False),
+    ],
     "two_drivers": lambda: [
         C.HyperparameterScheduler({"learning_rate": S.Linear(0.1, 0.2, 9)}),
-        C.HyperparameterScheduler({"lr": 0.3})],
+        C.HyperparameterScheduler({"lr": 0.3}),
+    ],
     "lr_and_learning_rate": lambda: [
-        C.HyperparameterScheduler({"lr": 0.1, "learning_rate": 0.2})],
+        C.HyperparameterScheduler({"lr": 0.1, "learning_rate": 0.2})
+    ],
     "finder_and_schedule": lambda: [
         C.LRFinder(num_steps=5),
-        C.WarmupDecayLR(0.1, warmup_steps=2)],
+        C.WarmupDecayLR(0.1, warmup_steps=2),
+    ],
     "newbob_and_per_epoch": lambda: [
-        C.NewbobLRControl(monitor="loss"), C.PerEpochLR([0.1, 0.2])],
+        C.NewbobLRControl(monitor="loss"),
+        C.PerEpochLR([0.1, 0.2]),
+    ],
     "two_shapes": lambda: [
         C.HyperparameterScheduler(
-            {"learning_rate": S.BaseValue() * S.Linear(0, 1, 5)}),
+            {"learning_rate": S.BaseValue() * S.Linear(0, 1, 5)}
+        ),
         C.HyperparameterScheduler(
-            {"learning_rate": S.BaseValue() * S.Linear(1, 0, 5)})],
+            {"learning_rate": S.BaseValue() * S.Linear(1, 0, 5)}
+        ),
+    ],
 }
 
 
@@ -326,9 +426,14 @@ def test_two_writers_of_the_learning_rate_are_an_error(name):
 def test_two_writers_of_a_dropout_rate_name_both_targets():
     model = _dropout_model(0.2)
     with pytest.raises(ValueError, match="'dropout:drop'") as info:
-        model.fit(np.ones((4, 4000)), np.zeros((4, 1)), verbose=0,
-                  callbacks=[C.HyperparameterScheduler(
-                      {"dropout": 0.1, "dropout:drop": 0.9})])
+        model.fit(
+            np.ones((4, 4000)),
+            np.zeros((4, 1)),
+            verbose=0,
+            callbacks=[
+                C.HyperparameterScheduler({"dropout": 0.1, "dropout:drop": 0.9})
+            ],
+        )
     assert "'dropout'" in str(info.value)
     assert model.get_layer("drop").rate == 0.2
 
@@ -336,17 +441,26 @@ def test_two_writers_of_a_dropout_rate_name_both_targets():
 def test_momentum_and_beta_1_are_one_value_on_adam():
     model = probe_model(N, keras.optimizers.Adam(0.1))
     with pytest.raises(ValueError, match="beta_1"):
-        fit_probe(model, N, [C.HyperparameterScheduler(
-            {"momentum": 0.9, "beta_1": 0.8})])
+        fit_probe(
+            model,
+            N,
+            [C.HyperparameterScheduler({"momentum": 0.9, "beta_1": 0.8})],
+        )
 
 
 def test_documented_compositions_are_allowed():
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    fit_probe(model, N, [
-        C.NewbobLRControl(monitor="loss", initial_lr=0.1),
-        C.HyperparameterScheduler(
-            {"learning_rate": S.BaseValue() * S.Linear(0.5, 1.0, 6)})],
-        epochs=2)
+    fit_probe(
+        model,
+        N,
+        [
+            C.NewbobLRControl(monitor="loss", initial_lr=0.1),
+            C.HyperparameterScheduler(
+                {"learning_rate": S.BaseValue() * S.Linear(0.5, 1.0, 6)}
+            ),
+        ],
+        epochs=2,
+    )
     assert_stock(model)
 
 
@@ -365,7 +479,8 @@ def _warmup_run(stock, order, epochs=3):
     n = 6 * epochs
     model = probe_model(n, keras.optimizers.SGD(0.1))
     driver = C.HyperparameterScheduler(
-        {"learning_rate": S.BaseValue() * S.Linear(0.0, 1.0, 15)})
+        {"learning_rate": S.BaseValue() * S.Linear(0.0, 1.0, 15)}
+    )
     cbs = [driver, stock] if order == "driver_first" else [stock, driver]
     history = fit_probe(model, n, [Score()] + cbs, epochs=epochs)
     return -kernel(model).astype(np.float64), history, model
@@ -373,22 +488,23 @@ def _warmup_run(stock, order, epochs=3):
 
 @pytest.mark.parametrize("order", ["driver_first", "stock_first"])
 def test_reduce_lr_on_plateau_scales_the_base(order):
-    stock = keras.callbacks.ReduceLROnPlateau(monitor="score", mode="min",
-                                              factor=0.5,
-                                              patience=0, min_delta=0.0)
+    stock = keras.callbacks.ReduceLROnPlateau(
+        monitor="score", mode="min", factor=0.5, patience=0, min_delta=0.0
+    )
     lrs, history, model = _warmup_run(stock, order)
     warm = np.minimum(np.arange(18) / 15.0, 1.0)
     base = np.where(np.arange(18) < 12, 0.1, 0.05)
     np.testing.assert_allclose(lrs, base * warm, rtol=1e-6, atol=1e-9)
     assert lrs[12] == pytest.approx(0.04, rel=1e-6)
     # The base each epoch used (ReduceLROnPlateau reduces after epoch 1).
-    assert history.history["learning_rate"] == pytest.approx(
-        [0.1, 0.1, 0.05])
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.1, 0.05])
     assert history.history["effective_learning_rate"][0] == pytest.approx(
-        0.1 * 5 / 15)
+        0.1 * 5 / 15
+    )
     # Python reads the base (reduced again after epoch 2), no warmup factor.
-    assert float(ops.convert_to_numpy(model.optimizer.learning_rate)) == \
-        pytest.approx(0.025)
+    assert float(
+        ops.convert_to_numpy(model.optimizer.learning_rate)
+    ) == pytest.approx(0.025)
 
 
 @pytest.mark.parametrize("order", ["driver_first", "stock_first"])
@@ -412,12 +528,16 @@ def test_stock_writer_of_an_owned_learning_rate_is_an_error(order):
 
 def test_newbob_and_a_stock_writer_is_an_error():
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    stock = keras.callbacks.ReduceLROnPlateau(monitor="score", mode="min",
-                                              factor=0.5,
-                                              patience=0)
+    stock = keras.callbacks.ReduceLROnPlateau(
+        monitor="score", mode="min", factor=0.5, patience=0
+    )
     with pytest.raises(ValueError, match="NewbobLRControl"):
-        fit_probe(model, N, [Score(), C.NewbobLRControl(monitor="loss"),
-                             stock], epochs=4)
+        fit_probe(
+            model,
+            N,
+            [Score(), C.NewbobLRControl(monitor="loss"), stock],
+            epochs=4,
+        )
     assert_stock(model)
 
 
@@ -428,24 +548,35 @@ def test_guard_costs_no_retrace_and_unwraps_after_fit():
     assert_stock(model)
 
 
-@pytest.mark.parametrize("schedule", [S.Linear(2.0, 8.0, 10), {0: 3.0, 1: 6.0}],
-                         ids=["per_step", "per_epoch"])
+@pytest.mark.parametrize(
+    "schedule",
+    [S.Linear(2.0, 8.0, 10), {0: 3.0, 1: 6.0}],
+    ids=["per_step", "per_epoch"],
+)
 def test_augmentation_knob_restored_after_an_exception(schedule):
     from keras_trainplus import layers as L
 
     inputs = keras.Input((8, 8, 1))
     cut = L.Cutout(4, name="cut")
     x = cut(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(1)(
-        keras.layers.Flatten()(x)))
+    model = keras.Model(
+        inputs, keras.layers.Dense(1)(keras.layers.Flatten()(x))
+    )
     model.compile(keras.optimizers.SGD(0.01), "mse")
     data = np.ones((8, 8, 8, 1), "float32")
-    sched = schedule if not isinstance(schedule, dict) else \
-        S.PerEpoch(schedule)
+    sched = schedule if not isinstance(schedule, dict) else S.PerEpoch(schedule)
     with pytest.raises(RuntimeError):
-        model.fit(data, np.zeros((8, 1)), batch_size=2, epochs=3, verbose=0,
-                  callbacks=[C.HyperparameterScheduler({"cut.size": sched}),
-                             Raise(1)])
+        model.fit(
+            data,
+            np.zeros((8, 1)),
+            batch_size=2,
+            epochs=3,
+            verbose=0,
+            callbacks=[
+                C.HyperparameterScheduler({"cut.size": sched}),
+                Raise(1),
+            ],
+        )
     assert float(ops.convert_to_numpy(cut.knobs["size"])) == 4.0
     assert not cut._trainplus_knobs.programs
     assert_stock(model)
@@ -463,9 +594,14 @@ def test_scheduled_dropout_layer_restored_after_an_exception():
     model = keras.Model(inputs, keras.layers.Dense(1)(drop(inputs)))
     model.compile(keras.optimizers.SGD(0.0), "mse")
     with pytest.raises(RuntimeError):
-        model.fit(np.ones((8, 4000)), np.zeros((8, 1)), batch_size=2,
-                  epochs=3, verbose=0, callbacks=[
-                      C.DropoutScheduler(S.Linear(0.0, 0.9, 8)), Raise(1)])
+        model.fit(
+            np.ones((8, 4000)),
+            np.zeros((8, 1)),
+            batch_size=2,
+            epochs=3,
+            verbose=0,
+            callbacks=[C.DropoutScheduler(S.Linear(0.0, 0.9, 8)), Raise(1)],
+        )
     assert drop.current_rate == pytest.approx(0.5)
     assert abs(_dropped_fraction(model) - 0.5) < 0.02
 
@@ -479,10 +615,17 @@ def test_exception_outside_the_hooks_is_undone_by_the_next_fit():
     model = probe_model(N, keras.optimizers.SGD(0.5))
     x, y = probe_data(N)
     with pytest.raises(ValueError):
-        model.fit(x, y, batch_size=1, epochs=2, verbose=0,
-                  validation_data=(x[:5], y[:4]),
-                  callbacks=[C.OneCycleLR(1.0, total_steps=2 * N,
-                                          cycle_momentum=False)])
+        model.fit(
+            x,
+            y,
+            batch_size=1,
+            epochs=2,
+            verbose=0,
+            validation_data=(x[:5], y[:4]),
+            callbacks=[
+                C.OneCycleLR(1.0, total_steps=2 * N, cycle_momentum=False)
+            ],
+        )
     np.testing.assert_allclose(_plain_lrs(model), 0.5, rtol=1e-6)
     assert_stock(model)
 
@@ -498,11 +641,20 @@ def test_exception_in_reset_metrics_is_undone():
             super().reset_state()
 
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    model.compile(keras.optimizers.SGD(0.5), loss=model.loss,
-                  metrics=[Fragile()])
+    model.compile(
+        keras.optimizers.SGD(0.5), loss=model.loss, metrics=[Fragile()]
+    )
     with pytest.raises(RuntimeError):
-        fit_probe(model, N, [C.HyperparameterScheduler(
-            {"learning_rate": S.Linear(1.0, 2.0, 100)})], epochs=4)
+        fit_probe(
+            model,
+            N,
+            [
+                C.HyperparameterScheduler(
+                    {"learning_rate": S.Linear(1.0, 2.0, 100)}
+                )
+            ],
+            epochs=4,
+        )
     assert_stock(model)
     assert float(ops.convert_to_numpy(model.optimizer.learning_rate)) == 0.5
 
@@ -510,25 +662,61 @@ def test_exception_in_reset_metrics_is_undone():
 def test_a_later_target_out_of_range_leaves_nothing_installed():
     model = probe_model(N, keras.optimizers.SGD(0.5, momentum=0.9))
     with pytest.raises(ValueError, match="momentum"):
-        fit_probe(model, N, [C.HyperparameterScheduler(
-            {"learning_rate": S.Linear(1.0, 2.0, 100),
-             "momentum": S.Linear(0.5, 1.5, 20)})], epochs=2)
+        fit_probe(
+            model,
+            N,
+            [
+                C.HyperparameterScheduler(
+                    {
+                        "learning_rate": S.Linear(1.0, 2.0, 100),
+                        "momentum": S.Linear(0.5, 1.5, 20),
+                    }
+                )
+            ],
+            epochs=2,
+        )
     assert_stock(model)
     assert float(ops.convert_to_numpy(model.optimizer.learning_rate)) == 0.5
 
 
-@pytest.mark.parametrize("make,argument", [
-    (lambda: C.PerEpochLR([0.1], step_shape=S.Linear(-1.0, 1.0, 5)),
-     "step_shape"),
-    (lambda: C.HyperparameterScheduler({"learning_rate": S.Join(
-        [S.Constant(0.1), S.Constant(-5.0), S.Constant(0.1)],
-        boundaries=[2, 3])}), "schedules['learning_rate']"),
-    (lambda: C.CyclicLR(0.1, 0.5, step_size_up=2, cycle_momentum=False,
-                        scale_fn=lambda c: -1.0), "scale_fn"),
-    (lambda: C.NewbobLRControl(monitor="loss", initial_lr=0.1,
-                               step_shape=S.Linear(-1.0, 1.0, 5)),
-     "step_shape"),
-])
+@pytest.mark.parametrize(
+    "make,argument",
+    [
+        (
+            lambda: C.PerEpochLR([0.1], step_shape=S.Linear(-1.0, 1.0, 5)),
+            "step_shape",
+        ),
+        (
+            lambda: C.HyperparameterScheduler(
+                {
+                    "learning_rate": S.Join(
+                        [S.Constant(0.1), S.Constant(-5.0), S.Constant(0.1)],
+                        boundaries=[2, 3],
+                    )
+                }
+            ),
+            "schedules['learning_rate']",
+        ),
+        (
+            lambda: C.CyclicLR(
+                0.1,
+                0.5,
+                step_size_up=2,
+                cycle_momentum=False,
+                scale_fn=lambda c: -1.0,
+            ),
+            "scale_fn",
+        ),
+        (
+            lambda: C.NewbobLRControl(
+                monitor="loss",
+                initial_lr=0.1,
+                step_shape=S.Linear(-1.0, 1.0, 5),
+            ),
+            "step_shape",
+        ),
+    ],
+)
 def test_values_out_of_range_anywhere_in_the_run(make, argument):
     model = probe_model(N, keras.optimizers.SGD(0.5))
     with pytest.raises(ValueError) as info:
@@ -538,11 +726,15 @@ def test_values_out_of_range_anywhere_in_the_run(make, argument):
     assert_stock(model)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: C.PerEpochLR([0.1], step_shape=S.PerEpoch([1.0])),
-    lambda: C.NewbobLRControl(monitor="loss",
-                              step_shape=S.BaseValue() * S.Linear(0, 1, 5)),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: C.PerEpochLR([0.1], step_shape=S.PerEpoch([1.0])),
+        lambda: C.NewbobLRControl(
+            monitor="loss", step_shape=S.BaseValue() * S.Linear(0, 1, 5)
+        ),
+    ],
+)
 def test_step_shape_with_a_base_is_a_construction_error(make):
     with pytest.raises(ValueError, match="`step_shape`"):
         make()
@@ -564,14 +756,20 @@ def test_per_epoch_lr_composes_with_a_base_reading_shape():
     `BaseValue() * shape` multiplies it per step."""
     model = probe_model(N, keras.optimizers.SGD(0.5))
     shape = S.Linear(0.0, 1.0, 10)
-    fit_probe(model, N, [C.PerEpochLR([0.1, 0.05]),
-                         C.HyperparameterScheduler(
-                             {"learning_rate": S.BaseValue() * shape})],
-              epochs=2)
+    fit_probe(
+        model,
+        N,
+        [
+            C.PerEpochLR([0.1, 0.05]),
+            C.HyperparameterScheduler({"learning_rate": S.BaseValue() * shape}),
+        ],
+        epochs=2,
+    )
     base = np.repeat([0.1, 0.05], N // 2)
     expected = base * np.array([shape(i) for i in range(N)])
-    np.testing.assert_allclose(sgd_applied_lrs(model), expected, rtol=1e-6,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        sgd_applied_lrs(model), expected, rtol=1e-6, atol=1e-9
+    )
 
 
 def test_dropout_rates_stay_exact_python_floats():
@@ -581,11 +779,21 @@ def test_dropout_rates_stay_exact_python_floats():
     model.compile(keras.optimizers.SGD(0.0), "mse")
     x, y = np.ones((4, 10, 4), "float32"), np.zeros((4, 10, 1), "float32")
     with pytest.raises(RuntimeError):
-        model.fit(x, y, epochs=3, verbose=0, callbacks=[
-            C.DropoutScheduler({0: 0.3, 1: 0.6}), Raise(1)])
+        model.fit(
+            x,
+            y,
+            epochs=3,
+            verbose=0,
+            callbacks=[C.DropoutScheduler({0: 0.3, 1: 0.6}), Raise(1)],
+        )
     assert model.get_layer("sp").rate == 0.2
-    model.fit(x, y, epochs=2, verbose=0,
-              callbacks=[C.DropoutScheduler({0: 0.3, 1: 0.6})])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[C.DropoutScheduler({0: 0.3, 1: 0.6})],
+    )
     assert model.get_layer("sp").rate == 0.6
     assert model.get_layer("sp").get_config()["rate"] == 0.6
 
@@ -595,20 +803,36 @@ def test_augmentation_knobs_use_the_layers_own_range_and_config():
 
     def model_with(cut):
         inputs = keras.Input((8, 8, 1))
-        model = keras.Model(inputs, keras.layers.Dense(1)(
-            keras.layers.Flatten()(cut(inputs))))
+        model = keras.Model(
+            inputs, keras.layers.Dense(1)(keras.layers.Flatten()(cut(inputs)))
+        )
         model.compile(keras.optimizers.SGD(0.0), "mse")
         return model
 
     data, target = np.ones((4, 8, 8, 1), "float32"), np.zeros((4, 1))
     frac = L.Cutout(0.25, name="cutout")
     with pytest.raises(ValueError, match="cutout.size"):
-        model_with(frac).fit(data, target, epochs=2, verbose=0, callbacks=[
-            C.HyperparameterScheduler(
-                {"cutout.size": S.PerEpoch({0: 0.25, 1: 5.0})})])
+        model_with(frac).fit(
+            data,
+            target,
+            epochs=2,
+            verbose=0,
+            callbacks=[
+                C.HyperparameterScheduler(
+                    {"cutout.size": S.PerEpoch({0: 0.25, 1: 5.0})}
+                )
+            ],
+        )
     assert frac.knob_value("size") == 0.25 and frac.size == 0.25
     cut = L.Cutout(4, name="cutout")
-    model_with(cut).fit(data, target, epochs=2, verbose=0, callbacks=[
-        C.HyperparameterScheduler({"cutout.size": S.PerEpoch({0: 2, 1: 8})})])
+    model_with(cut).fit(
+        data,
+        target,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            C.HyperparameterScheduler({"cutout.size": S.PerEpoch({0: 2, 1: 8})})
+        ],
+    )
     assert cut.knob_value("size") == 8.0
     assert cut.size == 8 and cut.get_config()["size"] == 8

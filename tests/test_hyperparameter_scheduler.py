@@ -8,10 +8,6 @@ import warnings
 import keras
 import numpy as np
 import pytest
-
-from keras_trainplus import callbacks as C
-from keras_trainplus import schedules as S
-
 from helpers import BACKEND
 from helpers import fit_probe
 from helpers import jit_values
@@ -20,6 +16,9 @@ from helpers import probe_model
 from helpers import relative_error
 from helpers import sgd_applied_lrs
 from helpers import spe_values
+
+from keras_trainplus import callbacks as C
+from keras_trainplus import schedules as S
 
 N = 48
 
@@ -31,11 +30,18 @@ def host(schedule, n=N, base=None):
 @pytest.mark.parametrize("jit", jit_values())
 @pytest.mark.parametrize("spe", spe_values())
 def test_every_update_uses_its_own_value(spe, jit):
-    lr = S.Join([S.Geometric(1e-4, 1e-2, 10), S.Cosine(1e-2, 1e-5, 30),
-                 S.Constant(3e-3)], [10, 40])
+    lr = S.Join(
+        [
+            S.Geometric(1e-4, 1e-2, 10),
+            S.Cosine(1e-2, 1e-5, 30),
+            S.Constant(3e-3),
+        ],
+        [10, 40],
+    )
     model = probe_model(N, keras.optimizers.SGD(1.0), spe, jit)
-    fit_probe(model, N, [C.HyperparameterScheduler({"learning_rate": lr})],
-              epochs=3)
+    fit_probe(
+        model, N, [C.HyperparameterScheduler({"learning_rate": lr})], epochs=3
+    )
     assert relative_error(sgd_applied_lrs(model), host(lr)) < 1e-6
 
 
@@ -46,8 +52,12 @@ def test_per_epoch_knob_times_per_step_shape(spe):
     per_epoch = S.PerEpoch({0: 0.01, 2: 0.005})
     warm = S.Linear(0.1, 1.0, 20)
     model = probe_model(N, keras.optimizers.SGD(0.5), spe)
-    fit_probe(model, N, [C.HyperparameterScheduler(
-        {"learning_rate": per_epoch * warm})], epochs=3)
+    fit_probe(
+        model,
+        N,
+        [C.HyperparameterScheduler({"learning_rate": per_epoch * warm})],
+        epochs=3,
+    )
     base = np.repeat([0.01, 0.01, 0.005], N // 3)
     expected = base * host(warm)
     assert relative_error(sgd_applied_lrs(model), expected) < 1e-6
@@ -67,23 +77,35 @@ class _HalveEveryEpoch(keras.callbacks.Callback):
 def test_base_value_follows_another_controller(spe):
     warm = S.Linear(0.0, 1.0, 8)
     model = probe_model(N, keras.optimizers.SGD(0.02), spe)
-    fit_probe(model, N, [
-        _HalveEveryEpoch(),
-        C.HyperparameterScheduler({"learning_rate": S.BaseValue() * warm}),
-    ], epochs=3)
+    fit_probe(
+        model,
+        N,
+        [
+            _HalveEveryEpoch(),
+            C.HyperparameterScheduler({"learning_rate": S.BaseValue() * warm}),
+        ],
+        epochs=3,
+    )
     base = np.repeat([0.02, 0.01, 0.005], N // 3)
-    assert relative_error(sgd_applied_lrs(model)[1:],
-                          (base * host(warm))[1:]) < 1e-6
+    assert (
+        relative_error(sgd_applied_lrs(model)[1:], (base * host(warm))[1:])
+        < 1e-6
+    )
 
 
 def test_logs_history_and_csv_logger(tmp_path):
     lr = S.Linear(0.1, 0.0, N)
     csv = tmp_path / "log.csv"
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    history = fit_probe(model, N, [
-        C.HyperparameterScheduler({"learning_rate": lr}),
-        keras.callbacks.CSVLogger(str(csv)),
-    ], epochs=4)
+    history = fit_probe(
+        model,
+        N,
+        [
+            C.HyperparameterScheduler({"learning_rate": lr}),
+            keras.callbacks.CSVLogger(str(csv)),
+        ],
+        epochs=4,
+    )
     logged = history.history["learning_rate"]
     expected = [lr((e + 1) * N // 4 - 1) for e in range(4)]
     assert logged == pytest.approx(expected, rel=1e-12)
@@ -101,8 +123,14 @@ def test_after_fit_the_optimizer_is_plain_again():
     opt = model.optimizer
     n_vars = None
     x, y = np.eye(N, dtype="float32"), np.zeros((N, 1), "float32")
-    model.fit(x[:24], y[:24], batch_size=1, shuffle=False, verbose=0,
-              callbacks=[C.HyperparameterScheduler({"learning_rate": lr})])
+    model.fit(
+        x[:24],
+        y[:24],
+        batch_size=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[C.HyperparameterScheduler({"learning_rate": lr})],
+    )
     n_vars = len(opt.variables)
     assert "_get_current_learning_rate" not in opt.__dict__
     assert "update_step" not in opt.__dict__
@@ -118,9 +146,11 @@ def test_after_fit_the_optimizer_is_plain_again():
 def test_optimizer_variables_and_checkpoints_unchanged(tmp_path):
     """Checkpoints written during fit load into a plain model with all
     optimizer state (no 'Skipping variable loading' warning)."""
+
     def build():
-        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
-                              keras.layers.Dense(1)])
+        m = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)]
+        )
         m.compile(keras.optimizers.Adam(1e-3), loss="mse")
         return m
 
@@ -128,10 +158,16 @@ def test_optimizer_variables_and_checkpoints_unchanged(tmp_path):
     y = x.sum(axis=1, keepdims=True)
     model = build()
     path = tmp_path / "ckpt.keras"
-    model.fit(x, y, epochs=2, verbose=0, callbacks=[
-        C.OneCycleLR(1e-2),
-        keras.callbacks.ModelCheckpoint(str(path)),
-    ])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            C.OneCycleLR(1e-2),
+            keras.callbacks.ModelCheckpoint(str(path)),
+        ],
+    )
     plain = build()
     plain.fit(x[:8], y[:8], epochs=1, verbose=0)
     assert len(plain.optimizer.variables) == len(model.optimizer.variables)
@@ -139,22 +175,43 @@ def test_optimizer_variables_and_checkpoints_unchanged(tmp_path):
         warnings.simplefilter("error")
         loaded = keras.saving.load_model(path)
     for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
-                                   keras.ops.convert_to_numpy(b), rtol=1e-6)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(a),
+            keras.ops.convert_to_numpy(b),
+            rtol=1e-6,
+        )
 
 
 def test_resume_with_initial_epoch_continues_the_schedule():
     lr = S.Cyclical(0.01, 0.05, 5, 7)
     full = probe_model(N, keras.optimizers.SGD(0.5))
-    fit_probe(full, N, [C.HyperparameterScheduler({"learning_rate": lr})],
-              epochs=4)
+    fit_probe(
+        full, N, [C.HyperparameterScheduler({"learning_rate": lr})], epochs=4
+    )
     part = probe_model(N, keras.optimizers.SGD(0.5))
     x, y = np.eye(N, dtype="float32"), np.zeros((N, 1), "float32")
     cb = C.HyperparameterScheduler({"learning_rate": lr})
-    part.fit(x, y, batch_size=1, epochs=2, steps_per_epoch=N // 4,
-             shuffle=False, verbose=0, callbacks=[cb])
-    part.fit(x[N // 2:], y[N // 2:], batch_size=1, epochs=4, initial_epoch=2,
-             steps_per_epoch=N // 4, shuffle=False, verbose=0, callbacks=[cb])
+    part.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=2,
+        steps_per_epoch=N // 4,
+        shuffle=False,
+        verbose=0,
+        callbacks=[cb],
+    )
+    part.fit(
+        x[N // 2 :],
+        y[N // 2 :],
+        batch_size=1,
+        epochs=4,
+        initial_epoch=2,
+        steps_per_epoch=N // 4,
+        shuffle=False,
+        verbose=0,
+        callbacks=[cb],
+    )
     np.testing.assert_allclose(kernel(part), kernel(full), rtol=1e-6)
     assert relative_error(sgd_applied_lrs(full), host(lr)) < 1e-6
 
@@ -163,8 +220,11 @@ def test_origin_global_uses_optimizer_iterations():
     lr = S.Linear(0.0, 0.1, 100)
     model = probe_model(N, keras.optimizers.SGD(0.5))
     model.optimizer.iterations.assign(50)
-    fit_probe(model, N, [C.HyperparameterScheduler({"learning_rate": lr},
-                                                   origin="global")])
+    fit_probe(
+        model,
+        N,
+        [C.HyperparameterScheduler({"learning_rate": lr}, origin="global")],
+    )
     expected = np.array([lr(50 + i) for i in range(N)])
     assert relative_error(sgd_applied_lrs(model), expected) < 1e-6
 
@@ -200,11 +260,20 @@ def test_reused_instance_resets_state_between_fits():
 
 CALLBACKS = [
     lambda: C.HyperparameterScheduler(
-        {"learning_rate": S.PerEpoch([1.0, 0.5]) * S.Linear(0.0, 1.0, 5),
-         "momentum": S.Constant(0.9)}, origin="global", verbose=1),
+        {
+            "learning_rate": S.PerEpoch([1.0, 0.5]) * S.Linear(0.0, 1.0, 5),
+            "momentum": S.Constant(0.9),
+        },
+        origin="global",
+        verbose=1,
+    ),
     lambda: C.CyclicLR(0.001, 0.006, 10, 20, "exp_range", 0.99),
-    lambda: C.CyclicLR(0.001, 0.006, scale_fn=S.ExponentialDecay(1, 0.5, 1),
-                       scale_mode="iterations"),
+    lambda: C.CyclicLR(
+        0.001,
+        0.006,
+        scale_fn=S.ExponentialDecay(1, 0.5, 1),
+        scale_mode="iterations",
+    ),
     lambda: C.OneCycleLR(0.1, total_steps=100, three_phase=True),
     lambda: C.OneCycleLR(0.1, epochs=3, steps_per_epoch=7),
     lambda: C.OneCycleLR(0.1),
@@ -229,39 +298,61 @@ def test_callback_config_round_trip(i):
 
 def test_verbose_prints_values(capsys):
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    fit_probe(model, N, [C.HyperparameterScheduler(
-        {"learning_rate": S.Constant(0.25)}, verbose=1)], epochs=2)
+    fit_probe(
+        model,
+        N,
+        [
+            C.HyperparameterScheduler(
+                {"learning_rate": S.Constant(0.25)}, verbose=1
+            )
+        ],
+        epochs=2,
+    )
     out = capsys.readouterr().out
     assert "Epoch 2: HyperparameterScheduler learning_rate=0.25" in out
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: C.HyperparameterScheduler({}), "non-empty dict"),
-    (lambda: C.HyperparameterScheduler({"learning_rat": 0.1}), "Unknown"),
-    (lambda: C.HyperparameterScheduler({"learning_rate": "x"}), "schedules"),
-    (lambda: C.HyperparameterScheduler(
-        {"learning_rate": S.PerEpoch([1.0]) * S.PerEpoch([2.0])}),
-     "several `PerEpoch`"),
-    (lambda: C.HyperparameterScheduler({"lr": 0.1}, origin="start"),
-     "origin"),
-    (lambda: C.CyclicLR(0.01, 0.001), "max_lr"),
-    (lambda: C.CyclicLR(0.001, 0.01, step_size_up=0), "step_size_up"),
-    (lambda: C.CyclicLR(0.001, 0.01, step_size_down=-3), "step_size_down"),
-    (lambda: C.CyclicLR(0.001, 0.01, base_momentum=0.95), "max_momentum"),
-    (lambda: C.CyclicLR(0.001, 0.01, max_momentum=1.5), "max_momentum"),
-    (lambda: C.OneCycleLR(0.1, pct_start=1.2), "pct_start"),
-    (lambda: C.OneCycleLR(0.1, pct_start=0), "pct_start"),
-    (lambda: C.OneCycleLR(-0.1), "max_lr"),
-    (lambda: C.OneCycleLR(0.1, epochs=3), "steps_per_epoch"),
-    (lambda: C.OneCycleLR(0.1, total_steps=1), "total_steps"),
-    (lambda: C.OneCycleLR(0.1, total_steps=5, pct_start=0.1), "empty phase"),
-    (lambda: C.WarmupDecayLR(0.0), "peak_lr"),
-    (lambda: C.WarmupDecayLR(1e-3, decay="poly"), "decay"),
-    (lambda: C.WarmupDecayLR(1e-3, warmup="exponential"), "initial_lr"),
-    (lambda: C.WarmupDecayLR(1e-3, decay="step"), "decay_steps"),
-    (lambda: C.WarmupDecayLR(1e-3, warmup_steps=-1), "warmup_steps"),
-    (lambda: C.PerEpochLR([]), "learning_rates"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: C.HyperparameterScheduler({}), "non-empty dict"),
+        (lambda: C.HyperparameterScheduler({"learning_rat": 0.1}), "Unknown"),
+        (
+            lambda: C.HyperparameterScheduler({"learning_rate": "x"}),
+            "schedules",
+        ),
+        (
+            lambda: C.HyperparameterScheduler(
+                {"learning_rate": S.PerEpoch([1.0]) * S.PerEpoch([2.0])}
+            ),
+            "several `PerEpoch`",
+        ),
+        (
+            lambda: C.HyperparameterScheduler({"lr": 0.1}, origin="start"),
+            "origin",
+        ),
+        (lambda: C.CyclicLR(0.01, 0.001), "max_lr"),
+        (lambda: C.CyclicLR(0.001, 0.01, step_size_up=0), "step_size_up"),
+        (lambda: C.CyclicLR(0.001, 0.01, step_size_down=-3), "step_size_down"),
+        (lambda: C.CyclicLR(0.001, 0.01, base_momentum=0.95), "max_momentum"),
+        (lambda: C.CyclicLR(0.001, 0.01, max_momentum=1.5), "max_momentum"),
+        (lambda: C.OneCycleLR(0.1, pct_start=1.2), "pct_start"),
+        (lambda: C.OneCycleLR(0.1, pct_start=0), "pct_start"),
+        (lambda: C.OneCycleLR(-0.1), "max_lr"),
+        (lambda: C.OneCycleLR(0.1, epochs=3), "steps_per_epoch"),
+        (lambda: C.OneCycleLR(0.1, total_steps=1), "total_steps"),
+        (
+            lambda: C.OneCycleLR(0.1, total_steps=5, pct_start=0.1),
+            "empty phase",
+        ),
+        (lambda: C.WarmupDecayLR(0.0), "peak_lr"),
+        (lambda: C.WarmupDecayLR(1e-3, decay="poly"), "decay"),
+        (lambda: C.WarmupDecayLR(1e-3, warmup="exponential"), "initial_lr"),
+        (lambda: C.WarmupDecayLR(1e-3, decay="step"), "decay_steps"),
+        (lambda: C.WarmupDecayLR(1e-3, warmup_steps=-1), "warmup_steps"),
+        (lambda: C.PerEpochLR([]), "learning_rates"),
+    ],
+)
 def test_construction_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -299,14 +390,21 @@ def test_partial_last_execution_block():
     lr = S.Linear(0.1, 0.01, 2 * n)
     model = probe_model(n, keras.optimizers.SGD(0.5), steps_per_execution=8)
     x, y = np.eye(n, dtype="float32"), np.zeros((n, 1), "float32")
-    history = model.fit(x, y, batch_size=1, epochs=2, shuffle=False,
-                        verbose=0, callbacks=[C.HyperparameterScheduler(
-                            {"learning_rate": lr})])
+    history = model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[C.HyperparameterScheduler({"learning_rate": lr})],
+    )
     lrs = host(lr, 2 * n)
     expected = lrs[:n] + lrs[n:]
     np.testing.assert_allclose(sgd_applied_lrs(model), expected, rtol=1e-6)
     assert history.history["learning_rate"] == pytest.approx(
-        [lrs[n - 1], lrs[2 * n - 1]])
+        [lrs[n - 1], lrs[2 * n - 1]]
+    )
 
 
 @pytest.mark.parametrize("spe", spe_values())
@@ -318,12 +416,21 @@ def test_python_lambda_scale_fn_in_compiled_fit(scale_mode, spe):
     import math
 
     def fn(x):
-        return 0.5 * (1 + math.sin(x * math.pi / 2)) if scale_mode == "cycle" \
+        return (
+            0.5 * (1 + math.sin(x * math.pi / 2))
+            if scale_mode == "cycle"
             else math.exp(-0.01 * x) * (1 + 0.1 * math.cos(x))
+        )
 
-    cb = C.CyclicLR(0.001, 0.01, step_size_up=3, step_size_down=5,
-                    scale_fn=lambda x: fn(x), scale_mode=scale_mode,
-                    cycle_momentum=False)
+    cb = C.CyclicLR(
+        0.001,
+        0.01,
+        step_size_up=3,
+        step_size_down=5,
+        scale_fn=lambda x: fn(x),
+        scale_mode=scale_mode,
+        cycle_momentum=False,
+    )
     model = probe_model(N, keras.optimizers.SGD(0.5), spe)
     fit_probe(model, N, [cb], epochs=2)
     expected = []

@@ -3,13 +3,12 @@
 import keras
 import numpy as np
 import pytest
-
-from keras_trainplus import Knob
-
 from helpers import BACKEND
 from helpers import fit_probe
 from helpers import probe_model
 from helpers import sgd_applied_lrs
+
+from keras_trainplus import Knob
 
 N = 24
 
@@ -33,8 +32,11 @@ def test_for_learning_rate_wraps_the_optimizer_variable():
     knob.assign(0.125)
     assert float(keras.ops.convert_to_numpy(opt.learning_rate)) == 0.125
     with pytest.raises(ValueError, match="schedule"):
-        Knob.for_learning_rate(keras.optimizers.SGD(
-            keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)))
+        Knob.for_learning_rate(
+            keras.optimizers.SGD(
+                keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
+            )
+        )
 
 
 class KnobSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -67,8 +69,9 @@ def _run(track):
 
 def test_writes_reach_the_compiled_step():
     lrs = _run(track=True)
-    np.testing.assert_allclose(lrs, np.repeat([0.1, 0.2, 0.3], N // 3),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lrs, np.repeat([0.1, 0.2, 0.3], N // 3), rtol=1e-6
+    )
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX-specific")
@@ -81,8 +84,9 @@ def test_untracked_knob_is_frozen_on_jax():
 @pytest.mark.skipif(BACKEND == "jax", reason="JAX needs track()")
 def test_untracked_knob_works_off_jax():
     lrs = _run(track=False)
-    np.testing.assert_allclose(lrs, np.repeat([0.1, 0.2, 0.3], N // 3),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lrs, np.repeat([0.1, 0.2, 0.3], N // 3), rtol=1e-6
+    )
 
 
 def test_track_adds_one_optimizer_variable_once():

@@ -7,25 +7,26 @@ import math
 import keras
 import numpy as np
 import pytest
-from keras import ops
-
-import keras_trainplus as ktp
-from keras_trainplus import _suggestions
-from keras_trainplus.callbacks import LRFinder
-
 from helpers import BACKEND
 from helpers import fit_probe
 from helpers import probe_model
 from helpers import relative_error
 from helpers import sgd_applied_lrs
 from helpers import spe_values
+from keras import ops
+
+import keras_trainplus as ktp
+from keras_trainplus.callbacks import LRFinder
+from keras_trainplus.callbacks.lr_finder import _suggestions
 
 
 def _state(model):
     values = {}
-    for group, variables in (("model", model.variables),
-                             ("optimizer", model.optimizer.variables),
-                             ("metrics", model.metrics_variables)):
+    for group, variables in (
+        ("model", model.variables),
+        ("optimizer", model.optimizer.variables),
+        ("metrics", model.metrics_variables),
+    ):
         for i, v in enumerate(variables):
             values[(group, i, v.path)] = np.array(ops.convert_to_numpy(v))
     return values
@@ -33,16 +34,20 @@ def _state(model):
 
 def _classifier(spe=1, optimizer=None, seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((16,)),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dropout(0.3),
-        keras.layers.Dense(4),
-    ])
-    model.compile(optimizer or keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True),
-                  metrics=["accuracy"], steps_per_execution=spe)
+    model = keras.Sequential(
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(4),
+        ]
+    )
+    model.compile(
+        optimizer or keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        steps_per_execution=spe,
+    )
     return model
 
 
@@ -59,8 +64,7 @@ def test_model_is_restored_bitwise_and_training_continues_identically(spe):
     model = _classifier(spe)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)  # Adam slots set
     before = _state(model)
-    result = ktp.find_lr(model, x, y, batch_size=32, num_steps=24,
-                         verbose=0)
+    result = ktp.find_lr(model, x, y, batch_size=32, num_steps=24, verbose=0)
     assert len(result.losses) == 24
     after = _state(model)
     assert before.keys() == after.keys()
@@ -84,21 +88,31 @@ def test_never_trained_model_diverging_test_then_identical_training(opt):
     x, y = _data()
 
     def make():
-        return _classifier(optimizer=keras.optimizers.SGD(
-            0.01, momentum=0.9) if opt == "sgd" else
-            keras.optimizers.Adam(1e-3))
+        return _classifier(
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9)
+            if opt == "sgd"
+            else keras.optimizers.Adam(1e-3)
+        )
 
     model = make()
-    result = ktp.find_lr(model, x, y, batch_size=32, start_lr=1e-4,
-                         end_lr=100.0, num_steps=40, verbose=0)
+    result = ktp.find_lr(
+        model,
+        x,
+        y,
+        batch_size=32,
+        start_lr=1e-4,
+        end_lr=100.0,
+        num_steps=40,
+        verbose=0,
+    )
     assert result.stop_reason in ("diverged", "non-finite loss")
     model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=True)
     twin = make()
     twin.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=True)
-    for a, b in zip(model.get_weights() + [np.array(v) for v in
-                                           model.optimizer.variables],
-                    twin.get_weights() + [np.array(v) for v in
-                                          twin.optimizer.variables]):
+    for a, b in zip(
+        model.get_weights() + [np.array(v) for v in model.optimizer.variables],
+        twin.get_weights() + [np.array(v) for v in twin.optimizer.variables],
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -114,8 +128,9 @@ def test_learning_rate_is_exactly_the_range(spe):
     linear = LRFinder(0.1, 0.5, num_steps=n, mode="linear", restore=False)
     model = probe_model(n, keras.optimizers.SGD(0.5), steps_per_execution=spe)
     fit_probe(model, n, [linear])
-    np.testing.assert_allclose(sgd_applied_lrs(model),
-                               np.linspace(0.1, 0.5, n), rtol=1e-6)
+    np.testing.assert_allclose(
+        sgd_applied_lrs(model), np.linspace(0.1, 0.5, n), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("spe", spe_values())
@@ -123,30 +138,52 @@ def test_recorded_losses_are_per_update_not_a_running_mean(spe):
     """A frozen model (LRs around 1e-12) whose batches alternate between
     losses 1 and 9: the recorded curve alternates."""
     inp = keras.Input((1,))
-    model = keras.Model(inp, keras.layers.Dense(
-        1, use_bias=False, kernel_initializer="zeros")(inp))
-    model.compile(keras.optimizers.SGD(1.0), loss="mse",
-                  steps_per_execution=spe)
+    model = keras.Model(
+        inp,
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")(inp),
+    )
+    model.compile(
+        keras.optimizers.SGD(1.0), loss="mse", steps_per_execution=spe
+    )
     n = 32
     x = np.ones((n * 4, 1), "float32")
     y = np.repeat(np.tile([1.0, 3.0], n // 2), 4)[:, None].astype("float32")
     # No divergence stop: a jump from 1 to 9 is 5x the best loss.
-    result = ktp.find_lr(model, x, y, batch_size=4, start_lr=1e-13,
-                         end_lr=1e-12, num_steps=n, shuffle=False,
-                         divergence_threshold=None, verbose=0)
-    np.testing.assert_allclose(result.losses, np.tile([1.0, 9.0], n // 2),
-                               rtol=1e-5)
+    result = ktp.find_lr(
+        model,
+        x,
+        y,
+        batch_size=4,
+        start_lr=1e-13,
+        end_lr=1e-12,
+        num_steps=n,
+        shuffle=False,
+        divergence_threshold=None,
+        verbose=0,
+    )
+    np.testing.assert_allclose(
+        result.losses, np.tile([1.0, 9.0], n // 2), rtol=1e-5
+    )
     # The smoothed curve is a proper (bias-corrected) EMA of them.
     assert result.smoothed_losses[0] == pytest.approx(1.0)
-    np.testing.assert_allclose(result.smoothed_losses,
-                               _suggestions.smooth(result.losses, 0.98))
+    np.testing.assert_allclose(
+        result.smoothed_losses, _suggestions.smooth(result.losses, 0.98)
+    )
 
 
 def test_stops_on_divergence_and_keeps_a_usable_result():
     x, y = _data()
     model = _classifier(optimizer=keras.optimizers.SGD(0.01))
-    result = ktp.find_lr(model, x, y, batch_size=16, start_lr=1e-4,
-                         end_lr=1e4, num_steps=200, verbose=0)
+    result = ktp.find_lr(
+        model,
+        x,
+        y,
+        batch_size=16,
+        start_lr=1e-4,
+        end_lr=1e4,
+        num_steps=200,
+        verbose=0,
+    )
     assert result.stop_reason in ("diverged", "non-finite loss")
     assert 5 < len(result.losses) < 200
     for method, lr in result.suggestions().items():
@@ -160,8 +197,17 @@ def test_stops_on_a_non_finite_loss():
     x = np.ones((64, 2), "float32")
     x[40:44] = np.nan  # batch 10 (batch size 4) yields a NaN loss
     y = np.ones((64, 1), "float32")
-    result = ktp.find_lr(model, x, y, batch_size=4, start_lr=1e-5,
-                         end_lr=1e-3, num_steps=16, shuffle=False, verbose=0)
+    result = ktp.find_lr(
+        model,
+        x,
+        y,
+        batch_size=4,
+        start_lr=1e-5,
+        end_lr=1e-3,
+        num_steps=16,
+        shuffle=False,
+        verbose=0,
+    )
     assert result.stop_reason == "non-finite loss"
     assert len(result.losses) == 11 and math.isnan(result.losses[-1])
     assert all(np.isfinite(model.get_weights()[0].ravel()))  # restored
@@ -181,8 +227,9 @@ def test_suggestions_are_always_finite_and_in_range(seed):
     elif kind == 2:
         losses = np.linspace(3.0, 1.0, n) + 0.05 * rng.normal(size=n)
     elif kind == 3:
-        losses = np.concatenate([np.linspace(2, 1, n // 2 + 1),
-                                 np.full(n - n // 2 - 1, np.nan)])
+        losses = np.concatenate(
+            [np.linspace(2, 1, n // 2 + 1), np.full(n - n // 2 - 1, np.nan)]
+        )
     else:
         losses = -np.exp(rng.normal(size=n))  # negative losses
     result = ktp.LRFinderResult(lrs, losses)
@@ -194,13 +241,15 @@ def test_suggestions_are_always_finite_and_in_range(seed):
 def test_suggestion_methods_on_a_known_curve():
     lrs = np.geomspace(1e-5, 1.0, 100)
     u = np.log10(lrs)
-    losses = 2.0 - np.tanh(2 * (u + 2.5)) + np.where(u > -1, 20 * (u + 1) ** 2,
-                                                     0)
+    losses = (
+        2.0 - np.tanh(2 * (u + 2.5)) + np.where(u > -1, 20 * (u + 1) ** 2, 0)
+    )
     result = ktp.LRFinderResult(lrs, losses, smoothing=0.0)
-    assert result.suggestion("steep") == pytest.approx(10 ** -2.5, rel=0.3)
-    assert 10 ** -3.5 < result.suggestion("valley") < 10 ** -1
+    assert result.suggestion("steep") == pytest.approx(10**-2.5, rel=0.3)
+    assert 10**-3.5 < result.suggestion("valley") < 10**-1
     assert result.suggestion("minimum") == pytest.approx(
-        lrs[np.argmin(losses)] / 10)
+        lrs[np.argmin(losses)] / 10
+    )
     with pytest.raises(ValueError, match="method"):
         result.suggestion("best")
 
@@ -211,21 +260,22 @@ def test_inputs_like_fit():
     def generator():
         while True:
             for i in range(0, 128, 16):
-                yield x[i:i + 16], y[i:i + 16]
+                yield x[i : i + 16], y[i : i + 16]
 
     class Data(keras.utils.PyDataset):
         def __len__(self):
             return 8
 
         def __getitem__(self, i):
-            return x[16 * i:16 * i + 16], y[16 * i:16 * i + 16]
+            return x[16 * i : 16 * i + 16], y[16 * i : 16 * i + 16]
 
     inputs = [dict(x=generator(), steps_per_epoch=8), dict(x=Data())]
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        inputs.append(dict(x=tf.data.Dataset.from_tensor_slices(
-            (x, y)).batch(16)))
+        inputs.append(
+            dict(x=tf.data.Dataset.from_tensor_slices((x, y)).batch(16))
+        )
     for kwargs in inputs:
         model = _classifier()
         result = ktp.find_lr(model, num_steps=20, verbose=0, **kwargs)
@@ -244,20 +294,29 @@ def test_plot_writes_a_png(tmp_path):
 
 
 def test_config_deepcopy_and_errors():
-    finder = LRFinder(1e-6, 1.0, num_steps=50, mode="linear", smoothing=0.9,
-                      divergence_threshold=None)
-    assert LRFinder.from_config(finder.get_config()).get_config() == \
-        finder.get_config()
+    finder = LRFinder(
+        1e-6,
+        1.0,
+        num_steps=50,
+        mode="linear",
+        smoothing=0.9,
+        divergence_threshold=None,
+    )
+    assert (
+        LRFinder.from_config(finder.get_config()).get_config()
+        == finder.get_config()
+    )
     assert copy.deepcopy(finder).get_config() == finder.get_config()
     ser = keras.saving.serialize_keras_object(finder)
     assert keras.saving.deserialize_keras_object(ser).num_steps == 50
-    for kwargs, match in [(dict(start_lr=0.0), "start_lr"),
-                          (dict(end_lr=1e-8), "end_lr"),
-                          (dict(num_steps=1), "num_steps"),
-                          (dict(mode="log"), "mode"),
-                          (dict(smoothing=1.0), "smoothing"),
-                          (dict(divergence_threshold=1.0),
-                           "divergence_threshold")]:
+    for kwargs, match in [
+        (dict(start_lr=0.0), "start_lr"),
+        (dict(end_lr=1e-8), "end_lr"),
+        (dict(num_steps=1), "num_steps"),
+        (dict(mode="log"), "mode"),
+        (dict(smoothing=1.0), "smoothing"),
+        (dict(divergence_threshold=1.0), "divergence_threshold"),
+    ]:
         with pytest.raises(ValueError, match=match):
             LRFinder(**kwargs)
     model = _classifier()

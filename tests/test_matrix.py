@@ -31,16 +31,21 @@ N = 16  # updates: 2 epochs of 8
 
 LR_CALLBACKS = {
     "one_cycle": lambda: C.OneCycleLR(0.5, cycle_momentum=False),
-    "cyclic": lambda: C.CyclicLR(0.05, 0.4, step_size_up=3,
-                                 cycle_momentum=False),
-    "warmup_cosine": lambda: C.WarmupDecayLR(0.4, warmup_steps=4,
-                                             decay="cosine"),
+    "cyclic": lambda: C.CyclicLR(
+        0.05, 0.4, step_size_up=3, cycle_momentum=False
+    ),
+    "warmup_cosine": lambda: C.WarmupDecayLR(
+        0.4, warmup_steps=4, decay="cosine"
+    ),
     "per_epoch_shape": lambda: C.PerEpochLR(
-        [0.2, 0.1], step_shape=S.Linear(0.25, 1.0, 6)),
+        [0.2, 0.1], step_shape=S.Linear(0.25, 1.0, 6)
+    ),
     "driver": lambda: C.HyperparameterScheduler(
-        {"learning_rate": S.Linear(0.3, 0.01, N)}),
+        {"learning_rate": S.Linear(0.3, 0.01, N)}
+    ),
     "newbob_shape": lambda: C.NewbobLRControl(
-        monitor="loss", initial_lr=0.2, step_shape=S.Linear(0.5, 1.0, 8)),
+        monitor="loss", initial_lr=0.2, step_shape=S.Linear(0.5, 1.0, 8)
+    ),
 }
 
 OPTIONS = ["ema", "mixed_float16", "mixed_bfloat16", "jit"]
@@ -95,19 +100,18 @@ def test_learning_rate_callbacks_under_every_option(name, option):
     _skip_slow_torch_jit(option, keep=name == "one_cycle")
     make = LR_CALLBACKS[name]
     expected = _reference_lrs(make)
-    opt = keras.optimizers.SGD(0.5, use_ema=option == "ema",
-                               ema_momentum=0.9)
+    opt = keras.optimizers.SGD(0.5, use_ema=option == "ema", ema_momentum=0.9)
     model = _option_model(option, opt)
     if option.startswith("mixed_float16"):
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     history = fit_probe(model, N, [make()], epochs=2)
     if option == "ema":
         # fit ends by copying the EMA into the weights (Keras's finalize).
-        np.testing.assert_allclose(-kernel(model), -_ema(expected, 0.9),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            -kernel(model), -_ema(expected, 0.9), rtol=1e-5
+        )
     else:
-        np.testing.assert_allclose(sgd_applied_lrs(model), expected,
-                                   rtol=1e-5)
+        np.testing.assert_allclose(sgd_applied_lrs(model), expected, rtol=1e-5)
     assert all(isinstance(x, float) for x in history.history["learning_rate"])
 
 
@@ -117,10 +121,15 @@ def test_momentum_cycling_under_options(option):
     moms = S.Linear(0.9, 0.5, N)
     _skip_slow_torch_jit(option)
     opt = keras.optimizers.SGD(0.5, momentum=0.9)
-    model = _option_model(option, opt) if option != "plain" else \
-        probe_model(N, opt)
-    fit_probe(model, N, [C.HyperparameterScheduler(
-        {"learning_rate": lrs, "momentum": moms})], epochs=2)
+    model = (
+        _option_model(option, opt) if option != "plain" else probe_model(N, opt)
+    )
+    fit_probe(
+        model,
+        N,
+        [C.HyperparameterScheduler({"learning_rate": lrs, "momentum": moms})],
+        epochs=2,
+    )
     steps = range(N)
     expected = simulate_sgd([lrs(i) for i in steps], [moms(i) for i in steps])
     np.testing.assert_allclose(kernel(model), expected, rtol=1e-5)
@@ -132,29 +141,37 @@ def test_clip_acts_on_the_unscaled_gradient(option):
     makes the first epoch's updates 0.25 x lr, the second's lr. Clipping a
     loss-scaled gradient would give 0.25 / scale."""
     opt = keras.optimizers.SGD(1.0)
-    model = _option_model(option, opt) if option != "plain" else \
-        probe_model(N, opt)
-    fit_probe(model, N, [C.GradientClipScheduler({0: 0.25, 1: None})],
-              epochs=2)
-    np.testing.assert_allclose(sgd_applied_lrs(model),
-                               [0.25] * 8 + [1.0] * 8, rtol=1e-6)
+    model = (
+        _option_model(option, opt) if option != "plain" else probe_model(N, opt)
+    )
+    fit_probe(model, N, [C.GradientClipScheduler({0: 0.25, 1: None})], epochs=2)
+    np.testing.assert_allclose(
+        sgd_applied_lrs(model), [0.25] * 8 + [1.0] * 8, rtol=1e-6
+    )
 
 
-@pytest.mark.parametrize("option", ["plain", "mixed_float16",
-                                    "mixed_bfloat16", "jit"])
+@pytest.mark.parametrize(
+    "option", ["plain", "mixed_float16", "mixed_bfloat16", "jit"]
+)
 def test_dropout_schedule_under_options(option):
     if option == "jit" and BACKEND == "jax":
         pytest.skip("JAX always compiles")
     _skip_slow_torch_jit(option)
     units = 4000
-    ctx = policy(option) if option.startswith("mixed") else \
-        contextlib.nullcontext()
+    ctx = (
+        policy(option)
+        if option.startswith("mixed")
+        else contextlib.nullcontext()
+    )
     with ctx:
         inputs = keras.Input((units,))
         dropped = keras.layers.Dropout(0.0, name="drop")(inputs)
         model = keras.Model(inputs, keras.layers.Dense(1)(dropped))
-    model.compile(keras.optimizers.SGD(0.0), "mse",
-                  jit_compile=True if option == "jit" else "auto")
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        "mse",
+        jit_compile=True if option == "jit" else "auto",
+    )
     rates = []
 
     class Measure(keras.callbacks.Callback):
@@ -165,9 +182,14 @@ def test_dropout_schedule_under_options(option):
             rates.append(float(np.mean(out == 0)))
 
     x = np.ones((32, units), "float32")
-    model.fit(x, np.zeros((32, 1)), batch_size=8, epochs=3, verbose=0,
-              callbacks=[C.DropoutScheduler({0: 0.5, 1: 0.0, 2: 0.25}),
-                         Measure()])
+    model.fit(
+        x,
+        np.zeros((32, 1)),
+        batch_size=8,
+        epochs=3,
+        verbose=0,
+        callbacks=[C.DropoutScheduler({0: 0.5, 1: 0.0, 2: 0.25}), Measure()],
+    )
     np.testing.assert_allclose(rates, [0.5, 0.0, 0.25], atol=0.02)
 
 
@@ -176,11 +198,15 @@ def test_lr_finder_restores_under_options(option):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 8)).astype("float32")
     y = x[:, :1] * 2.0
-    ctx = policy(option) if option.startswith("mixed") else \
-        contextlib.nullcontext()
+    ctx = (
+        policy(option)
+        if option.startswith("mixed")
+        else contextlib.nullcontext()
+    )
     with ctx:
-        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8),
-                                  keras.layers.Dense(1)])
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(8), keras.layers.Dense(1)]
+        )
     opt = keras.optimizers.SGD(0.01, momentum=0.9, use_ema=option == "ema")
     model.compile(opt, "mse")
     model.fit(x, y, batch_size=8, verbose=0)  # EMA / loss scale hold values
@@ -189,12 +215,16 @@ def test_lr_finder_restores_under_options(option):
     # twice"); give every variable its own buffer.
     for var in model.variables + model.optimizer.variables:
         var.assign(np.array(ops.convert_to_numpy(var)))
-    before = [np.array(ops.convert_to_numpy(v)) for v in
-              model.variables + model.optimizer.variables]
+    before = [
+        np.array(ops.convert_to_numpy(v))
+        for v in model.variables + model.optimizer.variables
+    ]
     finder = C.LRFinder(1e-4, 1.0, num_steps=12, divergence_threshold=None)
     model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[finder])
-    after = [np.array(ops.convert_to_numpy(v)) for v in
-             model.variables + model.optimizer.variables]
+    after = [
+        np.array(ops.convert_to_numpy(v))
+        for v in model.variables + model.optimizer.variables
+    ]
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
     assert len(finder.result.losses) == 12
@@ -204,16 +234,22 @@ def test_lr_finder_restores_under_options(option):
 # -- input of unknown length ---------------------------------------------------
 
 
-@pytest.mark.parametrize("make,argument", [
-    (lambda: C.OneCycleLR(0.5, cycle_momentum=False), "total_steps"),
-    (lambda: C.WarmupDecayLR(0.5, warmup_steps=0.1, decay="cosine"),
-     "total_steps"),
-])
+@pytest.mark.parametrize(
+    "make,argument",
+    [
+        (lambda: C.OneCycleLR(0.5, cycle_momentum=False), "total_steps"),
+        (
+            lambda: C.WarmupDecayLR(0.5, warmup_steps=0.1, decay="cosine"),
+            "total_steps",
+        ),
+    ],
+)
 def test_length_from_fit_needs_a_known_length(make, argument):
     model = probe_model(N, keras.optimizers.SGD(0.5))
     with pytest.raises(ValueError, match=argument):
-        model.fit(_generator_no_length(), epochs=2, verbose=0,
-                  callbacks=[make()])
+        model.fit(
+            _generator_no_length(), epochs=2, verbose=0, callbacks=[make()]
+        )
     np.testing.assert_allclose(kernel(model), 0.0)
 
 
@@ -222,13 +258,17 @@ def _generator_no_length():
     number of steps of an epoch before it ends."""
     x, y = probe_data(N)
     for i in range(N):
-        yield x[i:i + 1], y[i:i + 1]
+        yield x[i : i + 1], y[i : i + 1]
 
 
 def test_per_epoch_callbacks_work_with_unknown_length():
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    history = model.fit(_generator_no_length(), epochs=1, verbose=0,
-                        callbacks=[C.PerEpochLR([0.25])])
+    history = model.fit(
+        _generator_no_length(),
+        epochs=1,
+        verbose=0,
+        callbacks=[C.PerEpochLR([0.25])],
+    )
     np.testing.assert_allclose(sgd_applied_lrs(model), 0.25, rtol=1e-6)
     assert history.history["learning_rate"] == [0.25]
 
@@ -238,15 +278,23 @@ def test_tf_data_without_cardinality():
     import tensorflow as tf
 
     x, y = probe_data(N)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).filter(
-        lambda a, b: True).batch(1)
+    ds = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .filter(lambda a, b: True)
+        .batch(1)
+    )
     assert int(ds.cardinality()) < 0
     model = probe_model(N, keras.optimizers.SGD(0.5))
     with pytest.raises(ValueError, match="total_steps"):
-        model.fit(ds, epochs=2, verbose=0,
-                  callbacks=[C.OneCycleLR(0.5, cycle_momentum=False)])
+        model.fit(
+            ds,
+            epochs=2,
+            verbose=0,
+            callbacks=[C.OneCycleLR(0.5, cycle_momentum=False)],
+        )
     model = probe_model(N, keras.optimizers.SGD(0.5))
-    model.fit(ds, epochs=1, verbose=0,
-              callbacks=[C.GradientClipScheduler({0: 0.5})])
+    model.fit(
+        ds, epochs=1, verbose=0, callbacks=[C.GradientClipScheduler({0: 0.5})]
+    )
     np.testing.assert_allclose(sgd_applied_lrs(model), 0.25, rtol=1e-6)
     assert not math.isnan(float(kernel(model)[0]))

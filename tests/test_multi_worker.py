@@ -21,13 +21,15 @@ def workers(tmp_path_factory):
     out = tmp_path_factory.mktemp("mwms")
     results = ktp.distribute.launch_local_workers(
         [sys.executable, str(HERE / "_mwms_worker.py"), str(out)],
-        num_workers=2, env={"CUDA_VISIBLE_DEVICES": ""}, timeout=480)
+        num_workers=2,
+        env={"CUDA_VISIBLE_DEVICES": ""},
+        timeout=480,
+    )
     parsed = []
     for r in results:
-        lines = [ln for ln in r.stdout.splitlines()
-                 if ln.startswith("RESULT ")]
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
         assert r.returncode == 0 and lines, r.stdout[-4000:]
-        parsed.append(json.loads(lines[-1][len("RESULT "):]))
+        parsed.append(json.loads(lines[-1][len("RESULT ") :]))
     return out, parsed
 
 
@@ -47,7 +49,8 @@ def test_two_workers_agree(workers):
     assert hist["gradient_clip"][2] == float("inf")
     # newbob decided from the all-reduced loss: decays after epoch 1.
     assert hist["learning_rate"][2] == pytest.approx(
-        hist["learning_rate"][1] / 2)
+        hist["learning_rate"][1] / 2
+    )
 
 
 @pytest.mark.tf_only
@@ -57,14 +60,17 @@ def test_only_the_chief_writes_the_state_file(workers):
     assert (out / "newbob_0.json").exists()
     assert not (out / "newbob_1.json").exists()
     state = ktp.callbacks.NewbobLRControl.read_state_file(
-        str(out / "newbob_0.json"))
+        str(out / "newbob_0.json")
+    )
     hist = chief["history"]
     assert sorted(state) == [0, 1, 2]
     for epoch in range(3):
         assert state[epoch]["learning_rate"] == pytest.approx(
-            hist["learning_rate"][epoch], rel=1e-7)
+            hist["learning_rate"][epoch], rel=1e-7
+        )
         assert state[epoch]["scores"]["loss"] == pytest.approx(
-            hist["loss"][epoch], rel=1e-7)
+            hist["loss"][epoch], rel=1e-7
+        )
 
 
 def test_launcher_argument_errors():

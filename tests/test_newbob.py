@@ -13,12 +13,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-
-from keras_trainplus import _newbob
-from keras_trainplus import _state_file
-from keras_trainplus import schedules as S
-from keras_trainplus.callbacks import NewbobLRControl
-
 from helpers import DATA
 from helpers import SHARED
 from helpers import fit_probe
@@ -26,13 +20,21 @@ from helpers import probe_model
 from helpers import relative_error
 from helpers import sgd_applied_lrs
 
+from keras_trainplus import schedules as S
+from keras_trainplus.callbacks import NewbobLRControl
+from keras_trainplus.callbacks.newbob import _protocol as _newbob
+from keras_trainplus.callbacks.newbob import _state_file
+
 
 def _load_reference():
     files = [DATA / "newbob_public.json"]
     extra = SHARED / "reference"
     if extra.is_dir():
-        files += sorted(p for p in extra.glob("newbob_*.json")
-                        if p.name != "newbob_public.json")
+        files += sorted(
+            p
+            for p in extra.glob("newbob_*.json")
+            if p.name != "newbob_public.json"
+        )
     cases, meta = {}, None
     for path in files:
         data = json.loads(path.read_text())
@@ -48,8 +50,9 @@ CASES, META = _load_reference()
 def num(x):
     if x is None:
         return None
-    return {"NaN": math.nan, "Infinity": math.inf,
-            "-Infinity": -math.inf}.get(x, x)
+    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(
+        x, x
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +70,9 @@ def drive(cb, model, dev, train=None):
     opt_lrs, logged = [], []
     for i, score in enumerate(dev):
         cb.on_epoch_begin(i)
-        opt_lrs.append(float(keras.ops.convert_to_numpy(
-            model.optimizer.learning_rate)))
+        opt_lrs.append(
+            float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        )
         logs = {}
         if train is not None:
             logs["loss"] = num(train[i])
@@ -94,7 +98,8 @@ def test_returnn_reference_case(case, model):
 def test_error_key_selection_matches_returnn():
     for ex in META["error_key_selection_examples"]:
         got = _newbob.select_error_key(
-            ex["errors"], ex["learning_rate_control_error_measure"])
+            ex["errors"], ex["learning_rate_control_error_measure"]
+        )
         assert got == ex["selected_key"], ex
 
 
@@ -104,8 +109,10 @@ def test_degenerate_scores_have_defined_results(model):
     IEEE arithmetic: wherever RETURNN produced LRs, they match."""
     for case in META["degenerate_cases"]:
         cb = NewbobLRControl.from_returnn_config(case["config"])
-        dev = [np.float64(x) if case["score_type"] == "numpy_float64" else x
-               for x in case["dev"]]
+        dev = [
+            np.float64(x) if case["score_type"] == "numpy_float64" else x
+            for x in case["dev"]
+        ]
         _, logged = drive(cb, model, dev)
         assert all(math.isfinite(x) for x in logged)
         if "lrs" in case:
@@ -120,19 +127,24 @@ def test_native_constructor_equals_returnn_config(model):
     case = next(c for c in CASES if c["name"] == "plateau_after_8/rel__combo")
     cfg = case["config"]
     native = NewbobLRControl(
-        "newbob_rel", initial_lr=cfg["learning_rate"],
+        "newbob_rel",
+        initial_lr=cfg["learning_rate"],
         learning_rates=cfg["learning_rates"],
         decay=cfg["newbob_learning_rate_decay"],
         min_lr=cfg["min_learning_rate"],
-        min_num_epochs_per_new_lr=2, relative_error_relative_lr=True)
+        min_num_epochs_per_new_lr=2,
+        relative_error_relative_lr=True,
+    )
     _, logged = drive(native, model, case["dev"], case["train"])
-    np.testing.assert_allclose(logged, [num(x) for x in case["lrs"]],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        logged, [num(x) for x in case["lrs"]], rtol=1e-12
+    )
 
 
 def test_native_dict_epochs_are_zero_based(model):
-    cb = NewbobLRControl("constant", initial_lr=1.0,
-                         learning_rates={0: 0.1, 3: 0.5})
+    cb = NewbobLRControl(
+        "constant", initial_lr=1.0, learning_rates={0: 0.1, 3: 0.5}
+    )
     _, logged = drive(cb, model, [1.0] * 5)
     assert logged == [0.1, 0.1, 0.1, 0.5, 0.5]
 
@@ -156,8 +168,9 @@ def test_monitor_missing_in_one_epoch_holds(model):
 
 
 def test_max_mode_and_numpy_scalars(model):
-    cb = NewbobLRControl("newbob_abs", monitor="val_accuracy",
-                         initial_lr=np.float32(1.0))
+    cb = NewbobLRControl(
+        "newbob_abs", monitor="val_accuracy", initial_lr=np.float32(1.0)
+    )
     cb.set_model(model)
     cb.on_train_begin()
     lrs = []
@@ -171,10 +184,15 @@ def test_max_mode_and_numpy_scalars(model):
 
 
 def test_grow_threshold_above_decay_threshold_decays_with_warning(model):
-    cb = NewbobLRControl("newbob_multi_epoch", initial_lr=1.0,
-                         multi_num_epochs=1, multi_update_interval=1,
-                         relative_error_threshold=-0.01,
-                         relative_error_grow_threshold=0.5, growth=2.0)
+    cb = NewbobLRControl(
+        "newbob_multi_epoch",
+        initial_lr=1.0,
+        multi_num_epochs=1,
+        multi_update_interval=1,
+        relative_error_threshold=-0.01,
+        relative_error_grow_threshold=0.5,
+        growth=2.0,
+    )
     with pytest.warns(UserWarning, match="decaying"):
         _, logged = drive(cb, model, [1.0, 1.0, 1.0])
     assert logged == [1.0, 1.0, 0.5]
@@ -191,17 +209,28 @@ def third(lr):
     return lr / 3.0
 
 
-@pytest.mark.parametrize("make", [
-    lambda: NewbobLRControl("newbob_multi_epoch", learning_rates={0: 1e-4,
-                            5: 1e-3}, decay=third, state_file="x.json",
-                            step_shape=S.Linear(0.0, 1.0, 10)),
-    lambda: NewbobLRControl("constant", learning_rates=[1e-4, 2e-4]),
-    lambda: NewbobLRControl.from_returnn_config(
-        {"learning_rate": 1e-3, "learning_rate_control": "newbob",
-         "learning_rates": {"1": 1e-4, "16": 8e-4},
-         "learning_rate_control_error_measure": "dev_score"},
-        restore_best_weights=True),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NewbobLRControl(
+            "newbob_multi_epoch",
+            learning_rates={0: 1e-4, 5: 1e-3},
+            decay=third,
+            state_file="x.json",
+            step_shape=S.Linear(0.0, 1.0, 10),
+        ),
+        lambda: NewbobLRControl("constant", learning_rates=[1e-4, 2e-4]),
+        lambda: NewbobLRControl.from_returnn_config(
+            {
+                "learning_rate": 1e-3,
+                "learning_rate_control": "newbob",
+                "learning_rates": {"1": 1e-4, "16": 8e-4},
+                "learning_rate_control_error_measure": "dev_score",
+            },
+            restore_best_weights=True,
+        ),
+    ],
+)
 def test_config_round_trip(make, model):
     cb = make()
     cfg = cb.get_config()
@@ -213,24 +242,30 @@ def test_config_round_trip(make, model):
     assert again.get_config() == cfg
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(control="newbob_fast"), "control"),
-    (dict(monitor=""), "monitor"),
-    (dict(mode="up"), "mode"),
-    (dict(decay=0.0), "decay"),
-    (dict(decay="half"), "decay"),
-    (dict(growth=-1.0), "growth"),
-    (dict(relative_error_threshold=float("nan")), "relative_error_threshold"),
-    (dict(multi_num_epochs=0), "multi_num_epochs"),
-    (dict(multi_update_interval=0), "multi_update_interval"),
-    (dict(min_num_epochs_per_new_lr=-1), "min_num_epochs_per_new_lr"),
-    (dict(min_lr=-1e-3), "min_lr"),
-    (dict(learning_rates=[]), "learning_rates"),
-    (dict(learning_rates=[1e-3, -1.0]), "learning_rates"),
-    (dict(learning_rates={-1: 1e-3}), "learning_rates"),
-    (dict(initial_lr="big"), "initial_lr"),
-    (dict(state_file=3), "state_file"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(control="newbob_fast"), "control"),
+        (dict(monitor=""), "monitor"),
+        (dict(mode="up"), "mode"),
+        (dict(decay=0.0), "decay"),
+        (dict(decay="half"), "decay"),
+        (dict(growth=-1.0), "growth"),
+        (
+            dict(relative_error_threshold=float("nan")),
+            "relative_error_threshold",
+        ),
+        (dict(multi_num_epochs=0), "multi_num_epochs"),
+        (dict(multi_update_interval=0), "multi_update_interval"),
+        (dict(min_num_epochs_per_new_lr=-1), "min_num_epochs_per_new_lr"),
+        (dict(min_lr=-1e-3), "min_lr"),
+        (dict(learning_rates=[]), "learning_rates"),
+        (dict(learning_rates=[1e-3, -1.0]), "learning_rates"),
+        (dict(learning_rates={-1: 1e-3}), "learning_rates"),
+        (dict(initial_lr="big"), "initial_lr"),
+        (dict(state_file=3), "state_file"),
+    ],
+)
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NewbobLRControl(**kwargs)
@@ -243,17 +278,20 @@ def test_returnn_config_errors_and_warnings():
         NewbobLRControl.from_returnn_config({}, monitor="loss")
     with pytest.warns(UserWarning, match="newbob_learning_rate_decy"):
         NewbobLRControl.from_returnn_config(
-            {"newbob_learning_rate_decy": 0.3, "network": {}})
+            {"newbob_learning_rate_decy": 0.3, "network": {}}
+        )
     # RETURNN evals a string `learning_rates`; here only literals parse.
-    cb = NewbobLRControl.from_returnn_config(
-        {"learning_rates": "[0.1, 0.2]"})
+    cb = NewbobLRControl.from_returnn_config({"learning_rates": "[0.1, 0.2]"})
     assert cb.learning_rates == {1: 0.1, 2: 0.2}
     with pytest.raises(ValueError, match="literal"):
         NewbobLRControl.from_returnn_config(
-            {"learning_rates": "__import__('os').getcwd()"})
+            {"learning_rates": "__import__('os').getcwd()"}
+        )
     # RETURNN rejects an int LR; here it is simply a float.
-    assert NewbobLRControl.from_returnn_config(
-        {"learning_rate": 1}).initial_lr == 1.0
+    assert (
+        NewbobLRControl.from_returnn_config({"learning_rate": 1}).initial_lr
+        == 1.0
+    )
     with pytest.raises(ValueError, match="learning_rate='1'"):
         NewbobLRControl.from_returnn_config({"learning_rate": "1"})
 
@@ -268,8 +306,13 @@ def test_real_fit_matches_the_protocol():
     x = rng.normal(size=(96, 8)).astype("float32")
     w = rng.normal(size=(8, 1)).astype("float32")
     y = x @ w + 0.3 * rng.normal(size=(96, 1)).astype("float32")
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16,
-                              activation="relu"), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
 
     class Used(keras.callbacks.Callback):
@@ -278,19 +321,32 @@ def test_real_fit_matches_the_protocol():
 
         def on_train_batch_begin(self, batch, logs=None):
             if batch == 0:
-                self.lrs.append(float(keras.ops.convert_to_numpy(
-                    self.model.optimizer.learning_rate)))
+                self.lrs.append(
+                    float(
+                        keras.ops.convert_to_numpy(
+                            self.model.optimizer.learning_rate
+                        )
+                    )
+                )
 
     used = Used()
-    cb = NewbobLRControl("newbob_rel", relative_error_threshold=-0.2,
-                         learning_rates=[0.01])
-    history = model.fit(x[:64], y[:64], validation_data=(x[64:], y[64:]),
-                        epochs=12, batch_size=16, verbose=0,
-                        callbacks=[cb, used])
+    cb = NewbobLRControl(
+        "newbob_rel", relative_error_threshold=-0.2, learning_rates=[0.01]
+    )
+    history = model.fit(
+        x[:64],
+        y[:64],
+        validation_data=(x[64:], y[64:]),
+        epochs=12,
+        batch_size=16,
+        verbose=0,
+        callbacks=[cb, used],
+    )
     logged = history.history["learning_rate"]
     assert len(set(logged)) > 2  # the run exercises decays
-    replay = NewbobLRControl("newbob_rel", relative_error_threshold=-0.2,
-                             learning_rates=[0.01])
+    replay = NewbobLRControl(
+        "newbob_rel", relative_error_threshold=-0.2, learning_rates=[0.01]
+    )
     plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     plain.compile(keras.optimizers.SGD(0.05), loss="mse")
     _, expected = drive(replay, plain, history.history["val_loss"])
@@ -304,9 +360,13 @@ def test_newbob_base_times_per_step_warmup(spe):
         pytest.skip("torch needs spe=1")
     n = 48
     warm = S.Linear(0.25, 1.0, 6)
-    cb = NewbobLRControl("constant", initial_lr=0.02,
-                         learning_rates={0: 0.02, 1: 0.01, 2: 0.005},
-                         step_shape=warm, monitor="loss")
+    cb = NewbobLRControl(
+        "constant",
+        initial_lr=0.02,
+        learning_rates={0: 0.02, 1: 0.01, 2: 0.005},
+        step_shape=warm,
+        monitor="loss",
+    )
     model = probe_model(n, keras.optimizers.SGD(0.5), spe)
     history = fit_probe(model, n, [cb], epochs=3)
     base = np.repeat([0.02, 0.01, 0.005], n // 3)
@@ -314,14 +374,16 @@ def test_newbob_base_times_per_step_warmup(spe):
     assert relative_error(sgd_applied_lrs(model), expected) < 1e-6
     assert history.history["learning_rate"] == [0.02, 0.01, 0.005]
     assert history.history["effective_learning_rate"] == pytest.approx(
-        expected[[15, 31, 47]])
+        expected[[15, 31, 47]]
+    )
 
 
 def test_restore_best_weights_on_decay(model):
     m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     m.compile(keras.optimizers.SGD(0.1), loss="mse")
-    cb = NewbobLRControl("newbob_rel", initial_lr=1.0,
-                         restore_best_weights=True)
+    cb = NewbobLRControl(
+        "newbob_rel", initial_lr=1.0, restore_best_weights=True
+    )
     cb.set_model(m)
     cb.on_train_begin()
     snapshots = {}
@@ -346,8 +408,7 @@ def test_state_file_contents_and_resume_in_process(tmp_path, model):
     full = NewbobLRControl("newbob_rel", initial_lr=1e-3)
     _, expected = drive(full, model, dev)
 
-    first = NewbobLRControl("newbob_rel", initial_lr=1e-3,
-                            state_file=str(path))
+    first = NewbobLRControl("newbob_rel", initial_lr=1e-3, state_file=str(path))
     _, part = drive(first, model, dev[:5])
     data = json.loads(path.read_text())  # strict JSON (no NaN literal)
     assert data["format"] == "keras_trainplus.newbob"
@@ -356,8 +417,9 @@ def test_state_file_contents_and_resume_in_process(tmp_path, model):
     assert math.isnan(records[3]["scores"]["val_loss"])
     assert [records[e]["learning_rate"] for e in range(5)] == part
 
-    second = NewbobLRControl("newbob_rel", initial_lr=1e-3,
-                             state_file=str(path))
+    second = NewbobLRControl(
+        "newbob_rel", initial_lr=1e-3, state_file=str(path)
+    )
     second.set_model(model)
     second.on_train_begin()
     rest = []
@@ -384,20 +446,37 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
-@pytest.mark.parametrize("text,match", [
-    ('{"format": "keras_trainplus.newbob", "version": 1, "epochs": [{"ep',
-     "truncated"),
-    ("", "truncated"),
-    ('{"format": "other"}', "not a keras_trainplus"),
-    ('{"format": "keras_trainplus.newbob", "version": 99, "epochs": []}',
-     "version"),
-    ('{"format": "keras_trainplus.newbob", "version": 1, "epochs": '
-     '[{"epoch": -1}]}', "bad epoch"),
-    ('{"format": "keras_trainplus.newbob", "version": 1, "epochs": '
-     '[{"epoch": 0, "learning_rate": "1e-3"}]}', "number"),
-    ('{"format": "keras_trainplus.newbob", "version": 1, "epochs": '
-     '[{"epoch": 0, "learning_rate": NaN}]}', "JSON"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (
+            '{"format": "keras_trainplus.newbob", "version": 1, '
+            '"epochs": [{"ep',
+            "truncated",
+        ),
+        ("", "truncated"),
+        ('{"format": "other"}', "not a keras_trainplus"),
+        (
+            '{"format": "keras_trainplus.newbob", "version": 99, "epochs": []}',
+            "version",
+        ),
+        (
+            '{"format": "keras_trainplus.newbob", "version": 1, "epochs": '
+            '[{"epoch": -1}]}',
+            "bad epoch",
+        ),
+        (
+            '{"format": "keras_trainplus.newbob", "version": 1, "epochs": '
+            '[{"epoch": 0, "learning_rate": "1e-3"}]}',
+            "number",
+        ),
+        (
+            '{"format": "keras_trainplus.newbob", "version": 1, "epochs": '
+            '[{"epoch": 0, "learning_rate": NaN}]}',
+            "JSON",
+        ),
+    ],
+)
 def test_corrupt_state_files_are_clear_errors(tmp_path, model, text, match):
     path = tmp_path / "lr.json"
     path.write_text(text)
@@ -410,23 +489,30 @@ def test_corrupt_state_files_are_clear_errors(tmp_path, model, text, match):
 RETURNN_SAMPLE = META["learning_rate_file_sample"]
 
 
-def test_returnn_learning_rate_file_is_imported_without_eval(tmp_path,
-                                                              model):
+def test_returnn_learning_rate_file_is_imported_without_eval(tmp_path, model):
     path = tmp_path / "newbob.data"
     path.write_text(RETURNN_SAMPLE)
     records = NewbobLRControl.read_state_file(str(path))
-    assert records[0] == {"learning_rate": 0.001, "predefined": False,
-                          "scores": {"dev_score": 2.0, "train_score": 2.5}}
+    assert records[0] == {
+        "learning_rate": 0.001,
+        "predefined": False,
+        "scores": {"dev_score": 2.0, "train_score": 2.5},
+    }
     assert math.isnan(records[3]["scores"]["dev_score"])
     cb = NewbobLRControl.from_returnn_config(
-        {"learning_rate": 0.001, "learning_rate_control": "newbob_rel",
-         "learning_rate_file": str(path)})
+        {
+            "learning_rate": 0.001,
+            "learning_rate_control": "newbob_rel",
+            "learning_rate_file": str(path),
+        }
+    )
     cb.set_model(model)
     cb.on_train_begin()
     cb.on_epoch_begin(4)  # RETURNN epoch 5: pair (3 -> 4) has a NaN
     assert cb._epoch_lr[5] == 0.0005
-    assert (tmp_path / "newbob.data.returnn-backup").read_text() == \
-        RETURNN_SAMPLE
+    assert (
+        tmp_path / "newbob.data.returnn-backup"
+    ).read_text() == RETURNN_SAMPLE
     assert json.loads(path.read_text())["format"] == "keras_trainplus.newbob"
 
 
@@ -448,8 +534,7 @@ def test_hostile_state_file_runs_nothing(tmp_path, model, template):
     path = tmp_path / "newbob.data"
     text = template.replace("{marker}", str(marker))
     path.write_text(text)
-    cb = NewbobLRControl.from_returnn_config(
-        {"learning_rate_file": str(path)})
+    cb = NewbobLRControl.from_returnn_config({"learning_rate_file": str(path)})
     cb.set_model(model)
     with pytest.raises(ValueError):
         cb.on_train_begin()
@@ -459,27 +544,44 @@ def test_hostile_state_file_runs_nothing(tmp_path, model, template):
 
 def test_only_the_chief_writes(tmp_path, monkeypatch, model):
     path = tmp_path / "lr.json"
-    monkeypatch.setenv("TF_CONFIG", json.dumps({
-        "cluster": {"worker": ["localhost:1", "localhost:2"]},
-        "task": {"type": "worker", "index": 1}}))
-    drive(NewbobLRControl(state_file=str(path), initial_lr=0.1), model,
-          [1.0, 0.9])
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps(
+            {
+                "cluster": {"worker": ["localhost:1", "localhost:2"]},
+                "task": {"type": "worker", "index": 1},
+            }
+        ),
+    )
+    drive(
+        NewbobLRControl(state_file=str(path), initial_lr=0.1), model, [1.0, 0.9]
+    )
     assert not path.exists()
-    monkeypatch.setenv("TF_CONFIG", json.dumps({
-        "cluster": {"worker": ["localhost:1", "localhost:2"]},
-        "task": {"type": "worker", "index": 0}}))
-    drive(NewbobLRControl(state_file=str(path), initial_lr=0.1), model,
-          [1.0, 0.9])
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps(
+            {
+                "cluster": {"worker": ["localhost:1", "localhost:2"]},
+                "task": {"type": "worker", "index": 0},
+            }
+        ),
+    )
+    drive(
+        NewbobLRControl(state_file=str(path), initial_lr=0.1), model, [1.0, 0.9]
+    )
     assert path.exists()
 
 
 def test_existing_records_are_authoritative(tmp_path, model):
     path = tmp_path / "lr.json"
-    records = {1: {"lr": 0.3, "scores": {"val_loss": 1.0}},
-               2: {"lr": 0.2, "scores": {}}}
+    records = {
+        1: {"lr": 0.3, "scores": {"val_loss": 1.0}},
+        2: {"lr": 0.2, "scores": {}},
+    }
     path.write_text(_state_file.dumps(records))
-    cb = NewbobLRControl(state_file=str(path), learning_rates=[0.9, 0.8],
-                         initial_lr=1.0)
+    cb = NewbobLRControl(
+        state_file=str(path), learning_rates=[0.9, 0.8], initial_lr=1.0
+    )
     _, logged = drive(cb, model, [1.0, 1.0, 1.0])
     assert logged[:2] == [0.3, 0.2]
 
@@ -495,9 +597,21 @@ def _worker(tmp_path, name, epochs, initial, kill, backup="-"):
     env = dict(os.environ)
     out = tmp_path / f"{name}.json"
     proc = subprocess.run(
-        [sys.executable, str(WORKER), str(tmp_path / f"{name}.state"),
-         str(out), str(epochs), str(initial), str(kill), backup],
-        capture_output=True, text=True, env=env, timeout=600)
+        [
+            sys.executable,
+            str(WORKER),
+            str(tmp_path / f"{name}.state"),
+            str(out),
+            str(epochs),
+            str(initial),
+            str(kill),
+            backup,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     return proc, out
 
 

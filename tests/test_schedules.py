@@ -6,11 +6,10 @@ import math
 import keras
 import numpy as np
 import pytest
+from helpers import relative_error
 
 from keras_trainplus import schedules as S
-from keras_trainplus import _math
-
-from helpers import relative_error
+from keras_trainplus.schedules import _math
 
 # ---------------------------------------------------------------------------
 # Independent float64 references (written from the definitions, not from the
@@ -51,38 +50,83 @@ def ref_cyclic(lo, hi, up, down, s, scale=lambda c, i: 1.0):
 
 
 CASES = [
-    ("linear", S.Linear(0.1, 0.0, 1000),
-     lambda s: ref_linear(0.1, 0.0, 1000, s)),
-    ("linear_up", S.Linear(0.0, 2.0, 7),
-     lambda s: ref_linear(0.0, 2.0, 7, s)),
-    ("cosine", S.Cosine(1e-3, 1e-5, 500),
-     lambda s: ref_cosine(1e-3, 1e-5, 500, s)),
-    ("geometric", S.Geometric(1e-7, 10.0, 100),
-     lambda s: ref_geometric(1e-7, 10.0, 100, s)),
-    ("expdecay", S.ExponentialDecay(0.1, 0.96, 100),
-     lambda s: ref_expdecay(0.1, 0.96, 100, s)),
-    ("expdecay_stair", S.ExponentialDecay(0.1, 0.5, 30, staircase=True),
-     lambda s: ref_expdecay(0.1, 0.5, 30, s, True)),
-    ("inv_sqrt", S.InverseSqrtDecay(1e-3, 4000),
-     lambda s: ref_inv_sqrt(1e-3, 4000, s)),
-    ("step", S.StepDecay(1.0, step_size=30, gamma=0.1),
-     lambda s: 0.1 ** (s // 30)),
-    ("multistep", S.StepDecay(1.0, gamma=0.5, milestones=[10, 25]),
-     lambda s: 0.5 ** ((s >= 10) + (s >= 25))),
-    ("piecewise", S.PiecewiseConstant([10, 20], [3.0, 2.0, 1.0]),
-     lambda s: 3.0 if s < 10 else (2.0 if s < 20 else 1.0)),
-    ("cyclic_tri2", S.Cyclical(0.001, 0.006, 20, 30, mode="triangular2"),
-     lambda s: ref_cyclic(0.001, 0.006, 20, 30, s,
-                          lambda c, i: 1 / 2 ** (c - 1))),
-    ("cyclic_frac", S.Cyclical(0.0, 1.0, 2.5, 3.5),
-     lambda s: ref_cyclic(0.0, 1.0, 2.5, 3.5, s)),
-    ("restart", S.Restart(S.Linear(1.0, 0.0, 10), 10),
-     lambda s: ref_linear(1.0, 0.0, 10, s % 10)),
-    ("join", S.Join([S.Linear(0.0, 1.0, 10), S.Cosine(1.0, 0.1, 90)], [10]),
-     lambda s: ref_linear(0.0, 1.0, 10, s) if s < 10
-     else ref_cosine(1.0, 0.1, 90, s - 10)),
-    ("product", S.Linear(0.0, 1.0, 10) * S.ExponentialDecay(2.0, 0.5, 5),
-     lambda s: ref_linear(0.0, 1.0, 10, s) * ref_expdecay(2.0, 0.5, 5, s)),
+    (
+        "linear",
+        S.Linear(0.1, 0.0, 1000),
+        lambda s: ref_linear(0.1, 0.0, 1000, s),
+    ),
+    ("linear_up", S.Linear(0.0, 2.0, 7), lambda s: ref_linear(0.0, 2.0, 7, s)),
+    (
+        "cosine",
+        S.Cosine(1e-3, 1e-5, 500),
+        lambda s: ref_cosine(1e-3, 1e-5, 500, s),
+    ),
+    (
+        "geometric",
+        S.Geometric(1e-7, 10.0, 100),
+        lambda s: ref_geometric(1e-7, 10.0, 100, s),
+    ),
+    (
+        "expdecay",
+        S.ExponentialDecay(0.1, 0.96, 100),
+        lambda s: ref_expdecay(0.1, 0.96, 100, s),
+    ),
+    (
+        "expdecay_stair",
+        S.ExponentialDecay(0.1, 0.5, 30, staircase=True),
+        lambda s: ref_expdecay(0.1, 0.5, 30, s, True),
+    ),
+    (
+        "inv_sqrt",
+        S.InverseSqrtDecay(1e-3, 4000),
+        lambda s: ref_inv_sqrt(1e-3, 4000, s),
+    ),
+    (
+        "step",
+        S.StepDecay(1.0, step_size=30, gamma=0.1),
+        lambda s: 0.1 ** (s // 30),
+    ),
+    (
+        "multistep",
+        S.StepDecay(1.0, gamma=0.5, milestones=[10, 25]),
+        lambda s: 0.5 ** ((s >= 10) + (s >= 25)),
+    ),
+    (
+        "piecewise",
+        S.PiecewiseConstant([10, 20], [3.0, 2.0, 1.0]),
+        lambda s: 3.0 if s < 10 else (2.0 if s < 20 else 1.0),
+    ),
+    (
+        "cyclic_tri2",
+        S.Cyclical(0.001, 0.006, 20, 30, mode="triangular2"),
+        lambda s: ref_cyclic(
+            0.001, 0.006, 20, 30, s, lambda c, i: 1 / 2 ** (c - 1)
+        ),
+    ),
+    (
+        "cyclic_frac",
+        S.Cyclical(0.0, 1.0, 2.5, 3.5),
+        lambda s: ref_cyclic(0.0, 1.0, 2.5, 3.5, s),
+    ),
+    (
+        "restart",
+        S.Restart(S.Linear(1.0, 0.0, 10), 10),
+        lambda s: ref_linear(1.0, 0.0, 10, s % 10),
+    ),
+    (
+        "join",
+        S.Join([S.Linear(0.0, 1.0, 10), S.Cosine(1.0, 0.1, 90)], [10]),
+        lambda s: (
+            ref_linear(0.0, 1.0, 10, s)
+            if s < 10
+            else ref_cosine(1.0, 0.1, 90, s - 10)
+        ),
+    ),
+    (
+        "product",
+        S.Linear(0.0, 1.0, 10) * S.ExponentialDecay(2.0, 0.5, 5),
+        lambda s: ref_linear(0.0, 1.0, 10, s) * ref_expdecay(2.0, 0.5, 5, s),
+    ),
 ]
 STEPS = list(range(0, 60)) + [99, 100, 101, 499, 500, 999, 1000, 4321]
 
@@ -104,25 +148,37 @@ def test_graph_values_match_host(name, schedule, ref):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-30)
 
 
-LONG = 10 ** 8
+LONG = 10**8
 LONG_CASES = [
     # (schedule, reference at step LONG, at step LONG - 1)
-    (S.Linear(1.0, 0.0, LONG + 10),
-     lambda s: 1.0 * (LONG + 10 - s) / (LONG + 10)),
-    (S.Cosine(1.0, 0.0, 2 * LONG),
-     lambda s: ref_cosine(1.0, 0.0, 2 * LONG, s)),
-    (S.InverseSqrtDecay(1e-3, 4000),
-     lambda s: ref_inv_sqrt(1e-3, 4000, s)),
-    (S.ExponentialDecay(1.0, 0.99, 10 ** 6),
-     lambda s: ref_expdecay(1.0, 0.99, 10 ** 6, s)),
-    (S.Cyclical(0.001, 0.006, 2000, 1000),
-     lambda s: ref_cyclic(0.001, 0.006, 2000, 1000, s)),
-    (S.Cyclical(0.001, 0.006, 7, 13, mode="triangular2"),
-     lambda s: ref_cyclic(0.001, 0.006, 7, 13, s, lambda c, i: 2.0 ** (1 - c))),
-    (S.StepDecay(1.0, step_size=10 ** 7, gamma=0.5),
-     lambda s: 0.5 ** (s // 10 ** 7)),
-    (S.Restart(S.Linear(1.0, 0.0, 1000), 1000),
-     lambda s: 1.0 - (s % 1000) / 1000),
+    (
+        S.Linear(1.0, 0.0, LONG + 10),
+        lambda s: 1.0 * (LONG + 10 - s) / (LONG + 10),
+    ),
+    (S.Cosine(1.0, 0.0, 2 * LONG), lambda s: ref_cosine(1.0, 0.0, 2 * LONG, s)),
+    (S.InverseSqrtDecay(1e-3, 4000), lambda s: ref_inv_sqrt(1e-3, 4000, s)),
+    (
+        S.ExponentialDecay(1.0, 0.99, 10**6),
+        lambda s: ref_expdecay(1.0, 0.99, 10**6, s),
+    ),
+    (
+        S.Cyclical(0.001, 0.006, 2000, 1000),
+        lambda s: ref_cyclic(0.001, 0.006, 2000, 1000, s),
+    ),
+    (
+        S.Cyclical(0.001, 0.006, 7, 13, mode="triangular2"),
+        lambda s: ref_cyclic(
+            0.001, 0.006, 7, 13, s, lambda c, i: 2.0 ** (1 - c)
+        ),
+    ),
+    (
+        S.StepDecay(1.0, step_size=10**7, gamma=0.5),
+        lambda s: 0.5 ** (s // 10**7),
+    ),
+    (
+        S.Restart(S.Linear(1.0, 0.0, 1000), 1000),
+        lambda s: 1.0 - (s % 1000) / 1000,
+    ),
     (S.OneCycle(0.1, 3 * LONG), None),
 ]
 
@@ -132,26 +188,29 @@ def test_exact_for_long_runs(i):
     """Values at step 1e8 (and around 2**24) match float64 to 1e-6, both on
     the host and in-graph, where a float32 step would be off by up to 4."""
     schedule, ref = LONG_CASES[i]
-    steps = [LONG - 1, LONG, LONG + 1, 2 ** 24, 2 ** 24 + 1]
+    steps = [LONG - 1, LONG, LONG + 1, 2**24, 2**24 + 1]
     if ref is None:  # OneCycle: compare with its own host float64 path
         want = [schedule(s) for s in steps]
     else:
         want = [ref(s) for s in steps]
     host = [schedule(s) for s in steps]
     assert relative_error(host, want) < 1e-9
-    tensor = keras.ops.convert_to_tensor(np.array(steps),
-                                         dtype=_math.int_dtype())
+    tensor = keras.ops.convert_to_tensor(
+        np.array(steps), dtype=_math.int_dtype()
+    )
     graph = keras.ops.convert_to_numpy(schedule(tensor))
     assert relative_error(graph, want) < 1e-6
 
 
 def test_step_two_pow_24_plus_one_is_distinct():
     # A float32 step cannot tell 2**24 from 2**24 + 1; integer steps can.
-    s = S.Join([S.Constant(0.0), S.Linear(0.0, 1.0, 10)], [2 ** 24])
+    s = S.Join([S.Constant(0.0), S.Linear(0.0, 1.0, 10)], [2**24])
     step = keras.ops.convert_to_tensor(
-        np.array([2 ** 24, 2 ** 24 + 1, 2 ** 24 + 3]), dtype=_math.int_dtype())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(s(step)),
-                               [0.0, 0.1, 0.3], rtol=1e-6)
+        np.array([2**24, 2**24 + 1, 2**24 + 3]), dtype=_math.int_dtype()
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(s(step)), [0.0, 0.1, 0.3], rtol=1e-6
+    )
 
 
 def test_schedule_accepts_optimizer_iterations_variable():
@@ -163,20 +222,28 @@ def test_cyclical_custom_scale_functions():
     """A schedule as scale_fn is exact and serializable; a plain callable
     that rejects tensors (math.sin) is tabulated."""
     gamma = S.ExponentialDecay(1.0, 0.9, 1)  # 0.9 ** x
-    a = S.Cyclical(0.0, 1.0, 5, mode="triangular", scale_fn=gamma,
-                   scale_mode="cycle")
-    sine = S.Cyclical(0.0, 1.0, 5, scale_fn=lambda x: 0.5 * (
-        1 + math.sin(x * math.pi / 2)))
+    a = S.Cyclical(
+        0.0, 1.0, 5, mode="triangular", scale_fn=gamma, scale_mode="cycle"
+    )
+    sine = S.Cyclical(
+        0.0, 1.0, 5, scale_fn=lambda x: 0.5 * (1 + math.sin(x * math.pi / 2))
+    )
     steps = list(range(40))
-    want_a = [ref_cyclic(0, 1, 5, 5, s, lambda c, i: 0.9 ** c) for s in steps]
-    want_s = [ref_cyclic(0, 1, 5, 5, s, lambda c, i: 0.5 * (
-        1 + math.sin(c * math.pi / 2))) for s in steps]
+    want_a = [ref_cyclic(0, 1, 5, 5, s, lambda c, i: 0.9**c) for s in steps]
+    want_s = [
+        ref_cyclic(
+            0, 1, 5, 5, s, lambda c, i: 0.5 * (1 + math.sin(c * math.pi / 2))
+        )
+        for s in steps
+    ]
     t = keras.ops.convert_to_tensor(np.array(steps), dtype="int32")
     np.testing.assert_allclose([a(s) for s in steps], want_a, rtol=1e-12)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(a(t)), want_a,
-                               rtol=1e-6, atol=1e-12)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(sine(t)), want_s,
-                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(a(t)), want_a, rtol=1e-6, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(sine(t)), want_s, rtol=1e-6, atol=1e-12
+    )
     restored = S.Cyclical.from_config(a.get_config())
     assert restored(17) == a(17)
     with pytest.raises(ValueError, match="cannot be serialized"):
@@ -197,10 +264,12 @@ def test_registered_scale_function_round_trips():
 
 
 ALL = [c[1] for c in CASES] + [
-    S.Constant(0.3), S.OneCycle(0.1, 100, three_phase=True),
+    S.Constant(0.3),
+    S.OneCycle(0.1, 100, three_phase=True),
     S.PiecewiseAnneal([3.5, 9], [0.0, 1.0, 0.2], "linear"),
     S.PerEpoch([1e-3, 2e-3]) * S.Linear(0.0, 1.0, 10),
-    S.PerEpoch({0: 1.0, 5: 0.5}), S.PerEpoch(S.StepDecay(1.0, 2)),
+    S.PerEpoch({0: 1.0, 5: 0.5}),
+    S.PerEpoch(S.StepDecay(1.0, 2)),
     S.BaseValue() * 2.0,
 ]
 
@@ -227,11 +296,15 @@ def test_schedule_as_optimizer_learning_rate_saves_in_keras_file(tmp_path):
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded.optimizer.learning_rate_schedule
-                      if hasattr(loaded.optimizer, "learning_rate_schedule")
-                      else loaded.optimizer._learning_rate, S.Join)
-    assert float(keras.ops.convert_to_numpy(loaded.optimizer.learning_rate)) \
-        == pytest.approx(float(lr(1)), rel=1e-6)
+    assert isinstance(
+        loaded.optimizer.learning_rate_schedule
+        if hasattr(loaded.optimizer, "learning_rate_schedule")
+        else loaded.optimizer._learning_rate,
+        S.Join,
+    )
+    assert float(
+        keras.ops.convert_to_numpy(loaded.optimizer.learning_rate)
+    ) == pytest.approx(float(lr(1)), rel=1e-6)
 
 
 def test_base_value_needs_a_driver():
@@ -245,38 +318,50 @@ def test_per_epoch_values():
     assert [lst.value_at(e) for e in range(5)] == [1.0, 2.0, 3.0, 3.0, 3.0]
     dct = S.PerEpoch({2: 1.0, 5: 0.5, 7: 1.0})
     assert [dct.value_at(e) for e in (0, 1, 2, 6, 7, 100)] == [
-        None, None, 1.0, 0.5, 1.0, 1.0]
+        None,
+        None,
+        1.0,
+        0.5,
+        1.0,
+        1.0,
+    ]
     sch = S.PerEpoch(S.StepDecay(1.0, 2, 0.5))
     assert sch.value_at(5) == 0.25
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: S.Linear(0.0, 1.0, 0), "duration"),
-    (lambda: S.Linear(float("nan"), 1.0, 3), "start_value"),
-    (lambda: S.Geometric(0.0, 1.0, 3), "start_value"),
-    (lambda: S.Cosine(1.0, 0.0, -2), "duration"),
-    (lambda: S.ExponentialDecay(1.0, 0.0, 10), "decay_rate"),
-    (lambda: S.ExponentialDecay(1.0, 0.5, 0), "decay_steps"),
-    (lambda: S.InverseSqrtDecay(1.0, 0), "timescale"),
-    (lambda: S.StepDecay(1.0), "exactly one"),
-    (lambda: S.StepDecay(1.0, gamma=0.5, milestones=[5, 3]), "milestones"),
-    (lambda: S.PiecewiseConstant([1, 2], [1.0]), "values"),
-    (lambda: S.Join([S.Constant(1.0)], [3]), "schedules"),
-    (lambda: S.Join([1.0, "x"], [3]), "schedules"),
-    (lambda: S.Restart(S.Constant(1.0), 0), "period"),
-    (lambda: S.Cyclical(0.1, 0.2, 0), "step_size_up"),
-    (lambda: S.Cyclical(0.1, 0.2, 10, mode="sine"), "mode"),
-    (lambda: S.Cyclical(0.1, 0.2, 10, scale_fn=3), "scale_fn"),
-    (lambda: S.Cyclical(0.1, 0.2, 10, scale_mode="x"), "scale_mode"),
-    (lambda: S.OneCycle(0.1, 100, pct_start=1.0), "pct_start"),
-    (lambda: S.OneCycle(0.1, 100, pct_start=0.0), "pct_start"),
-    (lambda: S.OneCycle(0.1, 3, pct_start=0.1), "empty phase"),
-    (lambda: S.OneCycle(0.1, 100, anneal_strategy="exp"), "anneal_strategy"),
-    (lambda: S.PiecewiseAnneal([2, 1], [0, 1, 2]), "boundaries"),
-    (lambda: S.PerEpoch([]), "values"),
-    (lambda: S.PerEpoch("abc"), "values"),
-    (lambda: S.Product([]), "schedules"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: S.Linear(0.0, 1.0, 0), "duration"),
+        (lambda: S.Linear(float("nan"), 1.0, 3), "start_value"),
+        (lambda: S.Geometric(0.0, 1.0, 3), "start_value"),
+        (lambda: S.Cosine(1.0, 0.0, -2), "duration"),
+        (lambda: S.ExponentialDecay(1.0, 0.0, 10), "decay_rate"),
+        (lambda: S.ExponentialDecay(1.0, 0.5, 0), "decay_steps"),
+        (lambda: S.InverseSqrtDecay(1.0, 0), "timescale"),
+        (lambda: S.StepDecay(1.0), "exactly one"),
+        (lambda: S.StepDecay(1.0, gamma=0.5, milestones=[5, 3]), "milestones"),
+        (lambda: S.PiecewiseConstant([1, 2], [1.0]), "values"),
+        (lambda: S.Join([S.Constant(1.0)], [3]), "schedules"),
+        (lambda: S.Join([1.0, "x"], [3]), "schedules"),
+        (lambda: S.Restart(S.Constant(1.0), 0), "period"),
+        (lambda: S.Cyclical(0.1, 0.2, 0), "step_size_up"),
+        (lambda: S.Cyclical(0.1, 0.2, 10, mode="sine"), "mode"),
+        (lambda: S.Cyclical(0.1, 0.2, 10, scale_fn=3), "scale_fn"),
+        (lambda: S.Cyclical(0.1, 0.2, 10, scale_mode="x"), "scale_mode"),
+        (lambda: S.OneCycle(0.1, 100, pct_start=1.0), "pct_start"),
+        (lambda: S.OneCycle(0.1, 100, pct_start=0.0), "pct_start"),
+        (lambda: S.OneCycle(0.1, 3, pct_start=0.1), "empty phase"),
+        (
+            lambda: S.OneCycle(0.1, 100, anneal_strategy="exp"),
+            "anneal_strategy",
+        ),
+        (lambda: S.PiecewiseAnneal([2, 1], [0, 1, 2]), "boundaries"),
+        (lambda: S.PerEpoch([]), "values"),
+        (lambda: S.PerEpoch("abc"), "values"),
+        (lambda: S.Product([]), "schedules"),
+    ],
+)
 def test_invalid_arguments_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match) as info:
         make()

@@ -34,35 +34,46 @@ def test_search_tunes_callbacks_from_trial_one(tmp_path):
     seen = []
 
     def build_model(hp):
-        model = keras.Sequential([
-            keras.Input((4,)),
-            keras.layers.Dense(8, activation="relu"),
-            keras.layers.Dropout(0.0),
-            keras.layers.Dense(1)])
+        model = keras.Sequential(
+            [
+                keras.Input((4,)),
+                keras.layers.Dense(8, activation="relu"),
+                keras.layers.Dropout(0.0),
+                keras.layers.Dense(1),
+            ]
+        )
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "mse")
         return model
 
     def build_callbacks(hp):
-        callbacks = [ktp.tuner.one_cycle_lr(hp, max_lr=(0.01, 0.1)),
-                     ktp.tuner.dropout_scheduler(hp, rate=(0.1, 0.5),
-                                                 start_epoch=1)]
+        callbacks = [
+            ktp.tuner.one_cycle_lr(hp, max_lr=(0.01, 0.1)),
+            ktp.tuner.dropout_scheduler(hp, rate=(0.1, 0.5), start_epoch=1),
+        ]
 
         class Record(keras.callbacks.Callback):
             def on_train_end(self, logs=None):
-                seen.append((hp.get("one_cycle_max_lr"),
-                             hp.get("one_cycle_pct_start"),
-                             hp.get("dropout_rate"),
-                             list(self.model.history.history
-                                  ["learning_rate"]),
-                             list(self.model.history.history
-                                  ["dropout_rate"])))
+                seen.append(
+                    (
+                        hp.get("one_cycle_max_lr"),
+                        hp.get("one_cycle_pct_start"),
+                        hp.get("dropout_rate"),
+                        list(self.model.history.history["learning_rate"]),
+                        list(self.model.history.history["dropout_rate"]),
+                    )
+                )
 
         return callbacks + [Record()]
 
     tuner = kt.RandomSearch(
         ktp.tuner.TunableCallbacks(build_model, build_callbacks),
-        objective="loss", max_trials=3, seed=1,
-        directory=str(tmp_path), project_name="t", overwrite=True)
+        objective="loss",
+        max_trials=3,
+        seed=1,
+        directory=str(tmp_path),
+        project_name="t",
+        overwrite=True,
+    )
     tuner.search(x, y, epochs=2, batch_size=16, verbose=0)
     assert len(seen) == 3
     max_lrs = [s[0] for s in seen]
@@ -75,8 +86,7 @@ def test_search_tunes_callbacks_from_trial_one(tmp_path):
         # The tuned values reached training: 2 epochs of 4 updates, the
         # logged LR is each epoch's last update's.
         one_cycle = S.OneCycle(max_lr, 8, pct_start=pct)
-        np.testing.assert_allclose(lrs, [one_cycle(3), one_cycle(7)],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(lrs, [one_cycle(3), one_cycle(7)], rtol=1e-6)
         assert rates == [0.0, pytest.approx(rate)]
 
 
@@ -87,9 +97,13 @@ def _data():
 
 
 def _model(hp=None):
-    model = keras.Sequential([keras.Input((4,)),
-                              keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "mse")
     return model
 
@@ -102,7 +116,8 @@ def test_no_state_leaks_between_trials_with_every_tuner(kind, tmp_path):
     no learning rate: two writers of one value are an error.)"""
     x, y = _data()
     shared = ktp.callbacks.NewbobLRControl(
-        monitor="loss", decay=0.5, relative_error_threshold=-10.0)
+        monitor="loss", decay=0.5, relative_error_threshold=-10.0
+    )
     starts = []
 
     class Record(keras.callbacks.Callback):
@@ -110,23 +125,31 @@ def test_no_state_leaks_between_trials_with_every_tuner(kind, tmp_path):
             starts.append(self.model.history.history["learning_rate"])
 
     hypermodel = ktp.tuner.TunableCallbacks(
-        _model, lambda hp: [ktp.callbacks.GradientClipScheduler(
-            hp.Float("clip", 1.0, 10.0)), Record()])
-    common = dict(objective="loss", directory=str(tmp_path),
-                  project_name=kind, overwrite=True, seed=0)
+        _model,
+        lambda hp: [
+            ktp.callbacks.GradientClipScheduler(hp.Float("clip", 1.0, 10.0)),
+            Record(),
+        ],
+    )
+    common = dict(
+        objective="loss",
+        directory=str(tmp_path),
+        project_name=kind,
+        overwrite=True,
+        seed=0,
+    )
     if kind == "random":
         tuner = kt.RandomSearch(hypermodel, max_trials=3, **common)
     elif kind == "bayesian":
         tuner = kt.BayesianOptimization(hypermodel, max_trials=3, **common)
     else:
         tuner = kt.Hyperband(hypermodel, max_epochs=3, factor=3, **common)
-    tuner.search(x, y, epochs=3, batch_size=16, verbose=0,
-                 callbacks=[shared])
+    tuner.search(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[shared])
     assert len(starts) >= 3
     for lrs in starts:
         assert lrs[0] == pytest.approx(0.01)  # every trial starts fresh
         # ... and its copy of newbob decays within the trial.
-        assert lrs[1:] == pytest.approx([0.01, 0.005][:len(lrs) - 1])
+        assert lrs[1:] == pytest.approx([0.01, 0.005][: len(lrs) - 1])
     assert getattr(shared, "_model", None) is None  # never used itself
     best = tuner.get_best_hyperparameters()[0]
     assert 1.0 <= best.get("clip") <= 10.0
@@ -134,8 +157,16 @@ def test_no_state_leaks_between_trials_with_every_tuner(kind, tmp_path):
 
 def test_lr_search_range_from_the_finder():
     x, y = _data()
-    result = ktp.find_lr(_model(), x, y, batch_size=8, start_lr=1e-4,
-                         end_lr=1.0, num_steps=24, verbose=0)
+    result = ktp.find_lr(
+        _model(),
+        x,
+        y,
+        batch_size=8,
+        start_lr=1e-4,
+        end_lr=1.0,
+        num_steps=24,
+        verbose=0,
+    )
     low, high = ktp.tuner.lr_search_range(result, factor=10.0)
     s = result.suggestion()
     assert 1e-4 * (1 - 1e-9) <= low <= s <= high <= 1.0 * (1 + 1e-9)
@@ -153,10 +184,16 @@ def test_search_with_distribution_strategy(tmp_path):
 
     x, y = _data()
     hypermodel = ktp.tuner.TunableCallbacks(
-        _model, lambda hp: [ktp.tuner.one_cycle_lr(hp)])
+        _model, lambda hp: [ktp.tuner.one_cycle_lr(hp)]
+    )
     tuner = kt.RandomSearch(
-        hypermodel, objective="loss", max_trials=2, directory=str(tmp_path),
-        project_name="dist", overwrite=True,
-        distribution_strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+        hypermodel,
+        objective="loss",
+        max_trials=2,
+        directory=str(tmp_path),
+        project_name="dist",
+        overwrite=True,
+        distribution_strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
+    )
     tuner.search(x, y, epochs=2, batch_size=16, verbose=0)
     assert len(tuner.oracle.trials) == 2

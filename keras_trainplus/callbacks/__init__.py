@@ -9,8 +9,8 @@ from keras_trainplus.callbacks.gradient_clip_scheduler import (
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
-from keras_trainplus.callbacks.lr_finder import LRFinder
-from keras_trainplus.callbacks.newbob_lr_control import NewbobLRControl
+from keras_trainplus.callbacks.lr_finder.lr_finder import LRFinder
+from keras_trainplus.callbacks.newbob.newbob_lr_control import NewbobLRControl
 from keras_trainplus.callbacks.one_cycle_lr import OneCycleLR
 from keras_trainplus.callbacks.per_epoch_lr import PerEpochLR
 from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR

@@ -98,13 +98,16 @@ class CyclicLR(HyperparameterScheduler):
         if max_lr < base_lr:
             v.fail("max_lr", max_lr, f">= `base_lr` ({base_lr})")
         self.cycle_momentum = v.boolean("cycle_momentum", cycle_momentum)
-        base_momentum = v.target_value("momentum", base_momentum,
-                                       "base_momentum")
-        max_momentum = v.target_value("momentum", max_momentum,
-                                      "max_momentum")
+        base_momentum = v.target_value(
+            "momentum", base_momentum, "base_momentum"
+        )
+        max_momentum = v.target_value("momentum", max_momentum, "max_momentum")
         if self.cycle_momentum and max_momentum < base_momentum:
-            v.fail("max_momentum", max_momentum,
-                   f">= `base_momentum` ({base_momentum})")
+            v.fail(
+                "max_momentum",
+                max_momentum,
+                f">= `base_momentum` ({base_momentum})",
+            )
         shape = dict(
             step_size_up=step_size_up,
             step_size_down=step_size_down,
@@ -115,12 +118,15 @@ class CyclicLR(HyperparameterScheduler):
         )
         schedules = {"learning_rate": Cyclical(base_lr, max_lr, **shape)}
         if self.cycle_momentum:
-            schedules["momentum"] = Cyclical(max_momentum, base_momentum,
-                                             **shape)
+            schedules["momentum"] = Cyclical(
+                max_momentum, base_momentum, **shape
+            )
         super().__init__(schedules, origin="fit", verbose=verbose)
         if scale_fn is not None:  # base/max are checked above
-            self._value_arguments = {"learning_rate": "scale_fn",
-                                     "momentum": "scale_fn"}
+            self._value_arguments = {
+                "learning_rate": "scale_fn",
+                "momentum": "scale_fn",
+            }
         lr = schedules["learning_rate"]
         self.base_lr = base_lr
         self.max_lr = max_lr

@@ -64,14 +64,14 @@ class DropoutScheduler(HyperparameterScheduler):
             for epoch, rate in schedule.items():
                 if rate is None:
                     v.target_value("dropout", rate, f"schedule[{epoch!r}]")
-        self.schedule = epoch_schedule("schedule", schedule,
-                                       target="dropout")
+        self.schedule = epoch_schedule("schedule", schedule, target="dropout")
         if layers is not None:
             expected = "None or a list of layer names or layers"
             layers = v.sequence("layers", layers, expected)
             if not layers or not all(
-                    isinstance(x, keras.layers.Layer) or (
-                        isinstance(x, str) and x) for x in layers):
+                isinstance(x, keras.layers.Layer) or (isinstance(x, str) and x)
+                for x in layers
+            ):
                 v.fail_type("layers", layers, expected)
         self.layers = layers
         self.schedules = {"dropout": self.schedule}
@@ -79,10 +79,16 @@ class DropoutScheduler(HyperparameterScheduler):
         self._target_options = {"dropout": {"layers": layers}}
 
     def get_config(self):
-        names = None if self.layers is None else [
-            getattr(x, "name", x) for x in self.layers]
-        return {"schedule": _export.serialize(self.schedule),
-                "layers": names, "verbose": self.verbose}
+        names = (
+            None
+            if self.layers is None
+            else [getattr(x, "name", x) for x in self.layers]
+        )
+        return {
+            "schedule": _export.serialize(self.schedule),
+            "layers": names,
+            "verbose": self.verbose,
+        }
 
     @classmethod
     def from_config(cls, config):

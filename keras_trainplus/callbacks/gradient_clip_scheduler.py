@@ -58,20 +58,23 @@ class GradientClipScheduler(HyperparameterScheduler):
     """
 
     def __init__(self, schedule, mode="global_norm", verbose=0):
-        from keras_trainplus._targets import CLIP_MODES
+        from keras_trainplus.knobs.gradient_clip import CLIP_MODES
 
         self._init_driver("fit", verbose)
         self.mode = v.choice("mode", mode, CLIP_MODES)
-        self.schedule = epoch_schedule("schedule", schedule,
-                                       none_value=math.inf,
-                                       target="gradient_clip")
+        self.schedule = epoch_schedule(
+            "schedule", schedule, none_value=math.inf, target="gradient_clip"
+        )
         self.schedules = {"gradient_clip": self.schedule}
         self._value_arguments = {"gradient_clip": "schedule"}
         self._target_options = {"gradient_clip": {"mode": self.mode}}
 
     def get_config(self):
-        return {"schedule": _export.serialize(self.schedule),
-                "mode": self.mode, "verbose": self.verbose}
+        return {
+            "schedule": _export.serialize(self.schedule),
+            "mode": self.mode,
+            "verbose": self.verbose,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -8,10 +8,11 @@ import numpy as np
 
 from keras_trainplus import _cluster
 from keras_trainplus import _export
-from keras_trainplus import _fit_guard
-from keras_trainplus import _keras_hooks as hooks
-from keras_trainplus import _targets
+from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks import _fit_guard
+from keras_trainplus.knobs import bound_knob
+from keras_trainplus.knobs import targets as _targets
 from keras_trainplus.schedules.per_epoch import PerEpoch
 from keras_trainplus.schedules.per_epoch import check_target_values
 from keras_trainplus.schedules.schedule import Schedule
@@ -120,7 +121,6 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self._value_arguments = {}
         self._reset_runtime()
 
-
     # -- state ------------------------------------------------------------
 
     def _reset_runtime(self):
@@ -139,7 +139,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             if key in ("_model", "_bindings", "_active", "_guard"):
                 continue
             new.__dict__[key] = copy.deepcopy(value, memo)
-        new._model = None
+        new.set_model(None)
         new._reset_runtime()
         return new
 
@@ -160,13 +160,14 @@ class HyperparameterScheduler(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._reset_runtime()
-        hooks.check_keras_version()
+        internals.version.check_keras_version()
         model = self.model
         _cluster.check_strategy_support(model, type(self).__name__)
         self._active = self._resolve_schedules()
         self._bindings = {
-            name: _targets.bind(name, model,
-                                **self._target_options.get(name, {}))
+            name: _targets.bind(
+                name, model, **self._target_options.get(name, {})
+            )
             for name in self._active
         }
         self._guard = _fit_guard.guard_for(self)
@@ -181,8 +182,9 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         return (self.params or {}).get("steps")
 
     def _accumulation(self):
-        return hooks.accumulation_steps(
-            hooks.optimizers_of(self.model.optimizer)[0])
+        return internals.optimizer.accumulation_steps(
+            internals.optimizer.optimizers_of(self.model.optimizer)[0]
+        )
 
     def _fit_length(self, fix):
         """Updates `fit` will run (epochs x steps per epoch, divided by the
@@ -248,7 +250,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         for binding in self._bindings.values():
             binding.restore_original()
             binding.uninstall()
-        hooks.rebuild_train_function(self.model)
+        internals.trainer.rebuild_train_function(self.model)
         self._installed = False
 
     def _check_external_writes(self):
@@ -267,10 +269,13 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 if value is None:
                     continue
                 self._bases[name] = binding.check_value(
-                    name, value, self._argument(name))
+                    name, value, self._argument(name)
+                )
                 binding.set_base(value)
-            binding.epoch_begin(binding.micro_iterations()
-                                - binding.accumulation() * self._offset)
+            binding.epoch_begin(
+                binding.micro_iterations()
+                - binding.accumulation() * self._offset
+            )
         self._record_bases()
         if self.verbose:
             values = ", ".join(
@@ -296,10 +301,13 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         if stop - first <= _MAX_CHECKED:
             steps = np.arange(first, stop, dtype=np.int64)
         else:
-            steps = np.unique(np.linspace(first, stop - 1, _MAX_CHECKED)
-                              .astype(np.int64))
-        values = np.asarray(keras.ops.convert_to_numpy(
-            schedule.evaluate(steps, base=base)), np.float64).reshape(-1)
+            steps = np.unique(
+                np.linspace(first, stop - 1, _MAX_CHECKED).astype(np.int64)
+            )
+        values = np.asarray(
+            keras.ops.convert_to_numpy(schedule.evaluate(steps, base=base)),
+            np.float64,
+        ).reshape(-1)
         # Ranges are intervals: the extremes and the first non-finite
         # value decide.
         finite = np.isfinite(values)
@@ -309,13 +317,14 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             index += [int(np.nanargmin(inner)), int(np.nanargmax(inner))]
         for i in sorted(index):
             self._bindings[name].check_value(
-                name, float(values[i]),
-                f"{self._argument(name)}(step {int(steps[i])})")
+                name,
+                float(values[i]),
+                f"{self._argument(name)}(step {int(steps[i])})",
+            )
 
     def _checked(self, values):
         for name, value in values.items():
-            self._bindings[name].check_value(name, value,
-                                             self._argument(name))
+            self._bindings[name].check_value(name, value, self._argument(name))
         return values
 
     def _record_bases(self):
@@ -339,9 +348,12 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 step = max(step - 1, 0)
             base = None
             if schedule.uses_base():
-                base = self._base(name) if next_step else \
-                    self._epoch_bases.get(name, self._base(name))
-            out[name] = _targets.host_value(schedule, step, base)
+                base = (
+                    self._base(name)
+                    if next_step
+                    else self._epoch_bases.get(name, self._base(name))
+                )
+            out[name] = bound_knob.host_value(schedule, step, base)
         return out
 
     def on_epoch_end(self, epoch, logs=None):
@@ -359,7 +371,8 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 # What Python reads and writes is the base; the value the
                 # last update used is the effective one.
                 logs[binding.log_key] = self._epoch_bases.get(
-                    name, self._base(name))
+                    name, self._base(name)
+                )
                 logs["effective_learning_rate"] = value
             else:
                 logs[binding.log_key] = value
@@ -373,7 +386,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             for name, value in self._values(next_step=True).items():
                 self._bindings[name].mirror(value)
                 self._bindings[name].uninstall()
-            hooks.rebuild_train_function(model)
+            internals.trainer.rebuild_train_function(model)
             self._installed = False
         if self._guard is not None:
             self._guard.done(self)
@@ -406,9 +419,13 @@ def step_shape_schedule(step_shape):
         return None
     shape = as_schedule(step_shape, "step_shape")
     if shape.uses_base():
-        v.fail("step_shape", step_shape, "a per-step schedule without "
-               "`BaseValue` or `PerEpoch` leaves (it multiplies the base "
-               "value, which the callback itself writes)")
+        v.fail(
+            "step_shape",
+            step_shape,
+            "a per-step schedule without "
+            "`BaseValue` or `PerEpoch` leaves (it multiplies the base "
+            "value, which the callback itself writes)",
+        )
     return shape
 
 
@@ -421,15 +438,22 @@ def epoch_schedule(name, schedule, none_value=None, target=None):
     if not isinstance(schedule, Schedule):
         schedule = v.scalar(schedule)
         if isinstance(schedule, numbers.Real) and not isinstance(
-                schedule, bool):
+            schedule, bool
+        ):
             if target is not None:
                 v.target_value(target, schedule, name)
             schedule = [schedule]
-        elif not (isinstance(schedule, (dict, list, tuple)) or (
-                callable(schedule) and not isinstance(schedule, type))):
-            v.fail_type(name, schedule, "a dict {epoch: value}, a list, a "
-                        "callable epoch -> value, a number or a "
-                        "keras_trainplus schedule")
+        elif not (
+            isinstance(schedule, (dict, list, tuple))
+            or (callable(schedule) and not isinstance(schedule, type))
+        ):
+            v.fail_type(
+                name,
+                schedule,
+                "a dict {epoch: value}, a list, a "
+                "callable epoch -> value, a number or a "
+                "keras_trainplus schedule",
+            )
         with v.aliases({"values": name}):
             schedule = PerEpoch(schedule, none_value=none_value)
     if target is not None:
@@ -439,21 +463,27 @@ def epoch_schedule(name, schedule, none_value=None, target=None):
 
 def _check_schedules(schedules):
     if not isinstance(schedules, dict) or not schedules:
-        v.fail_type("schedules", schedules,
-                    "a non-empty dict {target: schedule}")
+        v.fail_type(
+            "schedules", schedules, "a non-empty dict {target: schedule}"
+        )
     checked = {}
     for name, schedule in schedules.items():
         try:
             _targets.check_target_name(name)
         except ValueError as error:
-            raise ValueError(f"Argument `schedules` has an invalid target "
-                             f"name: {error}") from None
+            raise ValueError(
+                f"Argument `schedules` has an invalid target name: {error}"
+            ) from None
         argument = f"schedules[{name!r}]"
         schedule = as_schedule(schedule, argument)
         if len(schedule.per_epoch_leaves()) > 1:
-            v.fail(argument, schedule, "a schedule with at most one "
-                   "`PerEpoch` leaf, not several `PerEpoch` leaves (a "
-                   "hyperparameter has one base value; merge them into one)")
+            v.fail(
+                argument,
+                schedule,
+                "a schedule with at most one "
+                "`PerEpoch` leaf, not several `PerEpoch` leaves (a "
+                "hyperparameter has one base value; merge them into one)",
+            )
         check_target_values(name, schedule, argument)
         checked[name] = schedule
     return checked
@@ -463,8 +493,11 @@ def _shapes_base(name, schedule):
     """A learning-rate schedule that multiplies the base by a shape."""
     from keras_trainplus.schedules.base_value import BaseValue
 
-    return name in ("learning_rate", "lr") and schedule.uses_base() and \
-        not isinstance(schedule, (BaseValue, PerEpoch))
+    return (
+        name in ("learning_rate", "lr")
+        and schedule.uses_base()
+        and not isinstance(schedule, (BaseValue, PerEpoch))
+    )
 
 
 _MAX_CHECKED = 1 << 20
@@ -474,7 +507,7 @@ def _role(name, schedule):
     """How a schedule writes its value (see `_fit_guard.FitGuard.claim`).
     A bare `PerEpoch` learning rate only writes the optimizer's own
     variable (no program): a base writer like newbob."""
-    if name in ("learning_rate", "lr") and _targets.is_bare_base(schedule):
+    if name in ("learning_rate", "lr") and bound_knob.is_bare_base(schedule):
         return "base" if schedule.per_epoch_leaves() else "program"
     if schedule.per_epoch_leaves():
         return "base+program"

@@ -78,11 +78,13 @@ class OneCycleLR(HyperparameterScheduler):
         verbose=0,
     ):
         self.max_lr = v.positive("max_lr", max_lr)
-        self.total_steps = v.integer("total_steps", total_steps, minimum=2,
-                                     allow_none=True)
+        self.total_steps = v.integer(
+            "total_steps", total_steps, minimum=2, allow_none=True
+        )
         self.epochs = v.integer("epochs", epochs, minimum=1, allow_none=True)
-        self.steps_per_epoch = v.integer("steps_per_epoch", steps_per_epoch,
-                                         minimum=1, allow_none=True)
+        self.steps_per_epoch = v.integer(
+            "steps_per_epoch", steps_per_epoch, minimum=1, allow_none=True
+        )
         if self.total_steps is None and (
             (self.epochs is None) != (self.steps_per_epoch is None)
         ):
@@ -91,21 +93,32 @@ class OneCycleLR(HyperparameterScheduler):
                 "or none of them to take the length from `fit`). Received: "
                 f"epochs={epochs!r}, steps_per_epoch={steps_per_epoch!r}"
             )
-        self.pct_start = v.real("pct_start", pct_start, minimum=0, maximum=1,
-                                min_inclusive=False, max_inclusive=False)
-        self.anneal_strategy = v.choice("anneal_strategy", anneal_strategy,
-                                        ("cos", "linear"))
+        self.pct_start = v.real(
+            "pct_start",
+            pct_start,
+            minimum=0,
+            maximum=1,
+            min_inclusive=False,
+            max_inclusive=False,
+        )
+        self.anneal_strategy = v.choice(
+            "anneal_strategy", anneal_strategy, ("cos", "linear")
+        )
         self.cycle_momentum = v.boolean("cycle_momentum", cycle_momentum)
-        self.base_momentum = v.target_value("momentum", base_momentum,
-                                            "base_momentum")
-        self.max_momentum = v.target_value("momentum", max_momentum,
-                                           "max_momentum")
+        self.base_momentum = v.target_value(
+            "momentum", base_momentum, "base_momentum"
+        )
+        self.max_momentum = v.target_value(
+            "momentum", max_momentum, "max_momentum"
+        )
         if self.cycle_momentum and self.max_momentum < self.base_momentum:
-            v.fail("max_momentum", max_momentum,
-                   f">= `base_momentum` ({self.base_momentum})")
+            v.fail(
+                "max_momentum",
+                max_momentum,
+                f">= `base_momentum` ({self.base_momentum})",
+            )
         self.div_factor = v.positive("div_factor", div_factor)
-        self.final_div_factor = v.positive("final_div_factor",
-                                           final_div_factor)
+        self.final_div_factor = v.positive("final_div_factor", final_div_factor)
         self.three_phase = v.boolean("three_phase", three_phase)
         self._init_driver("fit", verbose)
         total = self._configured_total()
@@ -123,14 +136,23 @@ class OneCycleLR(HyperparameterScheduler):
     def _schedules(self, total):
         out = {
             "learning_rate": OneCycle(
-                self.max_lr, total, self.pct_start, self.anneal_strategy,
-                self.div_factor, self.final_div_factor, self.three_phase,
+                self.max_lr,
+                total,
+                self.pct_start,
+                self.anneal_strategy,
+                self.div_factor,
+                self.final_div_factor,
+                self.three_phase,
             )
         }
         if self.cycle_momentum:
             out["momentum"] = OneCycle.momentum(
-                self.base_momentum, self.max_momentum, total,
-                self.pct_start, self.anneal_strategy, self.three_phase,
+                self.base_momentum,
+                self.max_momentum,
+                total,
+                self.pct_start,
+                self.anneal_strategy,
+                self.three_phase,
             )
         return out
 
@@ -138,7 +160,8 @@ class OneCycleLR(HyperparameterScheduler):
         total = self._configured_total()
         if total is None:
             total = self._fit_length(
-                "`total_steps` (or `epochs` and `steps_per_epoch`) here")
+                "`total_steps` (or `epochs` and `steps_per_epoch`) here"
+            )
         self._total = total
         return self._schedules(total)
 

@@ -50,19 +50,27 @@ class PerEpochLR(HyperparameterScheduler):
         with v.aliases({"values": "learning_rates"}):
             per_epoch = PerEpoch(learning_rates)
         self.step_shape = step_shape_schedule(step_shape)
-        schedule = per_epoch if step_shape is None else (
-            per_epoch * self.step_shape)
-        super().__init__({"learning_rate": schedule}, origin="fit",
-                         verbose=verbose)
-        self._value_arguments = {"learning_rate": "learning_rates" if
-                                 step_shape is None else "step_shape"}
+        schedule = (
+            per_epoch if step_shape is None else (per_epoch * self.step_shape)
+        )
+        super().__init__(
+            {"learning_rate": schedule}, origin="fit", verbose=verbose
+        )
+        self._value_arguments = {
+            "learning_rate": "learning_rates"
+            if step_shape is None
+            else "step_shape"
+        }
 
     def get_config(self):
         per_epoch = PerEpoch(self.learning_rates).get_config()["values"]
         return {
             "learning_rates": per_epoch,
-            "step_shape": (None if self.step_shape is None
-                           else _export.serialize(self.step_shape)),
+            "step_shape": (
+                None
+                if self.step_shape is None
+                else _export.serialize(self.step_shape)
+            ),
             "verbose": self.verbose,
         }
 
@@ -70,6 +78,7 @@ class PerEpochLR(HyperparameterScheduler):
     def from_config(cls, config):
         config = dict(config)
         config["learning_rates"] = PerEpoch.from_config(
-            {"values": config["learning_rates"]}).values
+            {"values": config["learning_rates"]}
+        ).values
         config["step_shape"] = _export.deserialize(config.get("step_shape"))
         return cls(**config)

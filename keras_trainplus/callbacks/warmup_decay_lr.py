@@ -6,13 +6,19 @@ import numpy as np
 
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
+from keras_trainplus import schedules as S
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
-from keras_trainplus import schedules as S
 
-_DECAYS = ("constant", "linear", "cosine", "inverse_sqrt", "step",
-           "exponential")
+_DECAYS = (
+    "constant",
+    "linear",
+    "cosine",
+    "inverse_sqrt",
+    "step",
+    "exponential",
+)
 
 
 @_export.register
@@ -90,16 +96,21 @@ class WarmupDecayLR(HyperparameterScheduler):
         self.peak_lr = v.positive("peak_lr", peak_lr)
         warmup_steps = v.scalar(warmup_steps)
         if isinstance(warmup_steps, (float, np.floating)) and (
-                0 < warmup_steps < 1):
+            0 < warmup_steps < 1
+        ):
             self.warmup_steps = float(warmup_steps)
         elif v.is_integer(warmup_steps, 0):
             self.warmup_steps = int(warmup_steps)
         else:
-            v.fail("warmup_steps", warmup_steps, "an int >= 0 or a float in "
-                   "(0, 1) (a fraction of the run)")
+            v.fail(
+                "warmup_steps",
+                warmup_steps,
+                "an int >= 0 or a float in (0, 1) (a fraction of the run)",
+            )
         self.decay = v.choice("decay", decay, _DECAYS)
-        self.total_steps = v.integer("total_steps", total_steps, minimum=1,
-                                     allow_none=True)
+        self.total_steps = v.integer(
+            "total_steps", total_steps, minimum=1, allow_none=True
+        )
         self.final_lr = v.real("final_lr", final_lr, minimum=0)
         self.warmup = v.choice("warmup", warmup, ("linear", "exponential"))
         if initial_lr is None and warmup == "exponential":
@@ -107,12 +118,14 @@ class WarmupDecayLR(HyperparameterScheduler):
                 "Exponential warmup needs a positive `initial_lr` (a "
                 "geometric ramp cannot start at 0). Received: initial_lr=None"
             )
-        self.initial_lr = v.real("initial_lr", 0.0 if initial_lr is None
-                                 else initial_lr, minimum=0)
+        self.initial_lr = v.real(
+            "initial_lr", 0.0 if initial_lr is None else initial_lr, minimum=0
+        )
         if warmup == "exponential":
             v.positive("initial_lr", self.initial_lr)
-        self.decay_steps = v.integer("decay_steps", decay_steps, minimum=1,
-                                     allow_none=True)
+        self.decay_steps = v.integer(
+            "decay_steps", decay_steps, minimum=1, allow_none=True
+        )
         if self.decay in ("step", "exponential") and decay_steps is None:
             raise ValueError(
                 f"decay={decay!r} needs `decay_steps`. Received: "
@@ -120,12 +133,14 @@ class WarmupDecayLR(HyperparameterScheduler):
             )
         default_rate = {"step": 0.1, "exponential": 0.5}.get(self.decay)
         self.decay_rate = v.positive(
-            "decay_rate", default_rate if decay_rate is None else decay_rate,
+            "decay_rate",
+            default_rate if decay_rate is None else decay_rate,
             allow_none=True,
         )
         self._init_driver("fit", verbose)
         needs_total = self.decay in ("linear", "cosine") or isinstance(
-            self.warmup_steps, float)
+            self.warmup_steps, float
+        )
         if needs_total and self.total_steps is None:
             self.schedules = None
         else:
@@ -149,8 +164,14 @@ class WarmupDecayLR(HyperparameterScheduler):
         w = v.integer("warmup_steps", warmup_steps, minimum=2)
         scale = v.positive("scale", scale)
         peak = scale / math.sqrt(d_model * w)
-        return cls(peak, warmup_steps=w - 1, decay="inverse_sqrt",
-                   initial_lr=peak / w, decay_steps=w, verbose=verbose)
+        return cls(
+            peak,
+            warmup_steps=w - 1,
+            decay="inverse_sqrt",
+            initial_lr=peak / w,
+            decay_steps=w,
+            verbose=verbose,
+        )
 
     def _warmup_length(self, total):
         if isinstance(self.warmup_steps, float):
@@ -173,8 +194,7 @@ class WarmupDecayLR(HyperparameterScheduler):
         elif self.decay == "step":
             after = S.StepDecay(peak, self.decay_steps, self.decay_rate)
         elif self.decay == "exponential":
-            after = S.ExponentialDecay(peak, self.decay_rate,
-                                       self.decay_steps)
+            after = S.ExponentialDecay(peak, self.decay_rate, self.decay_steps)
         else:
             after = S.Constant(peak)
         if w == 0:

@@ -7,5 +7,11 @@ from keras_trainplus.layers.mix_up import MixUp
 from keras_trainplus.layers.scheduled_dropout import ScheduledDropout
 from keras_trainplus.layers.spec_augment import SpecAugment
 
-__all__ = ["CutMix", "Cutout", "MixUp", "ScheduledDropout", "SpecAugment",
-           "mix_targets"]
+__all__ = [
+    "CutMix",
+    "Cutout",
+    "MixUp",
+    "ScheduledDropout",
+    "SpecAugment",
+    "mix_targets",
+]

@@ -16,9 +16,9 @@ import keras
 from keras import ops
 from keras import tree
 
-from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
-from keras_trainplus.knob import _strategy_scope
+from keras_trainplus.knobs.knob import _strategy_scope
 
 
 class _KnobStore:
@@ -51,11 +51,14 @@ class AugmentationLayer(keras.layers.Layer):
         store = self._trainplus_knobs
         for name in self.KNOBS:
             variable = keras.Variable(
-                float(getattr(self, name)), dtype="float32",
-                trainable=False, name=f"{name}_knob",
-                aggregation="only_first_replica")
+                float(getattr(self, name)),
+                dtype="float32",
+                trainable=False,
+                name=f"{name}_knob",
+                aggregation="only_first_replica",
+            )
             store.variables[name] = variable
-            hooks.attach_hidden_state(self, variable)
+            internals.layers.attach_hidden_state(self, variable)
 
     def __call__(self, *args, **kwargs):
         _check_not_in_foreign_tf_graph(self, args)
@@ -71,9 +74,14 @@ class AugmentationLayer(keras.layers.Layer):
     def set_knob(self, name, value):
         """Sets knob `name` (takes effect at the next step, no retrace)."""
         if not isinstance(name, str) or (
-                name not in self._trainplus_knobs.variables):
-            v.fail("name", name, f"a knob of `{type(self).__name__}` (it has "
-                   f"no knob {name!r}), one of {list(self.KNOBS)}")
+            name not in self._trainplus_knobs.variables
+        ):
+            v.fail(
+                "name",
+                name,
+                f"a knob of `{type(self).__name__}` (it has "
+                f"no knob {name!r}), one of {list(self.KNOBS)}",
+            )
         self._check_knob(name, value)
         self._trainplus_knobs.variables[name].assign(float(value))
 
@@ -81,21 +89,30 @@ class AugmentationLayer(keras.layers.Layer):
         return self.UNIT_KNOBS
 
     def _check_knob(self, name, value):
-        v.real(name, value, minimum=0,
-               maximum=1 if name in self._unit_knobs() else None)
+        v.real(
+            name,
+            value,
+            minimum=0,
+            maximum=1 if name in self._unit_knobs() else None,
+        )
 
     def knob_value(self, name):
-        return float(ops.convert_to_numpy(
-            self._trainplus_knobs.variables[name]))
+        return float(
+            ops.convert_to_numpy(self._trainplus_knobs.variables[name])
+        )
 
     def _use_counter(self, model=None):
         store = self._trainplus_knobs
         if store.step is None:
             with _strategy_scope(model):
                 store.step = keras.Variable(
-                    0, dtype="int32", trainable=False,
-                    name="schedule_step", aggregation="only_first_replica")
-            hooks.attach_hidden_state(self, store.step)
+                    0,
+                    dtype="int32",
+                    trainable=False,
+                    name="schedule_step",
+                    aggregation="only_first_replica",
+                )
+            internals.layers.attach_hidden_state(self, store.step)
         return store.step
 
     def _set_program(self, name, program):
@@ -119,8 +136,11 @@ class AugmentationLayer(keras.layers.Layer):
         out = {}
         for name, variable in store.variables.items():
             program = store.programs.get(name)
-            value = (program(step, variable) if program is not None
-                     else variable.value)
+            value = (
+                program(step, variable)
+                if program is not None
+                else variable.value
+            )
             value = ops.cast(value, "float32")
             if name in self.UNIT_KNOBS:
                 value = ops.clip(value, 0.0, 1.0)
@@ -146,21 +166,28 @@ class AugmentationLayer(keras.layers.Layer):
 def _check_not_in_foreign_tf_graph(layer, args):
     """A clear error for a `tf.data` pipeline under the JAX/torch backend
     (the layers compute with `keras.ops` of the active backend)."""
-    if keras.backend.backend() == "tensorflow" or "tensorflow" not in \
-            sys.modules or not args:
+    if (
+        keras.backend.backend() == "tensorflow"
+        or "tensorflow" not in sys.modules
+        or not args
+    ):
         return
     import tensorflow as tf
 
     leaves = tree.flatten(args[0])
-    if leaves and isinstance(leaves[0], tf.Tensor) and \
-            not tf.executing_eagerly():
+    if (
+        leaves
+        and isinstance(leaves[0], tf.Tensor)
+        and not tf.executing_eagerly()
+    ):
         raise ValueError(
             f"`{type(layer).__name__}` was called inside a TensorFlow graph "
             "(e.g. `tf.data.Dataset.map`) while the Keras backend is "
             f"{keras.backend.backend()!r}. keras_trainplus augmentation "
             "layers compute with the active backend: use them inside the "
             "model (they are identity at inference), or set "
-            "KERAS_BACKEND=tensorflow to use them in `tf.data`.")
+            "KERAS_BACKEND=tensorflow to use them in `tf.data`."
+        )
 
 
 def check_training(training):
@@ -173,7 +200,8 @@ def image_axes(data_format, rank):
     if rank != 4:
         raise ValueError(
             "Expected a batch of images of rank 4 (batch, height, width, "
-            f"channels). Received an input of rank {rank}.")
+            f"channels). Received an input of rank {rank}."
+        )
     if data_format == "channels_first":
         return 2, 3, 1
     return 1, 2, 3
@@ -182,8 +210,9 @@ def image_axes(data_format, rank):
 def data_format_of(data_format):
     if data_format is None:
         return keras.config.image_data_format()
-    return v.choice("data_format", data_format,
-                    ("channels_last", "channels_first"))
+    return v.choice(
+        "data_format", data_format, ("channels_last", "channels_first")
+    )
 
 
 def box_mask(y1, y2, x1, x2, height, width):
@@ -205,12 +234,15 @@ def unpack(inputs):
     if isinstance(inputs, dict):
         x_key = next((k for k in ("images", "inputs") if k in inputs), None)
         y_key = next((k for k in ("labels", "targets") if k in inputs), None)
-        w_key = next((k for k in ("sample_weight", "sample_weights")
-                      if k in inputs), None)
+        w_key = next(
+            (k for k in ("sample_weight", "sample_weights") if k in inputs),
+            None,
+        )
         if x_key is None:
             raise ValueError(
                 "A dict input needs an 'images' (or 'inputs') entry. "
-                f"Received keys: {sorted(inputs)}")
+                f"Received keys: {sorted(inputs)}"
+            )
 
         def repack(x, y, w):
             out = dict(inputs)
@@ -221,13 +253,13 @@ def unpack(inputs):
                 out[w_key] = w
             return out
 
-        return (inputs[x_key], inputs.get(y_key), inputs.get(w_key),
-                repack)
+        return (inputs[x_key], inputs.get(y_key), inputs.get(w_key), repack)
     if isinstance(inputs, (tuple, list)):
         if not 1 <= len(inputs) <= 3:
             raise ValueError(
                 "A tuple input must be (x,), (x, y) or (x, y, sample_weight)."
-                f" Received a tuple of length {len(inputs)}.")
+                f" Received a tuple of length {len(inputs)}."
+            )
         items = list(inputs) + [None] * (3 - len(inputs))
         n = len(inputs)
 

@@ -4,9 +4,9 @@ pasted area."""
 from keras import ops
 
 from keras_trainplus import _export
-from keras_trainplus import _mixing
-from keras_trainplus import _random
 from keras_trainplus import _validation as v
+from keras_trainplus.layers import _mixing
+from keras_trainplus.layers import _random
 from keras_trainplus.layers._augmentation import AugmentationLayer
 from keras_trainplus.layers._augmentation import box_mask
 from keras_trainplus.layers._augmentation import check_training
@@ -64,12 +64,20 @@ class CutMix(AugmentationLayer):
 
     KNOBS = ("alpha", "probability")
 
-    def __init__(self, alpha=1.0, probability=1.0, per_example=True,
-                 data_format=None, seed=None, **kwargs):
+    def __init__(
+        self,
+        alpha=1.0,
+        probability=1.0,
+        per_example=True,
+        data_format=None,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(seed=seed, **kwargs)
         self.alpha = v.real("alpha", alpha, minimum=0)
-        self.probability = v.real("probability", probability, minimum=0,
-                                  maximum=1)
+        self.probability = v.real(
+            "probability", probability, minimum=0, maximum=1
+        )
         self.per_example = v.boolean("per_example", per_example)
         self.data_format = data_format_of(data_format)
         self._init_knobs()
@@ -93,13 +101,13 @@ class CutMix(AugmentationLayer):
         cut_w = ops.cast(ops.floor(wf * ratio), "int32")
         cy = _random.int_from(draws.take(), height)
         cx = _random.int_from(draws.take(), width)
-        applied = _random.bernoulli_from(
-            draws.take(), knobs["probability"])
+        applied = _random.bernoulli_from(draws.take(), knobs["probability"])
         perm = _random.permutation_from(draws.take())
         if not self.per_example:  # one box for the batch (the paper's code)
             cut_h, cut_w, cy, cx, applied = (
                 ops.broadcast_to(t[:1], (batch,))
-                for t in (cut_h, cut_w, cy, cx, applied))
+                for t in (cut_h, cut_w, cy, cx, applied)
+            )
         cut_h = ops.where(applied, cut_h, 0)
         cut_w = ops.where(applied, cut_w, 0)
         y1 = ops.clip(cy - cut_h // 2, 0, height)
@@ -110,14 +118,28 @@ class CutMix(AugmentationLayer):
         rest = area / (hf * wf)
         lam = (hf * wf - area) / (hf * wf)
         box = box_mask(y1, y2, x1, x2, height, width)
-        mixed = ops.where(ops.expand_dims(box, c_axis),
-                          ops.take(x, perm, axis=0), x)
-        return _mixing.finish(self, mixed, y, sample_weight, repack, perm,
-                              lam, rest, box=box, axes=(h_axis, w_axis))
+        mixed = ops.where(
+            ops.expand_dims(box, c_axis), ops.take(x, perm, axis=0), x
+        )
+        return _mixing.finish(
+            self,
+            mixed,
+            y,
+            sample_weight,
+            repack,
+            perm,
+            lam,
+            rest,
+            box=box,
+            axes=(h_axis, w_axis),
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(alpha=self.alpha, probability=self.probability,
-                      per_example=self.per_example,
-                      data_format=self.data_format)
+        config.update(
+            alpha=self.alpha,
+            probability=self.probability,
+            per_example=self.per_example,
+            data_format=self.data_format,
+        )
         return config

@@ -4,8 +4,8 @@ import numpy as np
 from keras import ops
 
 from keras_trainplus import _export
-from keras_trainplus import _random
 from keras_trainplus import _validation as v
+from keras_trainplus.layers import _random
 from keras_trainplus.layers._augmentation import AugmentationLayer
 from keras_trainplus.layers._augmentation import box_mask
 from keras_trainplus.layers._augmentation import check_training
@@ -60,8 +60,16 @@ class Cutout(AugmentationLayer):
 
     KNOBS = ("size", "probability")
 
-    def __init__(self, size, probability=1.0, num_holes=1, fill_value=0.0,
-                 data_format=None, seed=None, **kwargs):
+    def __init__(
+        self,
+        size,
+        probability=1.0,
+        num_holes=1,
+        fill_value=0.0,
+        data_format=None,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(seed=seed, **kwargs)
         size = v.scalar(size)
         if isinstance(size, (float, np.floating)) and 0 < size <= 1:
@@ -71,10 +79,15 @@ class Cutout(AugmentationLayer):
             self._fractional = False
             self.size = int(size)
         else:
-            v.fail("size", size, "an int >= 0 (pixels) or a float in (0, 1] "
-                   "(a fraction of the shorter side)")
-        self.probability = v.real("probability", probability, minimum=0,
-                                  maximum=1)
+            v.fail(
+                "size",
+                size,
+                "an int >= 0 (pixels) or a float in (0, 1] "
+                "(a fraction of the shorter side)",
+            )
+        self.probability = v.real(
+            "probability", probability, minimum=0, maximum=1
+        )
         self.num_holes = v.integer("num_holes", num_holes, minimum=1)
         self.fill_value = v.real("fill_value", fill_value)
         self.data_format = data_format_of(data_format)
@@ -101,8 +114,9 @@ class Cutout(AugmentationLayer):
         draws = _random.Uniforms(2 * k + 1, (batch,), seed)
         cy = ops.transpose(_random.int_from(draws.take(k), height))
         cx = ops.transpose(_random.int_from(draws.take(k), width))
-        applied = _random.bernoulli_from(draws.take(),
-                                         knobs["probability"])[:, None]
+        applied = _random.bernoulli_from(draws.take(), knobs["probability"])[
+            :, None
+        ]
         side = ops.where(applied, side, 0)
         y1 = cy - side // 2
         x1 = cx - side // 2
@@ -112,7 +126,11 @@ class Cutout(AugmentationLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(size=self.size, probability=self.probability,
-                      num_holes=self.num_holes, fill_value=self.fill_value,
-                      data_format=self.data_format)
+        config.update(
+            size=self.size,
+            probability=self.probability,
+            num_holes=self.num_holes,
+            fill_value=self.fill_value,
+            data_format=self.data_format,
+        )
         return config

@@ -1,7 +1,7 @@
 """`mix_targets(model)`: the one extra line that lets MixUp/CutMix inside a
 model mix the targets too."""
 
-from keras_trainplus import _mixing
+from keras_trainplus.layers import _mixing
 
 
 def mix_targets(model):

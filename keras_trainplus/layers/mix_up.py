@@ -3,9 +3,9 @@
 from keras import ops
 
 from keras_trainplus import _export
-from keras_trainplus import _mixing
-from keras_trainplus import _random
 from keras_trainplus import _validation as v
+from keras_trainplus.layers import _mixing
+from keras_trainplus.layers import _random
 from keras_trainplus.layers._augmentation import AugmentationLayer
 from keras_trainplus.layers._augmentation import check_training
 from keras_trainplus.layers._augmentation import unpack
@@ -62,13 +62,15 @@ class MixUp(AugmentationLayer):
 
     KNOBS = ("alpha", "probability")
 
-    def __init__(self, alpha=0.2, per_example=True, probability=1.0,
-                 seed=None, **kwargs):
+    def __init__(
+        self, alpha=0.2, per_example=True, probability=1.0, seed=None, **kwargs
+    ):
         super().__init__(seed=seed, **kwargs)
         self.alpha = v.real("alpha", alpha, minimum=0)
         self.per_example = v.boolean("per_example", per_example)
-        self.probability = v.real("probability", probability, minimum=0,
-                                  maximum=1)
+        self.probability = v.real(
+            "probability", probability, minimum=0, maximum=1
+        )
         self._init_knobs()
 
     def call(self, inputs, training=None):
@@ -78,26 +80,32 @@ class MixUp(AugmentationLayer):
         x = self._as_float(x)
         knobs = self._knob_values()
         batch = ops.shape(x)[0]
-        draws = _random.Uniforms(_random.beta_rows() + 2, (batch,),
-                                 self.seed_generator)
+        draws = _random.Uniforms(
+            _random.beta_rows() + 2, (batch,), self.seed_generator
+        )
         lam, rest = _random.beta_from(knobs["alpha"], draws)
         if not self.per_example:
             lam = ops.broadcast_to(lam[:1], (batch,))
             rest = ops.broadcast_to(rest[:1], (batch,))
-        keep = ops.logical_not(_random.bernoulli_from(
-            draws.take(), knobs["probability"]))
+        keep = ops.logical_not(
+            _random.bernoulli_from(draws.take(), knobs["probability"])
+        )
         lam = ops.where(keep, 1.0, lam)
         rest = ops.where(keep, 0.0, rest)
         perm = _random.permutation_from(draws.take())
         shape = (-1,) + (1,) * (len(x.shape) - 1)
-        mixed = (ops.reshape(ops.cast(lam, x.dtype), shape) * x
-                 + ops.reshape(ops.cast(rest, x.dtype), shape)
-                 * ops.take(x, perm, axis=0))
-        return _mixing.finish(self, mixed, y, sample_weight, repack, perm,
-                              lam, rest)
+        mixed = ops.reshape(ops.cast(lam, x.dtype), shape) * x + ops.reshape(
+            ops.cast(rest, x.dtype), shape
+        ) * ops.take(x, perm, axis=0)
+        return _mixing.finish(
+            self, mixed, y, sample_weight, repack, perm, lam, rest
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(alpha=self.alpha, per_example=self.per_example,
-                      probability=self.probability)
+        config.update(
+            alpha=self.alpha,
+            per_example=self.per_example,
+            probability=self.probability,
+        )
         return config

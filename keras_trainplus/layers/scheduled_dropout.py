@@ -2,8 +2,9 @@
 
 import keras
 
-from keras_trainplus import _dropout
 from keras_trainplus import _export
+from keras_trainplus import _internals as internals
+from keras_trainplus.knobs import _dropout_control as _dropout
 
 
 @_export.register
@@ -47,11 +48,12 @@ class ScheduledDropout(keras.layers.Dropout):
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         rate = _dropout.check_rate("rate", rate)
         super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
-        self._trainplus_control = _dropout.DropoutControl(self,
-                                                          permanent=True)
-        for variable in (self._trainplus_control.rate,
-                         self._trainplus_control.seed.state):
-            _dropout.hooks.attach_hidden_state(self, variable)
+        self._trainplus_control = _dropout.DropoutControl(self, permanent=True)
+        for variable in (
+            self._trainplus_control.rate,
+            self._trainplus_control.seed.state,
+        ):
+            internals.layers.attach_hidden_state(self, variable)
 
     @property
     def rate_variable(self):

@@ -3,8 +3,8 @@
 from keras import ops
 
 from keras_trainplus import _export
-from keras_trainplus import _random
 from keras_trainplus import _validation as v
+from keras_trainplus.layers import _random
 from keras_trainplus.layers._augmentation import AugmentationLayer
 from keras_trainplus.layers._augmentation import check_training
 
@@ -91,40 +91,81 @@ class SpecAugment(AugmentationLayer):
         ValueError: for invalid arguments.
     """
 
-    KNOBS = ("freq_mask_param", "time_mask_param", "num_freq_masks",
-             "num_time_masks", "time_mask_ratio", "probability")
+    KNOBS = (
+        "freq_mask_param",
+        "time_mask_param",
+        "num_freq_masks",
+        "num_time_masks",
+        "time_mask_ratio",
+        "probability",
+    )
     UNIT_KNOBS = ("time_mask_ratio", "probability")
 
-    def __init__(self, freq_mask_param=27, time_mask_param=100,
-                 num_freq_masks=2, num_time_masks=2, time_mask_ratio=1.0,
-                 policy=None, adaptive_time_mask_count=None,
-                 adaptive_time_mask_width=None, probability=1.0,
-                 fill="constant", fill_value=0.0, seed=None, **kwargs):
+    def __init__(
+        self,
+        freq_mask_param=27,
+        time_mask_param=100,
+        num_freq_masks=2,
+        num_time_masks=2,
+        time_mask_ratio=1.0,
+        policy=None,
+        adaptive_time_mask_count=None,
+        adaptive_time_mask_width=None,
+        probability=1.0,
+        fill="constant",
+        fill_value=0.0,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(seed=seed, **kwargs)
         self.supports_masking = True
-        self.policy = None if policy is None else v.choice(
-            "policy", policy, tuple(POLICIES))
+        self.policy = (
+            None
+            if policy is None
+            else v.choice("policy", policy, tuple(POLICIES))
+        )
         if self.policy is not None:
-            (freq_mask_param, num_freq_masks, time_mask_param,
-             time_mask_ratio, num_time_masks) = POLICIES[self.policy]
-        self.freq_mask_param = v.integer("freq_mask_param", freq_mask_param,
-                                         minimum=0)
-        self.time_mask_param = v.integer("time_mask_param", time_mask_param,
-                                         minimum=0)
-        self.num_freq_masks = v.integer("num_freq_masks", num_freq_masks,
-                                        minimum=0)
-        self.num_time_masks = v.integer("num_time_masks", num_time_masks,
-                                        minimum=0)
-        self.time_mask_ratio = v.real("time_mask_ratio", time_mask_ratio,
-                                      minimum=0, maximum=1)
+            (
+                freq_mask_param,
+                num_freq_masks,
+                time_mask_param,
+                time_mask_ratio,
+                num_time_masks,
+            ) = POLICIES[self.policy]
+        self.freq_mask_param = v.integer(
+            "freq_mask_param", freq_mask_param, minimum=0
+        )
+        self.time_mask_param = v.integer(
+            "time_mask_param", time_mask_param, minimum=0
+        )
+        self.num_freq_masks = v.integer(
+            "num_freq_masks", num_freq_masks, minimum=0
+        )
+        self.num_time_masks = v.integer(
+            "num_time_masks", num_time_masks, minimum=0
+        )
+        self.time_mask_ratio = v.real(
+            "time_mask_ratio", time_mask_ratio, minimum=0, maximum=1
+        )
         self.adaptive_time_mask_count = v.real(
-            "adaptive_time_mask_count", adaptive_time_mask_count, minimum=0,
-            maximum=1, min_inclusive=False, allow_none=True)
+            "adaptive_time_mask_count",
+            adaptive_time_mask_count,
+            minimum=0,
+            maximum=1,
+            min_inclusive=False,
+            allow_none=True,
+        )
         self.adaptive_time_mask_width = v.real(
-            "adaptive_time_mask_width", adaptive_time_mask_width, minimum=0,
-            maximum=1, min_inclusive=False, allow_none=True)
-        self.probability = v.real("probability", probability, minimum=0,
-                                  maximum=1)
+            "adaptive_time_mask_width",
+            adaptive_time_mask_width,
+            minimum=0,
+            maximum=1,
+            min_inclusive=False,
+            allow_none=True,
+        )
+        self.probability = v.real(
+            "probability", probability, minimum=0, maximum=1
+        )
         self.fill = v.choice("fill", fill, ("constant", "mean"))
         self.fill_value = v.real("fill_value", fill_value)
         self._init_knobs()
@@ -136,15 +177,17 @@ class SpecAugment(AugmentationLayer):
         if len(x.shape) not in (3, 4):
             raise ValueError(
                 "SpecAugment expects (batch, time, freq) or (batch, time, "
-                f"freq, channels). Received an input of rank {len(x.shape)}.")
+                f"freq, channels). Received an input of rank {len(x.shape)}."
+            )
         shape = ops.shape(x)
         batch, steps, bins = shape[0], shape[1], shape[2]
         knobs = self._knob_values()
         seed = self.seed_generator
         frames = ops.arange(steps, dtype="int32")
         if lengths is not None:
-            length = ops.minimum(ops.cast(ops.reshape(lengths, (-1,)),
-                                          "int32"), steps)
+            length = ops.minimum(
+                ops.cast(ops.reshape(lengths, (-1,)), "int32"), steps
+            )
             valid = frames[None, :] < length[:, None]
         elif mask is not None:
             valid = ops.cast(mask, "bool")
@@ -156,22 +199,29 @@ class SpecAugment(AugmentationLayer):
             valid = ops.logical_and(valid, ops.cast(mask, "bool"))
         length_f = ops.cast(length, "float32")
         draws = _random.Uniforms(
-            2 * (self.num_freq_masks + self.num_time_masks) + 1, (batch,),
-            seed)
-        applied = _random.bernoulli_from(draws.take(),
-                                         knobs["probability"])[:, None]
+            2 * (self.num_freq_masks + self.num_time_masks) + 1, (batch,), seed
+        )
+        applied = _random.bernoulli_from(draws.take(), knobs["probability"])[
+            :, None
+        ]
 
         # Frequency masks.
         masked_f = ops.zeros((batch, bins), "bool")
         if self.num_freq_masks:
             m = self.num_freq_masks
             count = ops.clip(ops.round(knobs["num_freq_masks"]), 0, m)
-            width_max = ops.minimum(ops.floor(knobs["freq_mask_param"]),
-                                    ops.cast(bins, "float32"))
-            masked_f = _masks((batch, m), count, width_max,
-                              ops.broadcast_to(ops.cast(bins, "float32"),
-                                               (batch, 1)),
-                              bins, applied, draws)
+            width_max = ops.minimum(
+                ops.floor(knobs["freq_mask_param"]), ops.cast(bins, "float32")
+            )
+            masked_f = _masks(
+                (batch, m),
+                count,
+                width_max,
+                ops.broadcast_to(ops.cast(bins, "float32"), (batch, 1)),
+                bins,
+                applied,
+                draws,
+            )
 
         # Time masks.
         masked_t = ops.zeros((batch, steps), "bool")
@@ -180,16 +230,24 @@ class SpecAugment(AugmentationLayer):
             count = ops.clip(ops.round(knobs["num_time_masks"]), 0, m)
             count = ops.broadcast_to(count, (batch,))
             if self.adaptive_time_mask_count is not None:
-                count = ops.minimum(count, ops.floor(
-                    self.adaptive_time_mask_count * length_f))
+                count = ops.minimum(
+                    count, ops.floor(self.adaptive_time_mask_count * length_f)
+                )
             param = ops.floor(knobs["time_mask_param"])
             if self.adaptive_time_mask_width is not None:
                 param = ops.floor(self.adaptive_time_mask_width * length_f)
-            width_max = ops.minimum(param, ops.floor(
-                knobs["time_mask_ratio"] * length_f))
-            masked_t = _masks((batch, m), count[:, None],
-                              width_max[:, None], length_f[:, None], steps,
-                              applied, draws)
+            width_max = ops.minimum(
+                param, ops.floor(knobs["time_mask_ratio"] * length_f)
+            )
+            masked_t = _masks(
+                (batch, m),
+                count[:, None],
+                width_max[:, None],
+                length_f[:, None],
+                steps,
+                applied,
+                draws,
+            )
 
         masked = ops.logical_or(masked_t[:, :, None], masked_f[:, None, :])
         masked = ops.logical_and(masked, valid[:, :, None])
@@ -197,18 +255,18 @@ class SpecAugment(AugmentationLayer):
             masked = masked[..., None]
         if self.fill == "mean":
             keep = ops.cast(valid, "float32")
-            keep = ops.reshape(keep, (batch, steps) + (1,) * (len(x.shape)
-                                                              - 2))
+            keep = ops.reshape(keep, (batch, steps) + (1,) * (len(x.shape) - 2))
             xf = ops.cast(x, "float32")
-            total = ops.sum(ops.where(keep > 0, xf, 0.0),
-                            axis=tuple(range(1, len(x.shape))))
+            total = ops.sum(
+                ops.where(keep > 0, xf, 0.0), axis=tuple(range(1, len(x.shape)))
+            )
             per_frame = 1
             for d in ops.shape(x)[2:]:
                 per_frame = per_frame * d
-            count = ops.maximum(length_f * ops.cast(per_frame, "float32"),
-                                1.0)
-            fill = ops.reshape(total / count,
-                               (batch,) + (1,) * (len(x.shape) - 1))
+            count = ops.maximum(length_f * ops.cast(per_frame, "float32"), 1.0)
+            fill = ops.reshape(
+                total / count, (batch,) + (1,) * (len(x.shape) - 1)
+            )
             fill = ops.cast(fill, x.dtype)
         else:
             fill = ops.cast(self.fill_value, x.dtype)
@@ -240,11 +298,11 @@ def _masks(shape, count, width_max, extent, size, applied, draws):
     of which the first `count` are used; widths uniform on
     ``{0, ..., width_max}``, starts uniform on ``{0, ..., extent - width}``.
     `count`, `width_max` and `extent` broadcast against `shape`."""
-    width = ops.floor(ops.transpose(draws.take(shape[1]))
-                      * (width_max + 1.0))
+    width = ops.floor(ops.transpose(draws.take(shape[1])) * (width_max + 1.0))
     width = ops.minimum(width, width_max)
-    start = ops.floor(ops.transpose(draws.take(shape[1]))
-                      * (extent - width + 1.0))
+    start = ops.floor(
+        ops.transpose(draws.take(shape[1])) * (extent - width + 1.0)
+    )
     start = ops.minimum(start, ops.maximum(extent - width, 0.0))
     index = ops.arange(shape[1], dtype="float32")[None, :]
     active = ops.logical_and(index < count, applied)
@@ -252,6 +310,7 @@ def _masks(shape, count, width_max, extent, size, applied, draws):
     start = ops.cast(start, "int32")
     end = start + ops.cast(width, "int32")
     positions = ops.arange(size, dtype="int32")[None, None, :]
-    inside = ops.logical_and(positions >= start[..., None],
-                             positions < end[..., None])
+    inside = ops.logical_and(
+        positions >= start[..., None], positions < end[..., None]
+    )
     return ops.any(inside, axis=1)

@@ -1,7 +1,7 @@
 """Shared base of the ramps `Linear`, `Cosine` and `Geometric`."""
 
-from keras_trainplus import _math
 from keras_trainplus import _validation as v
+from keras_trainplus.schedules import _math
 from keras_trainplus.schedules.schedule import Schedule
 
 
@@ -21,8 +21,15 @@ class Ramp(Schedule):
     def _compute(self, m, step, base):
         d = self.duration
         a = m.clip(step, 0, d)
-        return _math.anneal(m, self._kind, self.start_value, self.end_value,
-                            m.float(a), lambda: m.float(d - a), float(d))
+        return _math.anneal(
+            m,
+            self._kind,
+            self.start_value,
+            self.end_value,
+            m.float(a),
+            lambda: m.float(d - a),
+            float(d),
+        )
 
     def get_config(self):
         return {

@@ -97,8 +97,11 @@ class Cyclical(Schedule):
             "scale_mode", scale_mode, ("cycle", "iterations")
         )
         if scale_fn is not None and not callable(scale_fn):
-            v.fail_type("scale_fn", scale_fn, "a callable, a keras_trainplus "
-                        "schedule or None")
+            v.fail_type(
+                "scale_fn",
+                scale_fn,
+                "a callable, a keras_trainplus schedule or None",
+            )
         self.scale_fn = scale_fn
         # Set by callbacks that know how many steps `fit` will run; bounds
         # the host table used for callables that reject tensors.
@@ -108,8 +111,10 @@ class Cyclical(Schedule):
 
     @property
     def _down(self):
-        return self.step_size_up if self.step_size_down is None else (
-            self.step_size_down
+        return (
+            self.step_size_up
+            if self.step_size_down is None
+            else (self.step_size_down)
         )
 
     def _effective_scale_mode(self):
@@ -164,8 +169,9 @@ class Cyclical(Schedule):
         try:
             return m.call_user_fn(fn, x, "scale_fn")
         except Exception as error:  # e.g. math.sin on a symbolic tensor
-            return m.take(self._scale_table(mode, error), self._index(m, x,
-                                                                     mode))
+            return m.take(
+                self._scale_table(mode, error), self._index(m, x, mode)
+            )
 
     def _table_size(self, mode, error):
         horizon = self._horizon
@@ -194,8 +200,13 @@ class Cyclical(Schedule):
             value = fn(float(x))
             if keras.ops.is_tensor(value):
                 value = keras.ops.convert_to_numpy(value)
-            table.append(v.real(f"scale_fn({float(x)!r})", value,
-                                what="the result of `scale_fn`"))
+            table.append(
+                v.real(
+                    f"scale_fn({float(x)!r})",
+                    value,
+                    what="the result of `scale_fn`",
+                )
+            )
         return np.asarray(table, dtype=np.float64)
 
     def _index(self, m, x, mode):

@@ -36,8 +36,7 @@ class ExponentialDecay(Schedule):
         ValueError: for a non-positive `decay_rate` or `decay_steps` < 1.
     """
 
-    def __init__(self, initial_value, decay_rate, decay_steps,
-                 staircase=False):
+    def __init__(self, initial_value, decay_rate, decay_steps, staircase=False):
         self.initial_value = v.real("initial_value", initial_value)
         self.decay_rate = v.positive("decay_rate", decay_rate)
         self.decay_steps = v.integer("decay_steps", decay_steps, minimum=1)

@@ -35,13 +35,21 @@ class Join(Schedule):
 
     def __init__(self, schedules, boundaries):
         given = schedules
-        schedules = [as_schedule(s, f"schedules[{i}]") for i, s in enumerate(
-            v.sequence("schedules", schedules,
-                       "a list of schedules or numbers"))]
+        schedules = [
+            as_schedule(s, f"schedules[{i}]")
+            for i, s in enumerate(
+                v.sequence(
+                    "schedules", schedules, "a list of schedules or numbers"
+                )
+            )
+        ]
         self.boundaries = _increasing_ints("boundaries", boundaries)
         if len(schedules) != len(self.boundaries) + 1:
-            v.fail("schedules", given, "a list one longer than "
-                   f"`boundaries` ({len(self.boundaries)})")
+            v.fail(
+                "schedules",
+                given,
+                f"a list one longer than `boundaries` ({len(self.boundaries)})",
+            )
         self.schedules = schedules
 
     def children(self):

@@ -63,12 +63,14 @@ class OneCycle(Schedule):
         three_phase=False,
     ):
         self.max_value = v.positive("max_value", max_value)
-        (self.total_steps, self.pct_start, self.anneal_strategy,
-         three_phase) = _shape_args(total_steps, pct_start, anneal_strategy,
-                                    three_phase)
+        (
+            self.total_steps,
+            self.pct_start,
+            self.anneal_strategy,
+            three_phase,
+        ) = _shape_args(total_steps, pct_start, anneal_strategy, three_phase)
         self.div_factor = v.positive("div_factor", div_factor)
-        self.final_div_factor = v.positive("final_div_factor",
-                                           final_div_factor)
+        self.final_div_factor = v.positive("final_div_factor", final_div_factor)
         self.three_phase = three_phase
         self.boundaries = phase_boundaries(
             self.total_steps, self.pct_start, self.three_phase
@@ -79,12 +81,19 @@ class OneCycle(Schedule):
             values = [initial, self.max_value, initial, minimum]
         else:
             values = [initial, self.max_value, minimum]
-        self._shape = PiecewiseAnneal(self.boundaries, values,
-                                      self.anneal_strategy)
+        self._shape = PiecewiseAnneal(
+            self.boundaries, values, self.anneal_strategy
+        )
 
     @staticmethod
-    def momentum(base_momentum, max_momentum, total_steps, pct_start=0.3,
-                 anneal_strategy="cos", three_phase=False):
+    def momentum(
+        base_momentum,
+        max_momentum,
+        total_steps,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        three_phase=False,
+    ):
         """The momentum schedule matching a `OneCycle` (inverse to the LR).
 
         `max_momentum` -> `base_momentum` while the value rises, back to
@@ -99,7 +108,8 @@ class OneCycle(Schedule):
         base = v.real("base_momentum", base_momentum)
         top = v.real("max_momentum", max_momentum)
         total_steps, pct_start, anneal_strategy, three_phase = _shape_args(
-            total_steps, pct_start, anneal_strategy, three_phase)
+            total_steps, pct_start, anneal_strategy, three_phase
+        )
         bounds = phase_boundaries(total_steps, pct_start, three_phase)
         values = [top, base, top] + ([top] if three_phase else [])
         return PiecewiseAnneal(bounds, values, anneal_strategy)
@@ -121,11 +131,19 @@ class OneCycle(Schedule):
 
 def _shape_args(total_steps, pct_start, anneal_strategy, three_phase):
     """The checked arguments shared by `OneCycle` and `OneCycle.momentum`."""
-    return (v.integer("total_steps", total_steps, minimum=2),
-            v.real("pct_start", pct_start, minimum=0, maximum=1,
-                   min_inclusive=False, max_inclusive=False),
-            v.choice("anneal_strategy", anneal_strategy, ("cos", "linear")),
-            v.boolean("three_phase", three_phase))
+    return (
+        v.integer("total_steps", total_steps, minimum=2),
+        v.real(
+            "pct_start",
+            pct_start,
+            minimum=0,
+            maximum=1,
+            min_inclusive=False,
+            max_inclusive=False,
+        ),
+        v.choice("anneal_strategy", anneal_strategy, ("cos", "linear")),
+        v.boolean("three_phase", three_phase),
+    )
 
 
 def phase_boundaries(total_steps, pct_start, three_phase):

@@ -55,34 +55,44 @@ class PerEpoch(BaseValue):
         self._argument = v.display("values")
         # The hyperparameter whose range `value_at` checks (set by presets).
         self._target = None
-        self.none_value = None if none_value is None else _value(
-            "none_value", none_value)
+        self.none_value = (
+            None if none_value is None else _value("none_value", none_value)
+        )
         if isinstance(values, Schedule):
             if values.uses_base():
-                v.fail("values", values, "a schedule without `BaseValue`/"
-                       "`PerEpoch` leaves")
+                v.fail(
+                    "values",
+                    values,
+                    "a schedule without `BaseValue`/`PerEpoch` leaves",
+                )
             self.values = values
         elif isinstance(values, dict):
             expected = "a non-empty dict {epoch: value} with int epochs >= 0"
             if not values or not all(v.is_integer(k, 0) for k in values):
                 v.fail("values", values, expected)
             self.values = {
-                v.integer("epoch", k, minimum=0):
-                    None if x is None else _value(f"values[{k!r}]", x)
+                v.integer("epoch", k, minimum=0): None
+                if x is None
+                else _value(f"values[{k!r}]", x)
                 for k, x in values.items()
             }
         elif isinstance(values, (list, tuple, np.ndarray)):
             values = v.sequence("values", values, "a non-empty list")
             if not values:
                 v.fail("values", values, "a non-empty list")
-            self.values = [_value(f"values[{i}]", x)
-                           for i, x in enumerate(values)]
+            self.values = [
+                _value(f"values[{i}]", x) for i, x in enumerate(values)
+            ]
         elif callable(values):
             self.values = values
         else:
-            v.fail_type("values", values, "a list, a dict {epoch: value}, a "
-                        "keras_trainplus schedule or a callable epoch -> "
-                        "value")
+            v.fail_type(
+                "values",
+                values,
+                "a list, a dict {epoch: value}, a "
+                "keras_trainplus schedule or a callable epoch -> "
+                "value",
+            )
 
     def value_at(self, epoch):
         """The value for a 0-based epoch, or None (keep the current one).
@@ -106,8 +116,7 @@ class PerEpoch(BaseValue):
                 name = f"{self._argument}({epoch})"
                 if keras.ops.is_tensor(value):
                     value = keras.ops.convert_to_numpy(value)
-                value = _value(name, value,
-                               f"the result of `{self._argument}`")
+                value = _value(name, value, f"the result of `{self._argument}`")
                 if self._target is not None:
                     value = v.target_value(self._target, value, name)
         return self.none_value if value is None else value
@@ -135,14 +144,16 @@ class PerEpoch(BaseValue):
 
     def get_config(self):
         values = self.values
-        if isinstance(values, Schedule) or (callable(values) and not
-                                             isinstance(values, (list,
-                                                                 dict))):
+        if isinstance(values, Schedule) or (
+            callable(values) and not isinstance(values, (list, dict))
+        ):
             values = _export.serialize_callable("values", values)
         elif isinstance(values, dict):
             # JSON object keys are strings; keep them as a list of pairs.
-            values = {"epochs": sorted(values),
-                      "values": [_encode(values[k]) for k in sorted(values)]}
+            values = {
+                "epochs": sorted(values),
+                "values": [_encode(values[k]) for k in sorted(values)],
+            }
         else:
             values = [_encode(x) for x in values]
         return {"values": values, "none_value": _encode(self.none_value)}
@@ -151,8 +162,9 @@ class PerEpoch(BaseValue):
     def from_config(cls, config):
         values = config["values"]
         if isinstance(values, dict) and "epochs" in values:
-            values = dict(zip(values["epochs"],
-                              [_decode(x) for x in values["values"]]))
+            values = dict(
+                zip(values["epochs"], [_decode(x) for x in values["values"]])
+            )
         elif isinstance(values, list):
             values = [_decode(x) for x in values]
         else:
@@ -177,8 +189,7 @@ def check_target_values(target, schedule, argument):
     if isinstance(schedule, Constant):
         v.target_value(target, schedule.value, argument)
     for leaf in schedule.per_epoch_leaves():
-        leaf._check_values(target, argument,
-                           bind=leaf._argument != "values")
+        leaf._check_values(target, argument, bind=leaf._argument != "values")
 
 
 def _encode(x):

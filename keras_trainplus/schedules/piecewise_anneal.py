@@ -1,8 +1,8 @@
 """`PiecewiseAnneal` schedule."""
 
 from keras_trainplus import _export
-from keras_trainplus import _math
 from keras_trainplus import _validation as v
+from keras_trainplus.schedules import _math
 from keras_trainplus.schedules.schedule import Schedule
 
 
@@ -41,17 +41,26 @@ class PiecewiseAnneal(Schedule):
 
     def __init__(self, boundaries, values, anneal="cos"):
         expected = "a non-empty, strictly increasing list of numbers > 0"
-        bounds = [v.real(f"boundaries[{i}]", b, minimum=0,
-                         min_inclusive=False)
-                  for i, b in enumerate(v.sequence("boundaries", boundaries,
-                                                   expected))]
+        bounds = [
+            v.real(f"boundaries[{i}]", b, minimum=0, min_inclusive=False)
+            for i, b in enumerate(
+                v.sequence("boundaries", boundaries, expected)
+            )
+        ]
         if not bounds or any(b <= a for a, b in zip(bounds, bounds[1:])):
             v.fail("boundaries", boundaries, expected)
-        values = [v.real(f"values[{i}]", x) for i, x in
-                  enumerate(v.sequence("values", values, "a list of numbers"))]
+        values = [
+            v.real(f"values[{i}]", x)
+            for i, x in enumerate(
+                v.sequence("values", values, "a list of numbers")
+            )
+        ]
         if len(values) != len(bounds) + 1:
-            v.fail("values", values, "a list one longer than `boundaries` "
-                   f"({len(bounds)})")
+            v.fail(
+                "values",
+                values,
+                f"a list one longer than `boundaries` ({len(bounds)})",
+            )
         self.boundaries = bounds
         self.values = values
         self.anneal = v.choice("anneal", anneal, ("cos", "linear"))
@@ -60,10 +69,15 @@ class PiecewiseAnneal(Schedule):
         start = 0.0 if j == 0 else self.boundaries[j - 1]
         end = self.boundaries[j]
         lo, hi = self.values[j], self.values[j + 1]
-        return _math.anneal(m, self.anneal, lo, hi,
-                            _math.offset(m, step, start),
-                            lambda: _math.remaining(m, end, step),
-                            end - start)
+        return _math.anneal(
+            m,
+            self.anneal,
+            lo,
+            hi,
+            _math.offset(m, step, start),
+            lambda: _math.remaining(m, end, step),
+            end - start,
+        )
 
     def _compute(self, m, step, base):
         out = m.float(self.values[-1])

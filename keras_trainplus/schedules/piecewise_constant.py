@@ -36,8 +36,11 @@ class PiecewiseConstant(Schedule):
         self.boundaries = _increasing_ints("boundaries", boundaries)
         values = v.sequence("values", values, "a list of numbers")
         if len(values) != len(self.boundaries) + 1:
-            v.fail("values", values, "a list one longer than `boundaries` "
-                   f"({len(self.boundaries)})")
+            v.fail(
+                "values",
+                values,
+                f"a list one longer than `boundaries` ({len(self.boundaries)})",
+            )
         self.values = [v.real(f"values[{i}]", x) for i, x in enumerate(values)]
 
     @classmethod
@@ -46,8 +49,7 @@ class PiecewiseConstant(Schedule):
         expected = "a dict {first_step: value} with an entry for step 0"
         if not isinstance(mapping, dict):
             v.fail_type("mapping", mapping, expected)
-        steps = {v.integer(f"mapping[{k!r}]", k, minimum=0): k
-                 for k in mapping}
+        steps = {v.integer(f"mapping[{k!r}]", k, minimum=0): k for k in mapping}
         if 0 not in steps:
             v.fail("mapping", mapping, expected)
         keys = sorted(steps)

@@ -32,8 +32,10 @@ class Product(Schedule):
 
     def __init__(self, schedules):
         expected = "a non-empty list of schedules or numbers"
-        schedules = [as_schedule(s, f"schedules[{i}]") for i, s in enumerate(
-            v.sequence("schedules", schedules, expected))]
+        schedules = [
+            as_schedule(s, f"schedules[{i}]")
+            for i, s in enumerate(v.sequence("schedules", schedules, expected))
+        ]
         if not schedules:
             v.fail("schedules", schedules, expected)
         self.schedules = schedules

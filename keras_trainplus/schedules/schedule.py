@@ -7,8 +7,8 @@ import keras
 import numpy as np
 
 from keras_trainplus import _export
-from keras_trainplus import _math
 from keras_trainplus import _validation as v
+from keras_trainplus.schedules import _math
 
 
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -67,8 +67,9 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
         _check_step(step)
         m, s = _math.prepare(step)
         if base is not None:
-            if _math.is_concrete(base) or isinstance(base, (str, bytes,
-                                                              list, dict)):
+            if _math.is_concrete(base) or isinstance(
+                base, (str, bytes, list, dict)
+            ):
                 base = v.real("base", base, allow_inf=True)
             base = m.float(base)
         return m.result(self._compute(m, s, base))
@@ -146,8 +147,11 @@ def as_schedule(value, name):
 def _check_step(step):
     """Refuses what is neither an integer step nor a tensor (a float step
     is floored, as before)."""
-    if isinstance(step, (bool, np.bool_)) or step is None or isinstance(
-            step, (str, bytes, list, tuple, dict)):
+    if (
+        isinstance(step, (bool, np.bool_))
+        or step is None
+        or isinstance(step, (str, bytes, list, tuple, dict))
+    ):
         v.fail_type("step", step, "an integer step or an integer tensor")
     if _math.is_concrete(step) and not math.isfinite(float(step)):
         v.fail("step", step, "a finite integer step")

@@ -34,8 +34,9 @@ class StepDecay(Schedule):
             given, or for invalid values.
     """
 
-    def __init__(self, initial_value, step_size=None, gamma=0.1,
-                 milestones=None):
+    def __init__(
+        self, initial_value, step_size=None, gamma=0.1, milestones=None
+    ):
         self.initial_value = v.real("initial_value", initial_value)
         self.gamma = v.positive("gamma", gamma)
         if (step_size is None) == (milestones is None):
@@ -43,8 +44,9 @@ class StepDecay(Schedule):
                 "Pass exactly one of `step_size` and `milestones`. Received: "
                 f"step_size={step_size!r}, milestones={milestones!r}"
             )
-        self.step_size = v.integer("step_size", step_size, minimum=1,
-                                   allow_none=True)
+        self.step_size = v.integer(
+            "step_size", step_size, minimum=1, allow_none=True
+        )
         if milestones is not None:
             milestones = _increasing_ints("milestones", milestones)
         self.milestones = milestones
@@ -69,8 +71,10 @@ class StepDecay(Schedule):
 
 def _increasing_ints(name, values, minimum=1):
     values = v.sequence(name, values, f"a list of integers >= {minimum}")
-    out = [v.integer(f"{name}[{i}]", b, minimum=minimum)
-           for i, b in enumerate(values)]
+    out = [
+        v.integer(f"{name}[{i}]", b, minimum=minimum)
+        for i, b in enumerate(values)
+    ]
     if any(b <= a for a, b in zip(out, out[1:])):
         v.fail(name, values, "strictly increasing")
     return out

@@ -55,15 +55,25 @@ def dumps(records):
     epochs = []
     for n in sorted(records):
         rec = records[n]
-        epochs.append({
-            "epoch": n - 1,
-            "learning_rate": encode_float(rec.get("lr")),
-            "predefined": bool(rec.get("predefined")),
-            "scores": {k: encode_float(v)
-                       for k, v in sorted(rec.get("scores", {}).items())},
-        })
-    return json.dumps({"format": FORMAT, "version": VERSION,
-                       "epochs": epochs}, indent=1, allow_nan=False) + "\n"
+        epochs.append(
+            {
+                "epoch": n - 1,
+                "learning_rate": encode_float(rec.get("lr")),
+                "predefined": bool(rec.get("predefined")),
+                "scores": {
+                    k: encode_float(v)
+                    for k, v in sorted(rec.get("scores", {}).items())
+                },
+            }
+        )
+    return (
+        json.dumps(
+            {"format": FORMAT, "version": VERSION, "epochs": epochs},
+            indent=1,
+            allow_nan=False,
+        )
+        + "\n"
+    )
 
 
 def loads(text, path="<state>"):
@@ -78,18 +88,21 @@ def loads(text, path="<state>"):
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise StateFileError(
             f"{path} is not a keras_trainplus newbob state file (missing "
-            f"\"format\": \"{FORMAT}\")."
+            f'"format": "{FORMAT}").'
         )
     version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or \
-            not 1 <= version <= VERSION:
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or not 1 <= version <= VERSION
+    ):
         raise StateFileError(
             f"{path}: unsupported state file version {version!r} (this "
             f"keras_trainplus reads version {VERSION})."
         )
     epochs = data.get("epochs")
     if not isinstance(epochs, list):
-        raise StateFileError(f"{path}: \"epochs\" must be a list.")
+        raise StateFileError(f'{path}: "epochs" must be a list.')
     records = {}
     for i, entry in enumerate(epochs):
         where = f"{path}: epochs[{i}]"
@@ -102,19 +115,23 @@ def loads(text, path="<state>"):
         lr = None if lr is None else decode_float(lr, where + ".learning_rate")
         scores = entry.get("scores", {})
         if not isinstance(scores, dict) or not all(
-                isinstance(k, str) for k in scores):
-            raise StateFileError(f"{where}: \"scores\" must map names to "
-                                 "numbers.")
+            isinstance(k, str) for k in scores
+        ):
+            raise StateFileError(
+                f'{where}: "scores" must map names to numbers.'
+            )
         predefined = entry.get("predefined", False)
         if not isinstance(predefined, bool):
-            raise StateFileError(f"{where}: \"predefined\" must be a bool.")
+            raise StateFileError(f'{where}: "predefined" must be a bool.')
         if epoch + 1 in records:
             raise StateFileError(f"{where}: epoch {epoch} appears twice.")
         records[epoch + 1] = {
             "lr": lr,
             "predefined": predefined,
-            "scores": {k: decode_float(v, f"{where}.scores[{k!r}]")
-                       for k, v in scores.items()},
+            "scores": {
+                k: decode_float(v, f"{where}.scores[{k!r}]")
+                for k, v in scores.items()
+            },
         }
     return records
 
@@ -129,9 +146,9 @@ def write_atomic(path, text):
     fsynced, then renamed over the target."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory,
-                               prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -158,10 +175,14 @@ def write_atomic(path, text):
 
 # -- RETURNN `learning_rate_file` import ------------------------------------
 
+
 def is_returnn_format(text):
     stripped = text.lstrip()
-    return stripped.startswith("{") and "EpochData" in text and not \
-        stripped.startswith('{"')
+    return (
+        stripped.startswith("{")
+        and "EpochData" in text
+        and not stripped.startswith('{"')
+    )
 
 
 def loads_returnn(text, path="<learning_rate_file>"):
@@ -197,10 +218,14 @@ def loads_returnn(text, path="<learning_rate_file>"):
 
 
 def _epoch_data(node, where):
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id == "EpochData"):
-        raise StateFileError(f"{where}: expected EpochData(...), got "
-                             f"{ast.dump(node)[:80]}.")
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "EpochData"
+    ):
+        raise StateFileError(
+            f"{where}: expected EpochData(...), got {ast.dump(node)[:80]}."
+        )
     kwargs = {k.arg: k.value for k in node.keywords}
     if None in kwargs:
         raise StateFileError(f"{where}: unsupported **kwargs.")
@@ -212,8 +237,9 @@ def _epoch_data(node, where):
         raise StateFileError(f"{where}: unexpected EpochData arguments.")
     lr_node = kwargs.get("learningRate")
     lr = None
-    if lr_node is not None and not (isinstance(lr_node, ast.Constant)
-                                    and lr_node.value is None):
+    if lr_node is not None and not (
+        isinstance(lr_node, ast.Constant) and lr_node.value is None
+    ):
         lr = _number(lr_node, where + " learningRate")
     error_node = kwargs.get("error")
     scores = {}
@@ -228,8 +254,9 @@ def _epoch_data(node, where):
                 scores.update(_flatten(name, v, where))
             else:
                 scores[name] = _number(v, f"{where} {name}")
-    elif error_node is not None and not (isinstance(error_node, ast.Constant)
-                                         and error_node.value is None):
+    elif error_node is not None and not (
+        isinstance(error_node, ast.Constant) and error_node.value is None
+    ):
         scores["old_format_score"] = _number(error_node, where + " error")
     return lr, scores
 
@@ -248,27 +275,36 @@ def _flatten(name, node, where):
 def _number(node, where):
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub,
-                                                             ast.UAdd)):
+    if isinstance(node, ast.UnaryOp) and isinstance(
+        node.op, (ast.USub, ast.UAdd)
+    ):
         value = _number(node.operand, where)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Name) and node.id in ("nan", "inf"):
         return math.nan if node.id == "nan" else math.inf
-    if isinstance(node, ast.Call) and len(node.args) == 1 and \
-            not node.keywords:
+    if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
         func = node.func
         if isinstance(func, ast.Name) and func.id == "float":
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 text = arg.value.strip().lower()
-                if text in ("nan", "inf", "+inf", "-inf", "infinity",
-                            "-infinity", "+infinity"):
+                if text in (
+                    "nan",
+                    "inf",
+                    "+inf",
+                    "-inf",
+                    "infinity",
+                    "-infinity",
+                    "+infinity",
+                ):
                     return float(text)
             return _number(arg, where)
-        if isinstance(func, ast.Attribute) and isinstance(func.value,
-                                                          ast.Name) and \
-                func.value.id in ("np", "numpy") and func.attr in (
-                    "float64", "float32", "float16", "int64", "int32"):
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in ("np", "numpy")
+            and func.attr in ("float64", "float32", "float16", "int64", "int32")
+        ):
             return _number(node.args[0], where)
     raise StateFileError(
         f"{where}: expected a number literal, got `{ast.unparse(node)[:80]}`"

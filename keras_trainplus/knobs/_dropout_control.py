@@ -19,23 +19,24 @@ step and draws one uniform (or normal) number per unit, as Keras does.
 import keras
 from keras import ops
 
-from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
-from keras_trainplus.knob import _strategy_scope
+from keras_trainplus.knobs.knob import _strategy_scope
 
 _ALPHA = 1.6732632423543772848170429916717
 _SCALE = 1.0507009873554804934193349852946
 
 
 def kind_of(layer):
-    """"dropout", "spatial", "gaussian", "alpha" or None."""
+    """ "dropout", "spatial", "gaussian", "alpha" or None."""
     L = keras.layers
     if isinstance(layer, L.GaussianDropout):
         return "gaussian"
     if isinstance(layer, L.AlphaDropout):
         return "alpha"
-    if isinstance(layer, (L.SpatialDropout1D, L.SpatialDropout2D,
-                          L.SpatialDropout3D)):
+    if isinstance(
+        layer, (L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D)
+    ):
         return "spatial"
     if isinstance(layer, L.Dropout):
         return "dropout"
@@ -45,7 +46,9 @@ def kind_of(layer):
 def dropout_layers(model, names=None):
     """The dropout-like layers of `model` (recursively), optionally by name
     or by layer object."""
-    found = [layer for layer in hooks.iter_layers(model) if kind_of(layer)]
+    found = [
+        layer for layer in internals.layers.iter_layers(model) if kind_of(layer)
+    ]
     if names is None:
         return found
     out = []
@@ -74,18 +77,29 @@ class DropoutControl:
         rate = float(layer.rate)
         with _strategy_scope(model):
             self.rate = keras.Variable(
-                rate, dtype="float32", trainable=False,
+                rate,
+                dtype="float32",
+                trainable=False,
                 name=f"{layer.name}_scheduled_rate",
-                aggregation="only_first_replica")
-            self.step = keras.Variable(
-                0, dtype="int32", trainable=False,
-                name=f"{layer.name}_schedule_step",
-                aggregation="only_first_replica") if counter else None
+                aggregation="only_first_replica",
+            )
+            self.step = (
+                keras.Variable(
+                    0,
+                    dtype="int32",
+                    trainable=False,
+                    name=f"{layer.name}_schedule_step",
+                    aggregation="only_first_replica",
+                )
+                if counter
+                else None
+            )
             self.seed = getattr(layer, "seed_generator", None)
             self.own_seed = self.seed is None
             if self.own_seed:
                 self.seed = keras.random.SeedGenerator(
-                    getattr(layer, "seed", None))
+                    getattr(layer, "seed", None)
+                )
         self.program = None  # fn(step_tensor, rate_variable) -> rate
         self._model = model
 
@@ -94,22 +108,25 @@ class DropoutControl:
         if self.step is None:
             with _strategy_scope(self._model):
                 self.step = keras.Variable(
-                    0, dtype="int32", trainable=False,
+                    0,
+                    dtype="int32",
+                    trainable=False,
                     name=f"{self.layer.name}_schedule_step",
-                    aggregation="only_first_replica")
-            hooks.attach_hidden_state(self.layer, self.step)
+                    aggregation="only_first_replica",
+                )
+            internals.layers.attach_hidden_state(self.layer, self.step)
 
     # -- attach / detach ----------------------------------------------------
 
     def attach(self):
         if self.permanent:
             return
-        hooks.attach_hidden_state(self.layer, self.rate)
+        internals.layers.attach_hidden_state(self.layer, self.rate)
         if self.step is not None:
-            hooks.attach_hidden_state(self.layer, self.step)
+            internals.layers.attach_hidden_state(self.layer, self.step)
         if self.own_seed:
-            hooks.attach_hidden_state(self.layer, self.seed.state)
-        hooks.set_layer_call(self.layer, self.call)
+            internals.layers.attach_hidden_state(self.layer, self.seed.state)
+        internals.layers.set_layer_call(self.layer, self.call)
 
     def detach(self, rate=None):
         """Restores the stock layer, with `rate` set to `rate` (the exact
@@ -122,10 +139,10 @@ class DropoutControl:
         self.program = None
         if self.permanent:
             return
-        hooks.set_layer_call(self.layer, None)
-        hooks.detach_hidden_state(self.layer, self.rate)
+        internals.layers.set_layer_call(self.layer, None)
+        internals.layers.detach_hidden_state(self.layer, self.rate)
         if self.step is not None:
-            hooks.detach_hidden_state(self.layer, self.step)
+            internals.layers.detach_hidden_state(self.layer, self.step)
         if rate is None:
             rate = float(keras.ops.convert_to_numpy(self.rate))
         self.layer.rate = rate
@@ -135,9 +152,13 @@ class DropoutControl:
                 # not let a built layer track new state, so the seed stays
                 # hidden state (advanced in the JAX train state, not saved)
                 # and is exposed as a plain attribute.
-                self.layer.__dict__["seed_generator"] = self.seed
+                internals.layers.set_untracked_attribute(
+                    self.layer, "seed_generator", self.seed
+                )
             else:
-                hooks.detach_hidden_state(self.layer, self.seed.state)
+                internals.layers.detach_hidden_state(
+                    self.layer, self.seed.state
+                )
 
     # -- compiled-step side ---------------------------------------------------
 
@@ -155,8 +176,9 @@ class DropoutControl:
     def call(self, inputs, training=False):
         if not training:
             return inputs
-        return apply(self.kind, self.layer, inputs, self.current_rate(),
-                     self.seed)
+        return apply(
+            self.kind, self.layer, inputs, self.current_rate(), self.seed
+        )
 
 
 def control_for(layer, model, counter):
@@ -182,7 +204,7 @@ def apply(kind, layer, inputs, rate, seed):
     keep = keras.random.uniform(shape, seed=seed) >= rate
     if kind == "alpha":
         alpha_p = -_ALPHA * _SCALE
-        a = ((1.0 - rate) * (1.0 + rate * alpha_p ** 2)) ** -0.5
+        a = ((1.0 - rate) * (1.0 + rate * alpha_p**2)) ** -0.5
         b = -a * alpha_p * rate
         kept = ops.cast(keep, dtype)
         x = inputs * kept + ops.cast(alpha_p, dtype) * (1 - kept)
@@ -193,13 +215,14 @@ def apply(kind, layer, inputs, rate, seed):
 
 def _noise_shape(kind, layer, inputs):
     if kind == "spatial":
-        return layer._get_noise_shape(inputs)
+        return internals.layers.spatial_noise_shape(layer, inputs)
     noise_shape = getattr(layer, "noise_shape", None)
     if noise_shape is None:
         return ops.shape(inputs)
     shape = ops.shape(inputs)
-    return tuple(shape[i] if d is None else d
-                 for i, d in enumerate(noise_shape))
+    return tuple(
+        shape[i] if d is None else d for i, d in enumerate(noise_shape)
+    )
 
 
 def check_rate(name, rate):

@@ -9,11 +9,11 @@ from keras import ops
 
 from keras_trainplus import _cluster
 from keras_trainplus import _export
-from keras_trainplus import _fit_guard
-from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
-from keras_trainplus.knob import _strategy_scope
-from keras_trainplus.lr_finder_result import LRFinderResult
+from keras_trainplus.callbacks import _fit_guard
+from keras_trainplus.callbacks.lr_finder.lr_finder_result import LRFinderResult
+from keras_trainplus.knobs.knob import _strategy_scope
 from keras_trainplus.schedules.geometric import Geometric
 from keras_trainplus.schedules.linear import Linear
 
@@ -31,13 +31,19 @@ class _LossRecorder(keras.metrics.Metric):
         self.size = int(size)
         self.accumulation = int(accumulation)
         self.phase = int(phase)  # micro-batches accumulated before the test
-        self.losses = self.add_variable(shape=(self.size,),
-                                        initializer="zeros",
-                                        aggregation="sum", name="losses")
-        self.count = self.add_variable(shape=(), dtype="int32",
-                                       initializer="zeros",
-                                       aggregation="only_first_replica",
-                                       name="count")
+        self.losses = self.add_variable(
+            shape=(self.size,),
+            initializer="zeros",
+            aggregation="sum",
+            name="losses",
+        )
+        self.count = self.add_variable(
+            shape=(),
+            dtype="int32",
+            initializer="zeros",
+            aggregation="only_first_replica",
+            name="count",
+        )
 
     def record(self, loss):
         count = ops.copy(self.count.value)
@@ -48,8 +54,9 @@ class _LossRecorder(keras.metrics.Metric):
         if k == 1:
             new = ops.where(hit, loss, self.losses.value)
         else:
-            new = ops.where(hit, self.losses.value + loss / k,
-                            self.losses.value)
+            new = ops.where(
+                hit, self.losses.value + loss / k, self.losses.value
+            )
         self.losses.assign(new)
         self.count.assign(count + 1)
 
@@ -63,8 +70,9 @@ class _LossRecorder(keras.metrics.Metric):
         """Kept across the per-epoch metric reset of `fit`."""
 
     def read(self):
-        count = (int(ops.convert_to_numpy(self.count)) + self.phase) \
-            // self.accumulation
+        count = (
+            int(ops.convert_to_numpy(self.count)) + self.phase
+        ) // self.accumulation
         return min(count, self.size), self.read_losses()
 
     def read_losses(self):
@@ -131,23 +139,37 @@ class LRFinder(keras.callbacks.Callback):
         ValueError: for invalid arguments.
     """
 
-    def __init__(self, start_lr=1e-7, end_lr=10.0, num_steps=100, mode="exp",
-                 smoothing=0.98, divergence_threshold=4.0, restore=True,
-                 verbose=0):
+    def __init__(
+        self,
+        start_lr=1e-7,
+        end_lr=10.0,
+        num_steps=100,
+        mode="exp",
+        smoothing=0.98,
+        divergence_threshold=4.0,
+        restore=True,
+        verbose=0,
+    ):
         super().__init__()
         self.start_lr = v.positive("start_lr", start_lr)
         self.end_lr = v.positive("end_lr", end_lr)
         if self.end_lr <= self.start_lr:
             raise ValueError(
                 f"Argument `end_lr` must be > `start_lr` ({self.start_lr}). "
-                f"Received: end_lr={end_lr!r}")
+                f"Received: end_lr={end_lr!r}"
+            )
         self.num_steps = v.integer("num_steps", num_steps, minimum=2)
         self.mode = v.choice("mode", mode, ("exp", "linear"))
-        self.smoothing = v.real("smoothing", smoothing, minimum=0,
-                                maximum=1, max_inclusive=False)
+        self.smoothing = v.real(
+            "smoothing", smoothing, minimum=0, maximum=1, max_inclusive=False
+        )
         self.divergence_threshold = v.real(
-            "divergence_threshold", divergence_threshold, minimum=1,
-            min_inclusive=False, allow_none=True)
+            "divergence_threshold",
+            divergence_threshold,
+            minimum=1,
+            min_inclusive=False,
+            allow_none=True,
+        )
         self.restore = v.boolean("restore", restore)
         self.verbose = v.integer("verbose", verbose, minimum=0)
         self.result = None
@@ -185,9 +207,14 @@ class LRFinder(keras.callbacks.Callback):
         model = self.model
         _cluster.check_strategy_support(model, "LRFinder")
         self._guard = _fit_guard.guard_for(self)
-        for opt in hooks.optimizers_of(model.optimizer):
-            self._guard.claim(("learning_rate", id(opt)), self, None, "owns",
-                              f"the learning rate of optimizer {opt.name!r}")
+        for opt in internals.optimizer.optimizers_of(model.optimizer):
+            self._guard.claim(
+                ("learning_rate", id(opt)),
+                self,
+                None,
+                "owns",
+                f"the learning rate of optimizer {opt.name!r}",
+            )
         if self.restore:
             self._snapshot = _Snapshot(model)
 
@@ -195,7 +222,7 @@ class LRFinder(keras.callbacks.Callback):
         """Installs the range and the loss recorder (at the first epoch, so
         that an exception anywhere after it is undone by the guard)."""
         model = self.model
-        optimizers = hooks.optimizers_of(model.optimizer)
+        optimizers = internals.optimizer.optimizers_of(model.optimizer)
         self._guard.add(self, self._abort)
         offset = int(ops.convert_to_numpy(optimizers[0].iterations))
         schedule = self.schedule
@@ -204,46 +231,54 @@ class LRFinder(keras.callbacks.Callback):
             return schedule.evaluate(step - offset)
 
         for opt in optimizers:
-            hooks.set_learning_rate_program(opt, program,
-                                            needs_variable=False)
-        self._accumulation = hooks.accumulation_steps(optimizers[0])
-        self._micro_offset = hooks.micro_iterations(optimizers[0])
+            internals.optimizer.set_learning_rate_program(
+                opt, program, needs_variable=False
+            )
+        self._accumulation = internals.optimizer.accumulation_steps(
+            optimizers[0]
+        )
+        self._micro_offset = internals.optimizer.micro_iterations(optimizers[0])
         with _strategy_scope(model):
             self._recorder = _LossRecorder(
-                self.num_steps, self._accumulation,
-                self._micro_offset % self._accumulation)
-        hooks.attach_metric(model, self._recorder)
+                self.num_steps,
+                self._accumulation,
+                self._micro_offset % self._accumulation,
+            )
+        internals.trainer.attach_metric(model, self._recorder)
         recorder = self._recorder
 
         def recording(previous):
-            def compute_loss(x=None, y=None, y_pred=None, sample_weight=None,
-                             training=True):
-                loss = previous(x, y, y_pred, sample_weight,
-                                training=training)
+            def compute_loss(
+                x=None, y=None, y_pred=None, sample_weight=None, training=True
+            ):
+                loss = previous(x, y, y_pred, sample_weight, training=training)
                 if training:
                     recorder.record(loss)
                 return loss
 
             return compute_loss
 
-        self._compute_loss_token = hooks.wrap_compute_loss(model, recording)
+        self._compute_loss_token = internals.trainer.wrap_compute_loss(
+            model, recording
+        )
         self._guard.rebuild_train_function()
         self._installed = True
 
     def _collect(self, count=None, losses=None):
         if losses is None:
             count, losses = self._recorder.read()
-        new = [float(x) for x in losses[len(self._losses):count]]
+        new = [float(x) for x in losses[len(self._losses) : count]]
         beta = self.smoothing
         for loss in new:
             self._losses.append(loss)
             k = len(self._losses)
             self._ema = beta * self._ema + (1.0 - beta) * loss
-            value = self._ema / (1.0 - beta ** k)
+            value = self._ema / (1.0 - beta**k)
             if self._smoothed_first is None:
                 self._smoothed_first = value
-            self._smoothed_best = min(self._smoothed_best, value) \
-                if value == value else value
+            self._smoothed_best = (
+                min(self._smoothed_best, value) if value == value else value
+            )
             self._smoothed_last = value
         return new
 
@@ -297,7 +332,9 @@ class LRFinder(keras.callbacks.Callback):
             self._finish()
             if self._snapshot is not None:
                 # JAX's `fit` finalizes the optimizer after this (EMA).
-                hooks.skip_next_finalize(self.model.optimizer)
+                internals.optimizer_update.skip_next_finalize(
+                    self.model.optimizer
+                )
 
     def _finish(self):
         model = self.model
@@ -315,20 +352,23 @@ class LRFinder(keras.callbacks.Callback):
             num_steps=self.num_steps,
             mode=self.mode,
         )
-        for opt in hooks.optimizers_of(model.optimizer):
-            hooks.set_learning_rate_program(opt, None)
-        hooks.unwrap_compute_loss(model, self._compute_loss_token)
-        hooks.detach_metric(model, self._recorder)
+        for opt in internals.optimizer.optimizers_of(model.optimizer):
+            internals.optimizer.set_learning_rate_program(opt, None)
+        internals.trainer.unwrap_compute_loss(model, self._compute_loss_token)
+        internals.trainer.detach_metric(model, self._recorder)
         if self._snapshot is not None:
             self._snapshot.restore()
         else:
-            hooks.rebuild_train_function(model)
+            internals.trainer.rebuild_train_function(model)
         self._installed = False
         if self.verbose and n:
-            text = ", ".join(f"{k}={val:.3g}"
-                             for k, val in self.result.suggestions().items())
-            print(f"\nLRFinder: {n} updates, {self.result.stop_reason}; "
-                  f"suggested learning rates: {text}")
+            text = ", ".join(
+                f"{k}={val:.3g}" for k, val in self.result.suggestions().items()
+            )
+            print(
+                f"\nLRFinder: {n} updates, {self.result.stop_reason}; "
+                f"suggested learning rates: {text}"
+            )
 
     # -- config -------------------------------------------------------------
 
@@ -369,9 +409,10 @@ class _Snapshot:
         self.variables = _values(model.variables)
         self.metrics = _values(model.metrics_variables)
         self.optimizer = _values(opt.variables)
-        self.known = {id(v) for v, _ in
-                      self.variables + self.metrics + self.optimizer}
-        self.rng = hooks.snapshot_rng()
+        self.known = {
+            id(v) for v, _ in self.variables + self.metrics + self.optimizer
+        }
+        self.rng = internals.random_state.snapshot_rng()
         self.history = getattr(model, "history", None)
         self.train_function = model.train_function
 
@@ -383,16 +424,21 @@ class _Snapshot:
         for metric in model.metrics:
             if any(id(v) not in self.known for v in metric.variables):
                 metric.reset_state()
-        new = [v.path for v in list(model.variables)
-               + list(model.optimizer.variables) if id(v) not in self.known]
+        new = [
+            v.path
+            for v in list(model.variables) + list(model.optimizer.variables)
+            if id(v) not in self.known
+        ]
         if new:
             warnings.warn(
                 "LRFinder: these variables were created during the range "
                 f"test and keep their trained values: {new[:5]}"
                 f"{' ...' if len(new) > 5 else ''}. Build the model (e.g. "
                 "with `keras.Input`) before running the test to restore "
-                "everything.", stacklevel=3)
-        hooks.restore_rng(self.rng)
+                "everything.",
+                stacklevel=3,
+            )
+        internals.random_state.restore_rng(self.rng)
         model.history = self.history
         # The train function of before the test: no retrace for the next fit.
         model.train_function = self.train_function

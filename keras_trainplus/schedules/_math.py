@@ -94,8 +94,11 @@ class HostMath:
         value = fn(np.float64(x))
         if keras.ops.is_tensor(value):
             value = keras.ops.convert_to_numpy(value)
-        return np.float64(v.real(f"{name}({float(x)!r})", value,
-                                 what=f"the result of `{name}`"))
+        return np.float64(
+            v.real(
+                f"{name}({float(x)!r})", value, what=f"the result of `{name}`"
+            )
+        )
 
 
 class GraphMath:
@@ -115,8 +118,9 @@ class GraphMath:
     def float(self, x):
         if is_concrete(x):
             # `ops.cast` of a Python float goes through float32 on TF.
-            return ops.convert_to_tensor(np.asarray(x, np.float64),
-                                         dtype=self.fdtype)
+            return ops.convert_to_tensor(
+                np.asarray(x, np.float64), dtype=self.fdtype
+            )
         return ops.cast(x, self.fdtype)
 
     def result(self, x):

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_trainplus import _keras_hooks
+from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 
 
@@ -56,13 +56,21 @@ class Knob:
             finite number, or a `dtype` that is not a float dtype.
     """
 
-    def __init__(self, value=0.0, name="knob", dtype="float32", variable=None,
-                 model=None, allow_infinite=False):
+    def __init__(
+        self,
+        value=0.0,
+        name="knob",
+        dtype="float32",
+        variable=None,
+        model=None,
+        allow_infinite=False,
+    ):
         self.allow_infinite = v.boolean("allow_infinite", allow_infinite)
         if variable is not None:
-            if not isinstance(variable, keras.Variable) or tuple(
-                variable.shape
-            ) != ():
+            if (
+                not isinstance(variable, keras.Variable)
+                or tuple(variable.shape) != ()
+            ):
                 v.fail_type("variable", variable, "a scalar `keras.Variable`")
             self.variable = variable
             return
@@ -86,13 +94,13 @@ class Knob:
             ValueError: if the optimizer was created with a
                 `LearningRateSchedule` (it then has no variable).
         """
-        opt = _keras_hooks.optimizers_of(optimizer)[0]
-        var = _keras_hooks.learning_rate_variable(opt)
+        opt = internals.optimizer.optimizers_of(optimizer)[0]
+        var = internals.optimizer.learning_rate_variable(opt)
         if var is None:
             raise ValueError(
                 f"The optimizer `{opt.name}` has a learning-rate schedule, "
                 "not a variable. Received: learning_rate="
-                f"{_keras_hooks.learning_rate_variable_or_schedule(opt)!r}"
+                f"{internals.optimizer.learning_rate_variable_or_schedule(opt)!r}"
             )
         return cls(variable=var)
 
@@ -107,7 +115,7 @@ class Knob:
         """
         value = _finite("value", value, self.allow_infinite)
         if model is not None:
-            _keras_hooks.sync_jax_state(model)
+            internals.trainer.sync_jax_state(model)
         self.variable.assign(value)
 
     def read(self):
@@ -125,8 +133,8 @@ class Knob:
 
         This adds one variable to the optimizer's checkpoint layout.
         """
-        for opt in _keras_hooks.optimizers_of(optimizer):
-            _keras_hooks.track_optimizer_variable(opt, self.variable)
+        for opt in internals.optimizer.optimizers_of(optimizer):
+            internals.optimizer.track_optimizer_variable(opt, self.variable)
         return self
 
     def __repr__(self):

@@ -4,23 +4,28 @@ import numbers
 
 import numpy as np
 
-from keras_trainplus import _suggestions
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks.lr_finder import _suggestions
 
 
 def _curve(name, values):
     """A 1-D float64 array of real numbers (NaN and inf allowed)."""
     expected = "a 1-D list or array of numbers"
-    if isinstance(values, (str, bytes, dict, set)) or values is None or \
-            isinstance(values, numbers.Number):
+    if (
+        isinstance(values, (str, bytes, dict, set))
+        or values is None
+        or isinstance(values, numbers.Number)
+    ):
         v.fail_type(name, values, expected)
     try:
         array = np.asarray(values)
     except (TypeError, ValueError):  # e.g. ragged
         array = np.asarray([[]])
-    if array.ndim != 1 or not (array.size == 0 or np.issubdtype(
-            array.dtype, np.integer) or np.issubdtype(array.dtype,
-                                                      np.floating)):
+    if array.ndim != 1 or not (
+        array.size == 0
+        or np.issubdtype(array.dtype, np.integer)
+        or np.issubdtype(array.dtype, np.floating)
+    ):
         v.fail_type(name, values, expected)
     return array.astype(np.float64)
 
@@ -57,24 +62,35 @@ class LRFinderResult:
             a `smoothing` outside [0, 1) or other invalid settings.
     """
 
-    def __init__(self, lrs, losses, smoothing=0.98, stop_reason="completed",
-                 start_lr=None, end_lr=None, num_steps=None, mode="exp"):
+    def __init__(
+        self,
+        lrs,
+        losses,
+        smoothing=0.98,
+        stop_reason="completed",
+        start_lr=None,
+        end_lr=None,
+        num_steps=None,
+        mode="exp",
+    ):
         self.lrs = _curve("lrs", lrs)
         self.losses = _curve("losses", losses)
         if not np.all(np.isfinite(self.lrs) & (self.lrs > 0)):
             v.fail("lrs", lrs, "a list of finite learning rates > 0")
         if self.lrs.shape != self.losses.shape:
-            v.fail("losses", losses, "as long as `lrs` "
-                   f"({len(self.lrs)} values)")
-        self.smoothing = v.real("smoothing", smoothing, minimum=0, maximum=1,
-                                max_inclusive=False)
-        self.smoothed_losses = _suggestions.smooth(self.losses,
-                                                   self.smoothing)
+            v.fail(
+                "losses", losses, f"as long as `lrs` ({len(self.lrs)} values)"
+            )
+        self.smoothing = v.real(
+            "smoothing", smoothing, minimum=0, maximum=1, max_inclusive=False
+        )
+        self.smoothed_losses = _suggestions.smooth(self.losses, self.smoothing)
         self.stop_reason = v.string("stop_reason", stop_reason)
         self.start_lr = v.positive("start_lr", start_lr, allow_none=True)
         self.end_lr = v.positive("end_lr", end_lr, allow_none=True)
-        self.num_steps = v.integer("num_steps", num_steps, minimum=1,
-                                   allow_none=True)
+        self.num_steps = v.integer(
+            "num_steps", num_steps, minimum=1, allow_none=True
+        )
         self.mode = v.choice("mode", mode, ("exp", "linear"))
 
     def suggestion(self, method="valley"):
@@ -92,8 +108,9 @@ class LRFinderResult:
             ValueError: for an unknown method or an empty curve.
         """
         method = v.choice("method", method, _suggestions.METHODS)
-        return _suggestions.suggest(method, self.lrs, self.smoothed_losses,
-                                    self.lrs)
+        return _suggestions.suggest(
+            method, self.lrs, self.smoothed_losses, self.lrs
+        )
 
     def suggestions(self):
         """All suggestions, ``{method: lr}``."""
@@ -121,17 +138,28 @@ class LRFinderResult:
         except ImportError:
             raise ImportError(
                 "LRFinderResult.plot needs matplotlib: "
-                "pip install 'keras-trainplus[plot]'") from None
+                "pip install 'keras-trainplus[plot]'"
+            ) from None
         if ax is None:
             fig = Figure(figsize=(7.0, 4.5), layout="constrained")
             ax = fig.add_subplot()
         else:
             fig = ax.figure
         finite = np.isfinite(self.smoothed_losses)
-        ax.plot(self.lrs, self.losses, color="0.75", linewidth=1,
-                label="loss per update")
-        ax.plot(self.lrs[finite], self.smoothed_losses[finite],
-                color="C0", linewidth=2, label="smoothed loss")
+        ax.plot(
+            self.lrs,
+            self.losses,
+            color="0.75",
+            linewidth=1,
+            label="loss per update",
+        )
+        ax.plot(
+            self.lrs[finite],
+            self.smoothed_losses[finite],
+            color="C0",
+            linewidth=2,
+            label="smoothed loss",
+        )
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
@@ -141,23 +169,40 @@ class LRFinderResult:
             hi = max(first, lo) + 0.5 * abs(first - lo) + 1e-12
             pad = 0.1 * (hi - lo) + 1e-12
             ax.set_ylim(lo - pad, hi + pad)
-        markers = {"valley": "o", "steep": "s", "minimum": "v",
-                   "slide": "^"}
+        markers = {"valley": "o", "steep": "s", "minimum": "v", "slide": "^"}
         for i, (method, lr) in enumerate(self.suggestions().items()):
-            y = float(np.interp(np.log(lr), np.log(self.lrs[finite]),
-                                self.smoothed_losses[finite])) \
-                if finite.any() else 0.0
-            ax.plot([lr], [y], markers[method], color=f"C{i + 1}",
-                    markersize=9, label=f"{method}: {lr:.2e}")
+            y = (
+                float(
+                    np.interp(
+                        np.log(lr),
+                        np.log(self.lrs[finite]),
+                        self.smoothed_losses[finite],
+                    )
+                )
+                if finite.any()
+                else 0.0
+            )
+            ax.plot(
+                [lr],
+                [y],
+                markers[method],
+                color=f"C{i + 1}",
+                markersize=9,
+                label=f"{method}: {lr:.2e}",
+            )
         ax.legend(loc="best", fontsize="small")
-        ax.set_title(f"LR range test ({len(self.losses)} updates, "
-                     f"{self.stop_reason})")
+        ax.set_title(
+            f"LR range test ({len(self.losses)} updates, {self.stop_reason})"
+        )
         ax.grid(True, which="both", alpha=0.3)
         if path is not None:
             fig.savefig(path, dpi=110)
         return fig
 
     def __repr__(self):
-        return (f"LRFinderResult({len(self.losses)} updates, "
-                f"{self.stop_reason}, valley={self.suggestion():.3g})"
-                if len(self.losses) else "LRFinderResult(empty)")
+        return (
+            f"LRFinderResult({len(self.losses)} updates, "
+            f"{self.stop_reason}, valley={self.suggestion():.3g})"
+            if len(self.losses)
+            else "LRFinderResult(empty)"
+        )

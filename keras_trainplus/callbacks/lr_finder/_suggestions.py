@@ -30,7 +30,7 @@ def smooth(losses, beta):
     out, avg = [], 0.0
     for k, loss in enumerate(losses, start=1):
         avg = beta * avg + (1.0 - beta) * float(loss)
-        out.append(avg / (1.0 - beta ** k) if beta < 1.0 else float(loss))
+        out.append(avg / (1.0 - beta**k) if beta < 1.0 else float(loss))
     return np.asarray(out, dtype=np.float64)
 
 
@@ -97,15 +97,20 @@ def slide(lrs, losses, lr_diff=15, thresh=0.005, adjust_value=1.0):
     return float(found) * adjust_value
 
 
-_FUNCTIONS = {"valley": valley, "steep": steep, "minimum": minimum,
-              "slide": slide}
+_FUNCTIONS = {
+    "valley": valley,
+    "steep": steep,
+    "minimum": minimum,
+    "slide": slide,
+}
 
 
 def suggest(method, lrs, smoothed, tested_lrs):
     """A suggestion, clipped into the tested range and always finite."""
     if method not in _FUNCTIONS:
-        raise ValueError(f"Unknown suggestion method {method!r}; one of "
-                         f"{METHODS}.")
+        raise ValueError(
+            f"Unknown suggestion method {method!r}; one of {METHODS}."
+        )
     tested = np.asarray(tested_lrs, dtype=np.float64)
     if tested.size == 0:
         raise ValueError("No update was recorded: nothing to suggest.")
@@ -116,7 +121,9 @@ def suggest(method, lrs, smoothed, tested_lrs):
         # Not even a finite point in the trimmed curve: use the whole curve,
         # then the lowest LR tested.
         finite = np.isfinite(smoothed)
-        value = (_fallback(np.asarray(lrs)[finite],
-                           np.asarray(smoothed)[finite])
-                 if finite.any() else lo)
+        value = (
+            _fallback(np.asarray(lrs)[finite], np.asarray(smoothed)[finite])
+            if finite.any()
+            else lo
+        )
     return float(min(max(value, lo), hi))

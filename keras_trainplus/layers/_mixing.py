@@ -23,7 +23,7 @@ import keras
 from keras import ops
 from keras import tree
 
-from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 
 _LOCAL = threading.local()
@@ -51,9 +51,11 @@ class Record:
         h_axis, w_axis = self.axes
         if h_axis >= len(t.shape) or w_axis >= len(t.shape):
             return False
-        return (t.shape[h_axis] == self.box.shape[1]
-                and t.shape[w_axis] == self.box.shape[2]
-                and t.shape[h_axis] is not None)
+        return (
+            t.shape[h_axis] == self.box.shape[1]
+            and t.shape[w_axis] == self.box.shape[2]
+            and t.shape[h_axis] is not None
+        )
 
 
 class _Frame:
@@ -112,24 +114,32 @@ def mix_targets(model):
         return out
 
     def mixing_compute_loss(previous):
-        def compute_loss(x=None, y=None, y_pred=None, sample_weight=None,
-                         training=True):
+        def compute_loss(
+            x=None, y=None, y_pred=None, sample_weight=None, training=True
+        ):
             frame = current_frame()
-            if (frame is not None and frame.records and training
-                    and y is not None):
+            if (
+                frame is not None
+                and frame.records
+                and training
+                and y is not None
+            ):
                 records, frame.records = frame.records, []
                 frame.consumed = True
-                y, y_pred, sample_weight = mix(model, records, y, y_pred,
-                                               sample_weight)
+                y, y_pred, sample_weight = mix(
+                    model, records, y, y_pred, sample_weight
+                )
             return previous(x, y, y_pred, sample_weight, training=training)
 
         return compute_loss
 
-    hooks.set_train_step(model, mixing_train_step)
-    hooks.wrap_compute_loss(model, mixing_compute_loss)
-    model.__dict__["_trainplus_mix_targets"] = True
+    internals.trainer.set_train_step(model, mixing_train_step)
+    internals.trainer.wrap_compute_loss(model, mixing_compute_loss)
+    internals.layers.set_untracked_attribute(
+        model, "_trainplus_mix_targets", True
+    )
     if getattr(model, "train_function", None) is not None:
-        hooks.rebuild_train_function(model)
+        internals.trainer.rebuild_train_function(model)
     return model
 
 
@@ -149,9 +159,9 @@ def _interpolate(value, record):
             if axis not in (0, h_axis, w_axis):
                 box = ops.expand_dims(box, axis)
         return ops.where(box, ops.take(value, record.perm, axis=0), value)
-    return (_expand(record.lam, value) * value
-            + _expand(record.rest, value) * ops.take(value, record.perm,
-                                                     axis=0))
+    return _expand(record.lam, value) * value + _expand(
+        record.rest, value
+    ) * ops.take(value, record.perm, axis=0)
 
 
 def _is_float(t):
@@ -161,13 +171,15 @@ def _is_float(t):
 def mix(model, records, y, y_pred, sample_weight):
     """Targets, predictions and sample weights for `compute_loss`."""
     y_leaves = tree.flatten(y)
-    if all(_is_float(t) or all(r.pastes_into(t) for r in records)
-           for t in y_leaves):
+    if all(
+        _is_float(t) or all(r.pastes_into(t) for r in records) for t in y_leaves
+    ):
         for record in records:
             y = tree.map_structure(lambda t: _interpolate(t, record), y)
             if sample_weight is not None:
                 sample_weight = tree.map_structure(
-                    lambda t: _interpolate(t, record), sample_weight)
+                    lambda t: _interpolate(t, record), sample_weight
+                )
         return y, y_pred, sample_weight
     return _stack_for_loss_mixing(model, records, y, y_pred, sample_weight)
 
@@ -194,8 +206,7 @@ def _loss_scale(model, count):
     walk(getattr(model, "loss", None))
     if reductions <= {"sum"}:
         return 1.0
-    if reductions <= {"sum_over_batch_size", "mean",
-                      "mean_with_sample_weight"}:
+    if reductions <= {"sum_over_batch_size", "mean", "mean_with_sample_weight"}:
         return float(count)
     raise ValueError(
         "Integer (sparse) targets are mixed by mixing the loss, which needs "
@@ -218,14 +229,19 @@ def _stack_for_loss_mixing(model, records, y, y_pred, sample_weight):
         for idx, w in components:
             nxt.append((idx, w * lam))
         for idx, w in components:
-            nxt.append((ops.take(idx, record.perm, axis=0),
-                        ops.take(w, record.perm, axis=0) * rest))
+            nxt.append(
+                (
+                    ops.take(idx, record.perm, axis=0),
+                    ops.take(w, record.perm, axis=0) * rest,
+                )
+            )
         components = nxt
     scale = _loss_scale(model, len(components))
 
     def stack_targets(t):
-        return ops.concatenate([ops.take(t, idx, axis=0)
-                                for idx, _ in components], axis=0)
+        return ops.concatenate(
+            [ops.take(t, idx, axis=0) for idx, _ in components], axis=0
+        )
 
     def stack_predictions(t):
         return ops.concatenate([t] * len(components), axis=0)
@@ -239,8 +255,9 @@ def _stack_for_loss_mixing(model, records, y, y_pred, sample_weight):
                 parts.append(w)
             else:
                 base = ops.cast(base, "float32")
-                parts.append(base * ops.reshape(
-                    w, (-1,) + (1,) * (len(base.shape) - 1)))
+                parts.append(
+                    base * ops.reshape(w, (-1,) + (1,) * (len(base.shape) - 1))
+                )
         return ops.concatenate(parts, axis=0)
 
     y = tree.map_structure(stack_targets, y)
@@ -252,8 +269,9 @@ def _stack_for_loss_mixing(model, records, y, y_pred, sample_weight):
     return y, y_pred, sample_weight
 
 
-def finish(layer, mixed, y, sample_weight, repack, perm, lam, rest,
-           box=None, axes=None):
+def finish(
+    layer, mixed, y, sample_weight, repack, perm, lam, rest, box=None, axes=None
+):
     """Output of a mixing layer's training call.
 
     With targets at hand (a data pipeline or a direct call on `(x, y)`),
@@ -273,11 +291,15 @@ def finish(layer, mixed, y, sample_weight, repack, perm, lam, rest,
     y = tree.map_structure(
         lambda t: _interpolate(
             t if _is_float(t) or record.pastes_into(t) else _one_hot_error(t),
-            record), y)
+            record,
+        ),
+        y,
+    )
     if sample_weight is not None:
         sample_weight = tree.map_structure(
             lambda t: _interpolate(ops.cast(t, "float32"), record),
-            sample_weight)
+            sample_weight,
+        )
     return repack(mixed, y, sample_weight)
 
 
@@ -287,4 +309,5 @@ def _one_hot_error(t):
         f"soft labels); received dtype {t.dtype}. Convert with "
         "`keras.ops.one_hot(y, num_classes)` first, or put the layer inside "
         "the model and use `mix_targets(model)`, which mixes the loss for "
-        "integer labels.")
+        "integer labels."
+    )

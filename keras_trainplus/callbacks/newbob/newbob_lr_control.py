@@ -12,29 +12,38 @@ import numpy as np
 
 from keras_trainplus import _cluster
 from keras_trainplus import _export
-from keras_trainplus import _fit_guard
-from keras_trainplus import _newbob
-from keras_trainplus import _state_file
-from keras_trainplus import _targets
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks import _fit_guard
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     step_shape_schedule,
 )
+from keras_trainplus.callbacks.newbob import _protocol as _newbob
+from keras_trainplus.callbacks.newbob import _state_file
+from keras_trainplus.knobs.learning_rate import LearningRateKnob
 from keras_trainplus.schedules.base_value import BaseValue
 
 _RETURNN_KEYS = {
-    "learning_rate_control", "learning_rate", "learning_rates",
-    "min_learning_rate", "learning_rate_decay", "newbob_learning_rate_decay",
-    "learning_rate_growth", "newbob_learning_rate_growth",
-    "newbob_relative_error_threshold", "newbob_error_threshold",
-    "newbob_multi_num_epochs", "newbob_multi_update_interval",
-    "newbob_relative_error_grow_threshold", "newbob_relative_error_div_by_old",
+    "learning_rate_control",
+    "learning_rate",
+    "learning_rates",
+    "min_learning_rate",
+    "learning_rate_decay",
+    "newbob_learning_rate_decay",
+    "learning_rate_growth",
+    "newbob_learning_rate_growth",
+    "newbob_relative_error_threshold",
+    "newbob_error_threshold",
+    "newbob_multi_num_epochs",
+    "newbob_multi_update_interval",
+    "newbob_relative_error_grow_threshold",
+    "newbob_relative_error_div_by_old",
     "learning_rate_control_relative_error_relative_lr",
     "learning_rate_control_min_num_epochs_per_new_lr",
-    "learning_rate_control_error_measure", "learning_rate_file",
+    "learning_rate_control_error_measure",
+    "learning_rate_file",
 }
 _MAX_METRICS = ("acc", "auc", "precision", "recall", "f1", "iou")
 
@@ -176,34 +185,46 @@ class NewbobLRControl(keras.callbacks.Callback):
         self.control = v.choice("control", control, tuple(_newbob.CONTROLS))
         self.monitor = v.string("monitor", monitor)
         self.mode = v.choice("mode", mode, ("auto", "min", "max"))
-        self.initial_lr = v.real("initial_lr", _float(initial_lr), minimum=0,
-                                 allow_none=True)
+        self.initial_lr = v.real(
+            "initial_lr", _float(initial_lr), minimum=0, allow_none=True
+        )
         self.learning_rates = _predefined(learning_rates, offset=0)
         self.decay = _factor("decay", decay)
         self.growth = _factor("growth", growth)
         self.relative_error_threshold = v.real(
-            "relative_error_threshold", _float(relative_error_threshold))
-        self.error_threshold = v.real("error_threshold",
-                                      _float(error_threshold))
+            "relative_error_threshold", _float(relative_error_threshold)
+        )
+        self.error_threshold = v.real(
+            "error_threshold", _float(error_threshold)
+        )
         self.relative_error_grow_threshold = v.real(
             "relative_error_grow_threshold",
-            _float(relative_error_grow_threshold), allow_none=True)
-        self.multi_num_epochs = v.integer("multi_num_epochs",
-                                          multi_num_epochs, minimum=1)
+            _float(relative_error_grow_threshold),
+            allow_none=True,
+        )
+        self.multi_num_epochs = v.integer(
+            "multi_num_epochs", multi_num_epochs, minimum=1
+        )
         self.multi_update_interval = v.integer(
-            "multi_update_interval", multi_update_interval, minimum=1,
-            allow_none=True)
+            "multi_update_interval",
+            multi_update_interval,
+            minimum=1,
+            allow_none=True,
+        )
         self.relative_error_relative_lr = v.boolean(
-            "relative_error_relative_lr", relative_error_relative_lr)
+            "relative_error_relative_lr", relative_error_relative_lr
+        )
         self.relative_error_div_by_old = v.boolean(
-            "relative_error_div_by_old", relative_error_div_by_old)
+            "relative_error_div_by_old", relative_error_div_by_old
+        )
         self.min_num_epochs_per_new_lr = v.integer(
-            "min_num_epochs_per_new_lr", min_num_epochs_per_new_lr,
-            minimum=0)
+            "min_num_epochs_per_new_lr", min_num_epochs_per_new_lr, minimum=0
+        )
         self.min_lr = v.real("min_lr", _float(min_lr), minimum=0)
         self.state_file = v.path("state_file", state_file, allow_none=True)
-        self.restore_best_weights = v.boolean("restore_best_weights",
-                                              restore_best_weights)
+        self.restore_best_weights = v.boolean(
+            "restore_best_weights", restore_best_weights
+        )
         self.step_shape = step_shape_schedule(step_shape)
         self.verbose = v.integer("verbose", verbose, minimum=0)
         # RETURNN compatibility (set by `from_returnn_config`).
@@ -247,8 +268,12 @@ class NewbobLRControl(keras.callbacks.Callback):
                 f"and {sorted(allowed)} as keyword arguments. Received: "
                 f"{sorted(set(kwargs) - allowed)}"
             )
-        unknown = [k for k in config if k not in _RETURNN_KEYS and (
-            k.startswith("newbob") or k.startswith("learning_rate"))]
+        unknown = [
+            k
+            for k in config
+            if k not in _RETURNN_KEYS
+            and (k.startswith("newbob") or k.startswith("learning_rate"))
+        ]
         if unknown:
             warnings.warn(
                 f"Ignoring unknown RETURNN learning-rate keys {unknown}; "
@@ -268,56 +293,87 @@ class NewbobLRControl(keras.callbacks.Callback):
             return default
 
         arguments = dict(
-            control=get("control", "learning_rate_control",
-                        default="constant"),
+            control=get("control", "learning_rate_control", default="constant"),
             monitor="val_loss",
             mode="min",
             initial_lr=get("initial_lr", "learning_rate", default=1.0),
             learning_rates=None,
-            decay=get("decay", "learning_rate_decay",
-                      "newbob_learning_rate_decay", default=0.5),
-            growth=get("growth", "learning_rate_growth",
-                       "newbob_learning_rate_growth", default=1.0),
+            decay=get(
+                "decay",
+                "learning_rate_decay",
+                "newbob_learning_rate_decay",
+                default=0.5,
+            ),
+            growth=get(
+                "growth",
+                "learning_rate_growth",
+                "newbob_learning_rate_growth",
+                default=1.0,
+            ),
             relative_error_threshold=get(
                 "relative_error_threshold",
-                "newbob_relative_error_threshold", default=-0.01),
-            error_threshold=get("error_threshold", "newbob_error_threshold",
-                                default=-0.01),
+                "newbob_relative_error_threshold",
+                default=-0.01,
+            ),
+            error_threshold=get(
+                "error_threshold", "newbob_error_threshold", default=-0.01
+            ),
             relative_error_grow_threshold=get(
                 "relative_error_grow_threshold",
-                "newbob_relative_error_grow_threshold"),
-            multi_num_epochs=get("multi_num_epochs",
-                                 "newbob_multi_num_epochs", default=5),
-            multi_update_interval=get("multi_update_interval",
-                                      "newbob_multi_update_interval"),
+                "newbob_relative_error_grow_threshold",
+            ),
+            multi_num_epochs=get(
+                "multi_num_epochs", "newbob_multi_num_epochs", default=5
+            ),
+            multi_update_interval=get(
+                "multi_update_interval", "newbob_multi_update_interval"
+            ),
             relative_error_relative_lr=_returnn_bool(
                 "learning_rate_control_relative_error_relative_lr",
-                get("relative_error_relative_lr",
+                get(
+                    "relative_error_relative_lr",
                     "learning_rate_control_relative_error_relative_lr",
-                    default=False)),
+                    default=False,
+                ),
+            ),
             relative_error_div_by_old=_returnn_bool(
                 "newbob_relative_error_div_by_old",
-                get("relative_error_div_by_old",
-                    "newbob_relative_error_div_by_old", default=False)),
+                get(
+                    "relative_error_div_by_old",
+                    "newbob_relative_error_div_by_old",
+                    default=False,
+                ),
+            ),
             min_num_epochs_per_new_lr=get(
                 "min_num_epochs_per_new_lr",
-                "learning_rate_control_min_num_epochs_per_new_lr", default=0),
+                "learning_rate_control_min_num_epochs_per_new_lr",
+                default=0,
+            ),
             min_lr=get("min_lr", "min_learning_rate", default=0.0),
             state_file=get("state_file", "learning_rate_file"),
         )
         with v.aliases(keys):
             cb = cls(**arguments, **kwargs)
             cb.learning_rates = _predefined(
-                _returnn_lrs(config.get("learning_rates")), offset=1)
+                _returnn_lrs(config.get("learning_rates")), offset=1
+            )
         measure = get("error_measure", "learning_rate_control_error_measure")
-        if measure is not None and not (isinstance(measure, str) or (
+        if measure is not None and not (
+            isinstance(measure, str)
+            or (
                 isinstance(measure, (list, tuple))
-                and all(isinstance(k, str) for k in measure))):
-            v.fail_type("learning_rate_control_error_measure", measure,
-                        "a logs key or a list of keys")
+                and all(isinstance(k, str) for k in measure)
+            )
+        ):
+            v.fail_type(
+                "learning_rate_control_error_measure",
+                measure,
+                "a logs key or a list of keys",
+            )
         cb._error_measure = measure
-        cb._returnn_config = {k: _plain(config[k]) for k in config
-                              if k in _RETURNN_KEYS}
+        cb._returnn_config = {
+            k: _plain(config[k]) for k in config if k in _RETURNN_KEYS
+        }
         return cb
 
     # -- runtime ------------------------------------------------------------
@@ -338,12 +394,19 @@ class NewbobLRControl(keras.callbacks.Callback):
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        runtime = {"_model", "_controller", "_binding", "_epoch_lr",
-                   "_best_weights", "_shape_driver", "_guard"}
+        runtime = {
+            "_model",
+            "_controller",
+            "_binding",
+            "_epoch_lr",
+            "_best_weights",
+            "_shape_driver",
+            "_guard",
+        }
         for key, value in self.__dict__.items():
             if key not in runtime:
                 new.__dict__[key] = copy.deepcopy(value, memo)
-        new._model = None
+        new.set_model(None)
         new._reset_runtime()
         return new
 
@@ -358,7 +421,7 @@ class NewbobLRControl(keras.callbacks.Callback):
         self._reset_runtime()
         model = self.model
         _cluster.check_strategy_support(model, "NewbobLRControl")
-        self._binding = _targets.LearningRateBinding(model)
+        self._binding = LearningRateKnob(model)
         self._guard = _fit_guard.guard_for(self)
         for key, what in self._binding.value_keys():
             self._guard.claim(key, self, None, "base", what)
@@ -395,10 +458,12 @@ class NewbobLRControl(keras.callbacks.Callback):
         self._controller.load(self._load_state())
         self._seen_monitor = any(
             self.monitor in r["scores"] or "dev_score" in r["scores"]
-            for r in self._controller.records.values())
+            for r in self._controller.records.values()
+        )
         if self.step_shape is not None:
             driver = HyperparameterScheduler(
-                {"learning_rate": BaseValue() * self.step_shape})
+                {"learning_rate": BaseValue() * self.step_shape}
+            )
             driver._log_keys = {"learning_rate": "effective_learning_rate"}
             driver._display_name = "NewbobLRControl (step_shape)"
             driver._value_arguments = {"learning_rate": "step_shape"}
@@ -418,12 +483,17 @@ class NewbobLRControl(keras.callbacks.Callback):
         n = epoch + 1
         lr = self._controller.lr_for_epoch(n)
         decided = self._controller.last_decision
-        if (self.restore_best_weights and decided == "decay"
-                and self._best_weights is not None):
+        if (
+            self.restore_best_weights
+            and decided == "decay"
+            and self._best_weights is not None
+        ):
             model.set_weights(self._best_weights)
             if self.verbose:
-                print(f"\nEpoch {n}: NewbobLRControl restored the weights of "
-                      f"the best epoch ({self.monitor}={self._best:.6g}).")
+                print(
+                    f"\nEpoch {n}: NewbobLRControl restored the weights of "
+                    f"the best epoch ({self.monitor}={self._best:.6g})."
+                )
         self._binding.check_external_write("NewbobLRControl")
         if not self._epoch_lr:
             # From here on the LR differs from before `fit`: undo on error.
@@ -435,8 +505,10 @@ class NewbobLRControl(keras.callbacks.Callback):
             self._shape_driver.on_epoch_begin(epoch, logs)
         if self.verbose:
             what = {"decay": "decayed", "grow": "grown"}.get(decided, "set")
-            print(f"\nEpoch {n}: NewbobLRControl {what} learning rate to "
-                  f"{lr:.6g}.")
+            print(
+                f"\nEpoch {n}: NewbobLRControl {what} learning rate to "
+                f"{lr:.6g}."
+            )
 
     def _scores(self, epoch, logs):
         logs = logs or {}
@@ -500,8 +572,7 @@ class NewbobLRControl(keras.callbacks.Callback):
         value = self._controller.sign * found[1]
         if self._best is None or value < self._best:
             self._best = value
-            self._best_weights = [np.array(w) for w in
-                                  self.model.get_weights()]
+            self._best_weights = [np.array(w) for w in self.model.get_weights()]
 
     # -- state file ---------------------------------------------------------
 
@@ -516,8 +587,9 @@ class NewbobLRControl(keras.callbacks.Callback):
             if self._returnn_config is None:
                 rename = {"dev_score": self.monitor, "train_score": "loss"}
                 for rec in records.values():
-                    rec["scores"] = {rename.get(k, k): s
-                                     for k, s in rec["scores"].items()}
+                    rec["scores"] = {
+                        rename.get(k, k): s for k, s in rec["scores"].items()
+                    }
             self._imported_returnn = True
             return records
         self._imported_returnn = False
@@ -532,8 +604,9 @@ class NewbobLRControl(keras.callbacks.Callback):
             if not os.path.exists(backup):
                 shutil.copy2(path, backup)
             self._imported_returnn = False
-        _state_file.write_atomic(path,
-                                 _state_file.dumps(self._controller.records))
+        _state_file.write_atomic(
+            path, _state_file.dumps(self._controller.records)
+        )
 
     @staticmethod
     def read_state_file(path):
@@ -553,17 +626,25 @@ class NewbobLRControl(keras.callbacks.Callback):
             records = _state_file.loads_returnn(text, path)
         else:
             records = _state_file.loads(text, path)
-        return {n - 1: {"learning_rate": r["lr"], "scores": r["scores"],
-                        "predefined": r["predefined"]}
-                for n, r in sorted(records.items())}
+        return {
+            n - 1: {
+                "learning_rate": r["lr"],
+                "scores": r["scores"],
+                "predefined": r["predefined"],
+            }
+            for n, r in sorted(records.items())
+        }
 
     # -- config -------------------------------------------------------------
 
     def get_config(self):
         common = {
             "restore_best_weights": self.restore_best_weights,
-            "step_shape": (None if self.step_shape is None
-                           else _export.serialize(self.step_shape)),
+            "step_shape": (
+                None
+                if self.step_shape is None
+                else _export.serialize(self.step_shape)
+            ),
             "verbose": self.verbose,
         }
         if self._returnn_config is not None:
@@ -573,15 +654,18 @@ class NewbobLRControl(keras.callbacks.Callback):
             "monitor": self.monitor,
             "mode": self.mode,
             "initial_lr": self.initial_lr,
-            "learning_rates": (None if self.learning_rates is None else [
-                [n - 1, lr] for n, lr in sorted(self.learning_rates.items())
-            ]),
+            "learning_rates": (
+                None
+                if self.learning_rates is None
+                else [
+                    [n - 1, lr] for n, lr in sorted(self.learning_rates.items())
+                ]
+            ),
             "decay": _serialize_factor("decay", self.decay),
             "growth": _serialize_factor("growth", self.growth),
             "relative_error_threshold": self.relative_error_threshold,
             "error_threshold": self.error_threshold,
-            "relative_error_grow_threshold":
-                self.relative_error_grow_threshold,
+            "relative_error_grow_threshold": self.relative_error_grow_threshold,
             "multi_num_epochs": self.multi_num_epochs,
             "multi_update_interval": self.multi_update_interval,
             "relative_error_relative_lr": self.relative_error_relative_lr,
@@ -599,15 +683,18 @@ class NewbobLRControl(keras.callbacks.Callback):
         if config.get("step_shape") is not None:
             config["step_shape"] = _export.deserialize(config["step_shape"])
         if "returnn_config" in config:
-            return cls.from_returnn_config(config.pop("returnn_config"),
-                                           **config)
+            return cls.from_returnn_config(
+                config.pop("returnn_config"), **config
+            )
         for key in ("decay", "growth"):
             config[key] = _export.deserialize(config[key])
         if isinstance(config.get("learning_rates"), list) and all(
-                isinstance(p, list) and len(p) == 2
-                for p in config["learning_rates"]):
+            isinstance(p, list) and len(p) == 2
+            for p in config["learning_rates"]
+        ):
             config["learning_rates"] = dict(
-                (int(e), lr) for e, lr in config["learning_rates"])
+                (int(e), lr) for e, lr in config["learning_rates"]
+            )
         return cls(**config)
 
 
@@ -621,9 +708,14 @@ def _float(x):
         return float(x)
     if keras.ops.is_tensor(x) or hasattr(x, "numpy"):
         x = np.asarray(keras.ops.convert_to_numpy(x))
-    if isinstance(x, np.ndarray) and x.shape == () and (
+    if (
+        isinstance(x, np.ndarray)
+        and x.shape == ()
+        and (
             np.issubdtype(x.dtype, np.integer)
-            or np.issubdtype(x.dtype, np.floating)):
+            or np.issubdtype(x.dtype, np.floating)
+        )
+    ):
         return float(x)
     return x
 
@@ -668,10 +760,18 @@ def _returnn_lrs(value):
     if isinstance(value, str):
         try:
             value = ast.literal_eval(value)
-        except (ValueError, SyntaxError, TypeError, MemoryError,
-                RecursionError):
-            v.fail("learning_rates", value, "a list or dict literal when "
-                   "given as a string")
+        except (
+            ValueError,
+            SyntaxError,
+            TypeError,
+            MemoryError,
+            RecursionError,
+        ):
+            v.fail(
+                "learning_rates",
+                value,
+                "a list or dict literal when given as a string",
+            )
     return value
 
 
@@ -683,12 +783,14 @@ def _predefined(value, offset):
     if isinstance(value, (list, tuple)):
         if not value:
             v.fail("learning_rates", value, "a non-empty list")
-        return {i + 1: v.target_value("learning_rate", _float(lr),
-                                      f"learning_rates[{i}]")
-                for i, lr in enumerate(value)}
+        return {
+            i + 1: v.target_value(
+                "learning_rate", _float(lr), f"learning_rates[{i}]"
+            )
+            for i, lr in enumerate(value)
+        }
     if isinstance(value, dict):
-        expected = (f"a non-empty dict {{epoch: lr}} with int epochs >= "
-                    f"{offset}")
+        expected = f"a non-empty dict {{epoch: lr}} with int epochs >= {offset}"
         if not value:
             v.fail("learning_rates", value, expected)
         out = {}
@@ -698,6 +800,7 @@ def _predefined(value, offset):
             if not v.is_integer(_float(key), offset):
                 v.fail("learning_rates", value, expected)
             out[int(key) + 1 - offset] = v.target_value(
-                "learning_rate", _float(lr), f"learning_rates[{key!r}]")
+                "learning_rate", _float(lr), f"learning_rates[{key!r}]"
+            )
         return out
     v.fail_type("learning_rates", value, "a list or a dict {epoch: lr}")

@@ -4,18 +4,35 @@ import math
 
 import keras
 
-from keras_trainplus import _keras_hooks as hooks
+from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
-from keras_trainplus.callbacks.lr_finder import LRFinder
+from keras_trainplus.callbacks.lr_finder.lr_finder import LRFinder
 
-_NOT_FOR_THE_TEST = ("validation_data", "validation_split", "epochs",
-                     "initial_epoch", "validation_steps", "validation_freq",
-                     "validation_batch_size")
+_NOT_FOR_THE_TEST = (
+    "validation_data",
+    "validation_split",
+    "epochs",
+    "initial_epoch",
+    "validation_steps",
+    "validation_freq",
+    "validation_batch_size",
+)
 
 
-def find_lr(model, x=None, y=None, batch_size=None, start_lr=1e-7,
-            end_lr=10.0, num_steps=100, mode="exp", smoothing=0.98,
-            divergence_threshold=4.0, verbose="auto", **kwargs):
+def find_lr(
+    model,
+    x=None,
+    y=None,
+    batch_size=None,
+    start_lr=1e-7,
+    end_lr=10.0,
+    num_steps=100,
+    mode="exp",
+    smoothing=0.98,
+    divergence_threshold=4.0,
+    verbose="auto",
+    **kwargs,
+):
     """Runs Leslie Smith's learning-rate range test and restores the model.
 
     Trains `model` for (at most) `num_steps` updates while the learning rate
@@ -55,33 +72,51 @@ def find_lr(model, x=None, y=None, batch_size=None, start_lr=1e-7,
     if bad:
         raise ValueError(
             f"find_lr does not take {bad}: the range test only trains, for "
-            "`num_steps` updates.")
+            "`num_steps` updates."
+        )
     if not isinstance(model, keras.Model):
         v.fail_type("model", model, "a compiled `keras.Model`")
     if getattr(model, "optimizer", None) is None:
-        raise ValueError("find_lr needs a compiled model "
-                         "(`model.compile(optimizer=..., loss=...)`). "
-                         f"Received: model={model!r} (not compiled)")
-    batch_size = v.integer("batch_size", batch_size, minimum=1,
-                           allow_none=True)
+        raise ValueError(
+            "find_lr needs a compiled model "
+            "(`model.compile(optimizer=..., loss=...)`). "
+            f"Received: model={model!r} (not compiled)"
+        )
+    batch_size = v.integer("batch_size", batch_size, minimum=1, allow_none=True)
     v.choice("verbose", verbose, ("auto", 0, 1, 2))
     kwargs["steps_per_epoch"] = v.integer(
-        "steps_per_epoch", kwargs.get("steps_per_epoch"), minimum=1,
-        allow_none=True)
-    finder = LRFinder(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
-                      mode=mode, smoothing=smoothing,
-                      divergence_threshold=divergence_threshold)
+        "steps_per_epoch",
+        kwargs.get("steps_per_epoch"),
+        minimum=1,
+        allow_none=True,
+    )
+    finder = LRFinder(
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_steps=num_steps,
+        mode=mode,
+        smoothing=smoothing,
+        divergence_threshold=divergence_threshold,
+    )
     callbacks = kwargs.pop("callbacks", None)
     if callbacks is not None and not isinstance(callbacks, (list, tuple)):
         v.fail_type("callbacks", callbacks, "a list of callbacks or None")
     callbacks = list(callbacks or [])
     # `num_steps` updates take that many micro-batches times the optimizer's
     # gradient accumulation.
-    micro = num_steps * hooks.accumulation_steps(
-        hooks.optimizers_of(model.optimizer)[0])
+    micro = num_steps * internals.optimizer.accumulation_steps(
+        internals.optimizer.optimizers_of(model.optimizer)[0]
+    )
     epochs = _epochs_for(micro, x, batch_size, kwargs.get("steps_per_epoch"))
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-              callbacks=[finder] + callbacks, **kwargs)
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=verbose,
+        callbacks=[finder] + callbacks,
+        **kwargs,
+    )
     return finder.result
 
 
@@ -96,8 +131,11 @@ def _epochs_for(num_steps, x, batch_size, steps_per_epoch):
             length = None
         if length is not None and hasattr(x, "shape"):
             batches = math.ceil(length / (batch_size or 32))
-        elif length is not None and hasattr(x, "__getitem__") and not \
-                isinstance(x, (list, tuple, dict)):
+        elif (
+            length is not None
+            and hasattr(x, "__getitem__")
+            and not isinstance(x, (list, tuple, dict))
+        ):
             batches = length  # a PyDataset / Sequence: length in batches
         elif hasattr(x, "cardinality"):
             card = int(x.cardinality())

@@ -26,21 +26,19 @@ a guard of its own, without exception hooks or shared claims.
 
 import warnings
 
-from keras_trainplus import _keras_hooks as hooks
-
-_KEY = "_keras_trainplus_fit_guard"
+from keras_trainplus import _internals as internals
 
 
 def guard_for(callback):
     """The guard of the `fit` call that is running `callback`."""
     model = callback.model
-    callback_list, epoch_iterator = hooks.calling_fit(model)
+    callback_list, epoch_iterator = internals.fit_loop.calling_fit(model)
     if callback_list is None:
         return FitGuard(model)
-    guard = callback_list.__dict__.get(_KEY)
+    guard = internals.fit_loop.guard_of(callback_list)
     if guard is None or guard.closed:
         guard = FitGuard(model, callback_list, epoch_iterator)
-        callback_list.__dict__[_KEY] = guard
+        internals.fit_loop.set_guard_of(callback_list, guard)
     return guard
 
 
@@ -63,9 +61,15 @@ class FitGuard:
         self._refresh = None
         self._epoch_started = []  # fns run after every `on_epoch_begin`
         if callback_list is not None:
-            self._unhooks.append(hooks.guard_callback_list(
-                callback_list, self.abort, self.finish,
-                self._after_epoch_begin, self._after_batch_begin))
+            self._unhooks.append(
+                internals.fit_loop.guard_callback_list(
+                    callback_list,
+                    self.abort,
+                    self.finish,
+                    self._after_epoch_begin,
+                    self._after_batch_begin,
+                )
+            )
 
     def _after_epoch_begin(self):
         self._after_batch_begin()
@@ -80,7 +84,7 @@ class FitGuard:
         """Rebuilds the model's train function (installed programs take
         effect) and guards the new one at once, so callbacks after the
         caller see the function the epoch will run."""
-        hooks.rebuild_train_function(self.model)
+        internals.trainer.rebuild_train_function(self.model)
         self._after_batch_begin()
 
     def after_epoch_begin(self, fn):
@@ -100,16 +104,18 @@ class FitGuard:
         guarded from the first registration on."""
         self._aborts.append((owner, abort))
         if self._unhooks and self._refresh is None:
-            self._refresh, unhook = hooks.guard_model(
-                self.model, self.abort, self._epoch_iterator)
+            self._refresh, unhook = internals.fit_loop.guard_model(
+                self.model, self.abort, self._epoch_iterator
+            )
             self._unhooks.append(unhook)
 
     def done(self, owner):
         """`owner` ended normally: forget its aborts and claims."""
         self._aborts = [(o, f) for o, f in self._aborts if o is not owner]
         for key in list(self._claims):
-            self._claims[key] = [c for c in self._claims[key]
-                                 if c[0] is not owner]
+            self._claims[key] = [
+                c for c in self._claims[key] if c[0] is not owner
+            ]
             if not self._claims[key]:
                 del self._claims[key]
         if self._holder is None and not self._aborts:
@@ -121,16 +127,18 @@ class FitGuard:
             return
         pending, self._aborts = self._aborts, []
         if pending:
-            hooks.sync_jax_state(self.model)
+            internals.trainer.sync_jax_state(self.model)
         for owner, fn in reversed(pending):
             try:
                 fn()
             except Exception as error:  # keep undoing the others
                 warnings.warn(
                     f"keras_trainplus: undoing {describe(owner)} after an "
-                    f"exception in `fit` failed: {error!r}", stacklevel=2)
+                    f"exception in `fit` failed: {error!r}",
+                    stacklevel=2,
+                )
         if pending:
-            hooks.end_jax_fit_state(self.model)
+            internals.trainer.end_jax_fit_state(self.model)
         self._close()
 
     def finish(self):
@@ -146,9 +154,11 @@ class FitGuard:
             unhook()
         self._unhooks = []
         self._refresh = None
-        if self._holder is not None and \
-                self._holder.__dict__.get(_KEY) is self:
-            del self._holder.__dict__[_KEY]
+        if (
+            self._holder is not None
+            and internals.fit_loop.guard_of(self._holder) is self
+        ):
+            internals.fit_loop.set_guard_of(self._holder, None)
 
     # -- one writer per value -------------------------------------------------
 

@@ -55,7 +55,8 @@ def _score(key, value, n):
         return float(number)
     raise ValueError(
         f"The monitored value {key!r} of epoch {n - 1} must be a scalar "
-        f"number (a loss or metric). Received: {key}={value!r}")
+        f"number (a loss or metric). Received: {key}={value!r}"
+    )
 
 
 def _factor(name, factor, lr):
@@ -120,24 +121,40 @@ class NewbobController:
         sign: +1 when lower scores are better, -1 when higher are.
     """
 
-    def __init__(self, control, initial_lr, learning_rates=None, decay=0.5,
-                 growth=1.0, relative_error_threshold=-0.01,
-                 error_threshold=-0.01, grow_threshold=None, num_epochs=5,
-                 update_interval=None, relative_lr=False, div_by_old=False,
-                 min_epochs_per_new_lr=0, min_lr=0.0, error_key=None,
-                 sign=1):
+    def __init__(
+        self,
+        control,
+        initial_lr,
+        learning_rates=None,
+        decay=0.5,
+        growth=1.0,
+        relative_error_threshold=-0.01,
+        error_threshold=-0.01,
+        grow_threshold=None,
+        num_epochs=5,
+        update_interval=None,
+        relative_lr=False,
+        div_by_old=False,
+        min_epochs_per_new_lr=0,
+        min_lr=0.0,
+        error_key=None,
+        sign=1,
+    ):
         self.control = CONTROLS[control]
         self.initial_lr = float(initial_lr)
         self.decay = decay
         self.growth = growth
         self.relative_error_threshold = float(relative_error_threshold)
         self.error_threshold = float(error_threshold)
-        self.grow_threshold = (self.relative_error_threshold
-                               if grow_threshold is None
-                               else float(grow_threshold))
+        self.grow_threshold = (
+            self.relative_error_threshold
+            if grow_threshold is None
+            else float(grow_threshold)
+        )
         self.num_epochs = int(num_epochs)
-        self.update_interval = (self.num_epochs if update_interval is None
-                                else int(update_interval))
+        self.update_interval = (
+            self.num_epochs if update_interval is None else int(update_interval)
+        )
         self.relative_lr = bool(relative_lr)
         self.div_by_old = bool(div_by_old)
         self.min_epochs_per_new_lr = int(min_epochs_per_new_lr)
@@ -146,8 +163,9 @@ class NewbobController:
         self.sign = sign
         # n -> {"lr": float, "scores": {key: float}, "predefined": bool}
         self.records = {}
-        self.predefined = {int(n): float(lr)
-                           for n, lr in (learning_rates or {}).items()}
+        self.predefined = {
+            int(n): float(lr) for n, lr in (learning_rates or {}).items()
+        }
         self.last_decision = None
         self._warned_both = False
 
@@ -156,15 +174,18 @@ class NewbobController:
     def load(self, records):
         """Installs loaded records, then the predefined LRs (a loaded,
         non-zero LR wins over a predefined one, as in RETURNN)."""
-        self.records = {int(n): {"lr": r.get("lr"),
-                                 "scores": dict(r.get("scores") or {}),
-                                 "predefined": bool(r.get("predefined"))}
-                        for n, r in records.items()}
+        self.records = {
+            int(n): {
+                "lr": r.get("lr"),
+                "scores": dict(r.get("scores") or {}),
+                "predefined": bool(r.get("predefined")),
+            }
+            for n, r in records.items()
+        }
         for n, lr in self.predefined.items():
             rec = self.records.get(n)
             if rec is None:
-                self.records[n] = {"lr": lr, "scores": {},
-                                   "predefined": True}
+                self.records[n] = {"lr": lr, "scores": {}, "predefined": True}
             elif not rec["lr"]:
                 rec["lr"] = lr
                 rec["predefined"] = True
@@ -172,8 +193,9 @@ class NewbobController:
     def set_scores(self, n, scores):
         """Records epoch `n`'s scores (NaN and inf are kept: IEEE)."""
         checked = {k: _score(k, x, n) for k, x in scores.items()}
-        rec = self.records.setdefault(n, {"lr": None, "scores": {},
-                                          "predefined": False})
+        rec = self.records.setdefault(
+            n, {"lr": None, "scores": {}, "predefined": False}
+        )
         rec["scores"].update(checked)
 
     def _before(self, n):
@@ -196,8 +218,11 @@ class NewbobController:
         return key, scores[key]
 
     def _lr_at_or_before(self, n):
-        epochs = [e for e in self.records if e <= n
-                  and self.records[e]["lr"] is not None]
+        epochs = [
+            e
+            for e in self.records
+            if e <= n and self.records[e]["lr"] is not None
+        ]
         return self.records[max(epochs)]["lr"] if epochs else None
 
     def relative_error(self, old_n, new_n):
@@ -280,17 +305,17 @@ class NewbobController:
         k = self.update_interval
         if k > 1 and n % k != 1:
             return lr
-        window = before[-(self.num_epochs + 1):]
+        window = before[-(self.num_epochs + 1) :]
         if len(window) <= 1:
             return lr
-        rels = [self.relative_error(a, b)
-                for a, b in zip(window, window[1:])]
+        rels = [self.relative_error(a, b) for a, b in zip(window, window[1:])]
         if any(r is None for r in rels):
             return lr
         with np.errstate(all="ignore"):
             mean = float(np.mean(rels))
-        return self._apply(lr, mean > self.relative_error_threshold,
-                           mean < self.grow_threshold)
+        return self._apply(
+            lr, mean > self.relative_error_threshold, mean < self.grow_threshold
+        )
 
     def lr_for_epoch(self, n):
         """RETURNN's `get_learning_rate_for_epoch(n)` (n is 1-based)."""

@@ -55,7 +55,9 @@ def uniform(shape, seed):
     """float32 uniform in [0, 1), different on every replica."""
     return _per_replica(
         lambda s, seed: keras.random.uniform(s, dtype="float32", seed=seed),
-        shape, seed)
+        shape,
+        seed,
+    )
 
 
 _M1 = 0x7FEB352D
@@ -89,8 +91,7 @@ def hashed_uniform(shape, seed):
     for d in shape:
         size = size * d
     counter = ops.arange(size, dtype="int32")
-    h = _mix32(ops.bitwise_xor(_mix32(counter + keys[0]),
-                               keys[1] * 256 + 1))
+    h = _mix32(ops.bitwise_xor(_mix32(counter + keys[0]), keys[1] * 256 + 1))
     values = ops.cast(_lshr(h, 8), "float32") * (1.0 / 16777216.0)
     return ops.reshape(values, shape)
 
@@ -109,7 +110,7 @@ class Uniforms:
         count = 1 if n is None else n
         if self.next + count > self.rows:
             raise ValueError("internal: not enough uniform rows drawn")
-        out = self.values[self.next:self.next + count]
+        out = self.values[self.next : self.next + count]
         self.next += count
         return out[0] if n is None else out
 
@@ -145,16 +146,18 @@ def log_gamma_from(alpha, u):
     a = ops.where(boost, alpha + 1.0, alpha)
     d = a - 1.0 / 3.0
     c = 1.0 / ops.sqrt(9.0 * d)
-    z = ops.concatenate(_normal_pair(u[:r // 2], u[r // 2:r]), axis=0)
+    z = ops.concatenate(_normal_pair(u[: r // 2], u[r // 2 : r]), axis=0)
     t = 1.0 + c * z
     v = t * t * t
     accept = ops.logical_and(
         t > 0.0,
-        ops.log(ops.maximum(u[r:2 * r], _TINY))
-        < 0.5 * z * z + d - d * v + d * ops.log(ops.maximum(v, _TINY)))
+        ops.log(ops.maximum(u[r : 2 * r], _TINY))
+        < 0.5 * z * z + d - d * v + d * ops.log(ops.maximum(v, _TINY)),
+    )
     # The first accepted candidate (1.0 if none, probability < 2e-8).
     first = ops.logical_and(
-        accept, ops.cumsum(ops.cast(accept, "int32"), axis=0) == 1)
+        accept, ops.cumsum(ops.cast(accept, "int32"), axis=0) == 1
+    )
     chosen = ops.sum(ops.where(first, v, 0.0), axis=0)
     chosen = ops.where(ops.any(first, axis=0), chosen, 1.0)
     log_g = ops.log(d) + ops.log(ops.maximum(chosen, _TINY))
@@ -178,13 +181,17 @@ def beta_from(alpha, draws):
     alpha = ops.cast(alpha, "float32")
     safe = ops.maximum(alpha, 1e-6)
     u = draws.take(beta_rows())
-    log_g = log_gamma_from(safe, u[:gamma_rows()])
-    z = ops.sqrt(-2.0 * ops.log(ops.maximum(1.0 - u[gamma_rows()], _TINY))) \
-        * ops.cos(6.283185307179586 * u[gamma_rows() + 1])
+    log_g = log_gamma_from(safe, u[: gamma_rows()])
+    z = ops.sqrt(
+        -2.0 * ops.log(ops.maximum(1.0 - u[gamma_rows()], _TINY))
+    ) * ops.cos(6.283185307179586 * u[gamma_rows() + 1])
     g = ops.exp(log_g)
     s = ops.sqrt(z * z + 2.0 * g)
-    small = ops.exp(log_g - ops.log(ops.maximum(s, _TINY))
-                    - ops.log(ops.maximum(s + ops.abs(z), _TINY)))
+    small = ops.exp(
+        log_g
+        - ops.log(ops.maximum(s, _TINY))
+        - ops.log(ops.maximum(s + ops.abs(z), _TINY))
+    )
     small = ops.where(s > 0.0, small, 0.5)
     large = 1.0 - small
     positive = z >= 0.0
@@ -216,7 +223,16 @@ def bernoulli_from(u, probability):
 
 
 __all__ = [
-    "Uniforms", "hashed_uniform", "beta", "beta_from", "beta_rows",
-    "bernoulli_from", "gamma_rows", "int_from", "log_gamma_from",
-    "permutation_from", "replica_info", "uniform",
+    "Uniforms",
+    "hashed_uniform",
+    "beta",
+    "beta_from",
+    "beta_rows",
+    "bernoulli_from",
+    "gamma_rows",
+    "int_from",
+    "log_gamma_from",
+    "permutation_from",
+    "replica_info",
+    "uniform",
 ]

@@ -1,0 +1,84 @@
+"""Layer internals: hidden layer state, the layer tree, `call` on the
+instance, dropout's noise shape.
+
+* **Hidden layer state**: a variable that is part of a layer's `variables`
+  (hence of the JAX train state, updated in the forward pass like a
+  `SeedGenerator` state) but not of its `weights` or checkpoints. It rides
+  in the layer's `_seed_generators` list, which Keras only reads for
+  `.state`.
+* **Patching a layer's `call`** on the instance (stock dropout layers read
+  their rate as a Python float at trace time).
+"""
+
+from keras_trainplus._internals.version import hook
+from keras_trainplus._internals.version import require
+
+
+class HiddenState:
+    """Holds a variable in a layer's seed-generator list (see module doc)."""
+
+    def __init__(self, variable):
+        self.state = variable
+
+
+@hook("3.15")
+def attach_hidden_state(layer, variable):
+    """Makes `variable` part of ``layer.variables`` (the JAX train state) but
+    not of ``layer.weights`` or of saved files."""
+    require(layer, "_seed_generators", "attach a knob to a layer")
+    for holder in layer._seed_generators:
+        if getattr(holder, "state", None) is variable:
+            return
+    layer._seed_generators.append(HiddenState(variable))
+
+
+@hook("3.15")
+def detach_hidden_state(layer, variable):
+    layer._seed_generators[:] = [
+        h
+        for h in layer._seed_generators
+        if not (isinstance(h, HiddenState) and h.state is variable)
+    ]
+
+
+@hook("3.15")
+def iter_layers(model):
+    """All layers below `model`, recursively, each once."""
+    if hasattr(model, "_flatten_layers"):
+        return list(model._flatten_layers(include_self=False, recursive=True))
+    out, stack, seen = [], list(getattr(model, "layers", [])), set()
+    while stack:
+        layer = stack.pop(0)
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        out.append(layer)
+        stack.extend(getattr(layer, "layers", []))
+    return out
+
+
+@hook("3.15")
+def set_layer_call(layer, call):
+    """Replaces ``layer.call`` on this instance (None restores the class's).
+
+    Keras analysed the signature of `call` when the layer was created; the
+    replacement keeps the same `(inputs, training=False)` signature.
+    """
+    if call is None:
+        layer.__dict__.pop("call", None)
+    else:
+        layer.__dict__["call"] = call
+
+
+@hook("3.15")
+def spatial_noise_shape(layer, inputs):
+    """The noise shape of a `SpatialDropout*` layer for `inputs`."""
+    require(layer, "_get_noise_shape", "schedule spatial dropout")
+    return layer._get_noise_shape(inputs)
+
+
+@hook("3.15")
+def set_untracked_attribute(layer, name, value):
+    """Sets ``layer.<name>`` without Keras's state tracking (a built layer
+    cannot track new state)."""
+    layer.__dict__[name] = value

@@ -1,0 +1,92 @@
+"""Trainer internals: metrics attached after build, `compute_loss` and
+`train_step` wrapped on the instance, the traced train function, the JAX
+train state.
+
+The LR finder attaches a metric (its variables are carried through the JAX
+step) and wraps `compute_loss` (to record every update's own loss
+in-graph); target mixing (`mix_targets`) wraps ``train_step`` and
+``compute_loss`` (nesting, so the LR finder stacks on top).
+"""
+
+import keras
+
+from keras_trainplus._internals.version import hook
+from keras_trainplus._internals.version import require
+
+
+@hook("3.15")
+def attach_metric(model, metric):
+    """Adds `metric` to ``model.metrics`` (hence to the state the JAX trainer
+    carries through the compiled step) after the model was built."""
+    require(model, "_metrics", "attach a metric")
+    if not any(m is metric for m in model._metrics):
+        model._metrics.append(metric)
+
+
+@hook("3.15")
+def detach_metric(model, metric):
+    model._metrics[:] = [m for m in model._metrics if m is not metric]
+
+
+@hook("3.15")
+def wrap_compute_loss(model, make):
+    """Wraps ``model.compute_loss`` on the instance.
+
+    `make(previous)` gets the current bound `compute_loss` (the class's, or
+    an earlier wrapper) and returns the replacement, which must keep the
+    signature ``(x, y, y_pred, sample_weight, training)``; Keras calls it
+    from every backend's train step. Returns a token for
+    `unwrap_compute_loss`, so wrappers nest and unwind in order.
+    """
+    require(model, "compute_loss", "wrap the loss computation")
+    token = model.__dict__.get("compute_loss")
+    model.__dict__["compute_loss"] = make(model.compute_loss)
+    return token
+
+
+@hook("3.15")
+def unwrap_compute_loss(model, token):
+    if token is None:
+        model.__dict__.pop("compute_loss", None)
+    else:
+        model.__dict__["compute_loss"] = token
+
+
+@hook("3.15")
+def set_train_step(model, train_step):
+    """Replaces ``model.train_step`` on the instance (every backend's train
+    function calls ``self.train_step``)."""
+    require(model, "train_step", "wrap the train step")
+    model.__dict__["train_step"] = train_step
+
+
+@hook("3.15")
+def rebuild_train_function(model):
+    """Drops the traced train function so the next step retraces.
+
+    `fit` creates the train function before `on_train_begin` and reads
+    ``model.train_function`` at every step, so calling this from a callback
+    makes the programs installed there take effect (and removing them at
+    `on_train_end` keeps later `fit` calls from running stale programs).
+    """
+    model.make_train_function(force=True)
+
+
+@hook("3.15")
+def sync_jax_state(model):
+    """On JAX, writes the in-flight train state back into the variables.
+
+    After this, variable assignments made by a callback are picked up by the
+    next train step instead of being overwritten at the end of the epoch.
+    """
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
+@hook("3.15")
+def end_jax_fit_state(model):
+    """On JAX, after the variables were synced and then changed by an abort:
+    keeps `fit`'s `finally` from writing its in-flight state back."""
+    if keras.backend.backend() == "jax" and hasattr(model, "_jax_state"):
+        model._jax_state = None
