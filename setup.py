@@ -21,6 +21,7 @@ EXAMPLES = ["scikit-learn>=1.0"] + PLOT + TUNER
 TEST = (
     [
         "pytest>=7",
+        "pytest-xdist",
         "ruff",
         "scipy",
         "tensorflow-cpu>=2.16",

@@ -39,7 +39,7 @@ def rss_mb(field="VmRSS"):
     return float("nan")
 
 
-def worker(variant, epochs, threads):
+def worker(variant, epochs, threads, samples=8192):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
@@ -71,8 +71,8 @@ def worker(variant, epochs, threads):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     rng = np.random.RandomState(0)
-    x = rng.normal(size=(8192, 64)).astype("float32")
-    y = rng.randint(0, 10, size=8192)
+    x = rng.normal(size=(samples, 64)).astype("float32")
+    y = rng.randint(0, 10, size=samples)
     rates = {e: 0.1 + 0.3 * (e % 4) / 3 for e in range(epochs)}
     clips = {e: (1.0 + e % 3) if e % 5 else None for e in range(epochs)}
 
@@ -119,7 +119,7 @@ def worker(variant, epochs, threads):
         "rss_after_epoch_1_mb": probe.rss_after_first,
         "peak_rss_mb": rss_mb("VmHWM"),
         "epoch_seconds": probe.times[1:],
-        "steps_per_epoch": 8192 // 64,
+        "steps_per_epoch": samples // 64,
     }
 
 
@@ -128,13 +128,16 @@ def main():
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=8192)
     parser.add_argument("--json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(
             "RESULT "
-            + json.dumps(worker(args.worker, args.epochs, args.threads))
+            + json.dumps(
+                worker(args.worker, args.epochs, args.threads, args.samples)
+            )
         )
         return
 
@@ -147,6 +150,8 @@ def main():
                 variant,
                 "--epochs",
                 str(args.epochs),
+                "--samples",
+                str(args.samples),
                 "--threads",
                 str(args.threads),
             ],
@@ -168,7 +173,8 @@ def main():
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     print(
-        f"backend {backend}, {args.epochs} epochs of 128 steps, "
+        f"backend {backend}, {args.epochs} epochs of "
+        f"{args.samples // 64} steps, "
         f"{args.rounds} rounds, threads={args.threads}"
     )
     base = statistics.median(

@@ -142,6 +142,9 @@ def main():
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--grid", type=int, default=9, help="grid learning rates (1e-4..1)"
+    )
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--json")
     parser.add_argument("--plot", help="save the finder's curve here (PNG)")
@@ -176,7 +179,7 @@ def main():
         result.plot(args.plot)
     suggestions = result.suggestions()
     print("finder:", result, {k: f"{v:.3g}" for k, v in suggestions.items()})
-    grid = np.geomspace(1e-4, 1.0, 9)
+    grid = np.geomspace(1e-4, 1.0, args.grid)
     grid_acc = {
         float(lr): accuracy(lr, seeds, args.epochs, split) for lr in grid
     }

@@ -260,6 +260,8 @@ def _unit_knobs():
 
 
 def _target_range(target):
+    if hasattr(target, "allow_infinite") and hasattr(target, "variable"):
+        return (None, None, True, True, target.allow_infinite, None)  # Knob
     if not isinstance(target, str):
         fail_type("target", target, "a hyperparameter target name")
     if target.startswith("dropout:"):

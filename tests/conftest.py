@@ -20,15 +20,23 @@ def pytest_configure(config):
         "markers", "tf_only: needs the TensorFlow backend (tf.distribute)"
     )
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers",
+        "one_backend: slow and backend-agnostic (subprocess protocol, "
+        "keras-tuner's search loop): runs in the TensorFlow run only",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
     if BACKEND == "tensorflow":
         return
     skip = pytest.mark.skip(reason=f"TensorFlow only (backend: {BACKEND})")
+    once = pytest.mark.skip(reason="backend-agnostic: runs with TensorFlow")
     for item in items:
         if "tf_only" in item.keywords:
             item.add_marker(skip)
+        elif "one_backend" in item.keywords:
+            item.add_marker(once)
 
 
 def pytest_report_header(config):

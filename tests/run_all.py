@@ -3,6 +3,9 @@ and torch (everything not marked `tf_only`).
 
 Usage: python tests/run_all.py [extra pytest args]
 
+Each run uses pytest-xdist with `KTP_WORKERS` processes (default 2, the
+CI machine's cores; 0 runs in one process).
+
 Exits non-zero if any run fails, and also if a run collects no tests
 (pytest's exit code 5 must not pass silently).
 """
@@ -23,6 +26,8 @@ def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     backends = os.environ.get("KTP_BACKENDS")
     runs = [r for r in RUNS if not backends or r[0] in backends.split(",")]
+    workers = os.environ.get("KTP_WORKERS", "2")
+    parallel = [] if workers == "0" else ["-n", workers]
     failed = []
     for backend, extra in runs:
         env = dict(os.environ, KERAS_BACKEND=backend)
@@ -33,6 +38,7 @@ def main(argv):
             "-q",
             "-p",
             "no:cacheprovider",
+            *parallel,
             *extra,
             *argv,
         ]

@@ -441,3 +441,119 @@ def test_python_lambda_scale_fn_in_compiled_fit(scale_mode, spe):
         arg = cycle if scale_mode == "cycle" else i
         expected.append(0.001 + 0.009 * h * fn(arg))
     assert relative_error(sgd_applied_lrs(model), expected) < 1e-6
+
+
+# -- public options, Knob targets, schedules from the fit's length ---------
+
+
+class _KnobLR(keras.optimizers.schedules.LearningRateSchedule):
+    """User code that reads a knob inside the compiled step."""
+
+    def __init__(self, knob):
+        self.knob = knob
+
+    def __call__(self, step):
+        return self.knob.read()
+
+
+@pytest.mark.parametrize("spe", spe_values())
+def test_any_knob_is_a_target_per_step_and_per_epoch(spe):
+    from keras_trainplus import Knob
+
+    knob = Knob(0.5, name="my_knob")  # not tracked: the driver carries it
+    shape = S.Linear(0.1, 1.0, N)
+    model = probe_model(N, keras.optimizers.SGD(_KnobLR(knob)), spe)
+    history = fit_probe(model, N, [C.HyperparameterScheduler({knob: shape})])
+    assert relative_error(sgd_applied_lrs(model), host(shape)) < 1e-6
+    assert history.history["my_knob"][-1] == pytest.approx(
+        float(shape.evaluate(N - 1)), rel=1e-6
+    )
+    assert knob._program is None  # uninstalled: a plain variable again
+    per_epoch = S.PerEpoch([0.1, 0.2, 0.3])
+    model = probe_model(N, keras.optimizers.SGD(_KnobLR(knob)), spe)
+    fit_probe(
+        model,
+        N,
+        [C.HyperparameterScheduler({knob: per_epoch})],
+        epochs=3,
+    )
+    expected = np.repeat([0.1, 0.2, 0.3], N // 3)
+    assert relative_error(sgd_applied_lrs(model), expected) < 1e-6
+
+
+def test_knob_target_is_shared_by_deep_copies_and_round_trips():
+    from keras_trainplus import Knob
+
+    knob = Knob(0.25, name="k")
+    driver = C.HyperparameterScheduler(
+        {knob: S.Linear(0.0, 1.0, 10)}, options={knob: {"log_key": "k2"}}
+    )
+    assert next(iter(copy.deepcopy(driver).schedules)) is knob
+    restored = C.HyperparameterScheduler.from_config(driver.get_config())
+    (target,) = restored.schedules
+    assert isinstance(target, Knob) and float(target) == 0.25
+    assert restored.options == {target: {"log_key": "k2"}}
+
+
+def test_options_reach_the_targets_in_fit():
+    """`mode` of gradient_clip (and `layers` of dropout, below) are public
+    options of the driver; the presets use them too."""
+    x = np.zeros((1, N), "float32")
+    x[0, :2] = [1.0, 3.0]  # gradient (1, 3, 0, ...)
+    for mode, expected in [("value", [0.25, 0.25]), ("global_norm", None)]:
+        model = probe_model(N, keras.optimizers.SGD(1.0))
+        driver = C.HyperparameterScheduler(
+            {"gradient_clip": 0.25}, options={"gradient_clip": {"mode": mode}}
+        )
+        model.fit(x, x[:, :1], epochs=1, verbose=0, callbacks=[driver])
+        if expected is None:  # the norm of (1, 3) scaled to 0.25
+            expected = np.array([1.0, 3.0]) * 0.25 / np.sqrt(10.0)
+        np.testing.assert_allclose(-kernel(model)[:2], expected, rtol=1e-5)
+
+
+def test_dropout_layers_option_schedules_only_those_layers():
+    inputs = keras.Input((4,))
+    a = keras.layers.Dropout(0.5, name="a")(inputs)
+    b = keras.layers.Dropout(0.5, name="b")(a)
+    model = keras.Model(inputs, keras.layers.Dense(1)(b))
+    model.compile("sgd", "mse")
+    driver = C.HyperparameterScheduler(
+        {"dropout": 0.1}, options={"dropout": {"layers": ["a"]}}
+    )
+    x = np.ones((8, 4), "float32")
+    history = model.fit(x, x[:, :1], epochs=1, verbose=0, callbacks=[driver])
+    assert history.history["dropout_rate"] == [pytest.approx(0.1)]
+    assert model.get_layer("a").rate == pytest.approx(0.1)
+    assert model.get_layer("b").rate == 0.5
+
+
+def test_schedules_from_the_fit_length():
+    model = probe_model(N, keras.optimizers.SGD(1.0))
+    driver = C.HyperparameterScheduler(
+        lambda updates: {"learning_rate": S.Linear(1.0, 0.0, updates)}
+    )
+    fit_probe(model, N, [driver], epochs=2)
+    expected = host(S.Linear(1.0, 0.0, N))
+    assert relative_error(sgd_applied_lrs(model), expected) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"momentum": {}}, r"options\['momentum'\]"),
+        ({"learning_rate": {"mode": "value"}}, r"options\['learning_rate'\]"),
+        ({"learning_rate": []}, r"options\['learning_rate'\]"),
+        ({"learning_rate": {"log_key": 3}}, r"log_key"),
+        ("x", r"options"),
+    ],
+)
+def test_bad_options_are_named(options, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        C.HyperparameterScheduler({"learning_rate": 0.1}, options=options)
+
+
+def test_bad_clip_mode_option_is_named():
+    with pytest.raises(ValueError, match=r"options\['gradient_clip'\]"):
+        C.HyperparameterScheduler(
+            {"gradient_clip": 1.0}, options={"gradient_clip": {"mode": "x"}}
+        )

@@ -620,6 +620,7 @@ def _lrs(out):
 
 
 @pytest.mark.slow
+@pytest.mark.one_backend
 def test_sigkill_and_resume_give_the_uninterrupted_lrs(tmp_path):
     proc, out = _worker(tmp_path, "full", 12, 0, -1)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -135,38 +135,20 @@ def test_examples_fast_mode(script, args, expect, pngs, tmp_path):
 
 @pytest.mark.tf_only
 def test_benchmarks_smoke():
+    """One benchmark runs for real (tiny); every other script must import
+    and parse its arguments (full runs: BENCHMARKS.md, by hand)."""
     out = _run(
         ["benchmarks/schedule_cost.py", "--repeats", "1", "--steps", "20"],
         "tensorflow",
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OneCycle lr+momentum" in out.stdout
-    out = _run(
-        ["benchmarks/callback_overhead.py", "--rounds", "1", "--quick"],
-        "tensorflow",
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "steps_per_execution=32" in out.stdout
-    out = _run(
-        [
-            "benchmarks/dropout_clip_retrace.py",
-            "--epochs",
-            "3",
-            "--rounds",
-            "1",
-        ],
-        "tensorflow",
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "naive retrace" in out.stdout
-    out = _run(["benchmarks/augmentation.py", "--quick"], "tensorflow")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "RandomErasing / Cutout" in out.stdout
-    out = _run(
-        ["benchmarks/lr_finder.py", "--quick", "--steps", "30"], "tensorflow"
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "finder (valley)" in out.stdout and "ratio (median)" in out.stdout
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        if script.name == "schedule_cost.py":
+            continue
+        out = _run([f"benchmarks/{script.name}", "--help"], "tensorflow")
+        assert out.returncode == 0, (script.name, out.stderr[-3000:])
+        assert "usage:" in out.stdout, script.name
 
 
 @pytest.mark.tf_only

@@ -108,7 +108,14 @@ def _model(hp=None):
     return model
 
 
-@pytest.mark.parametrize("kind", ["random", "bayesian", "hyperband"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "random",
+        pytest.param("bayesian", marks=pytest.mark.one_backend),
+        pytest.param("hyperband", marks=pytest.mark.one_backend),
+    ],
+)
 def test_no_state_leaks_between_trials_with_every_tuner(kind, tmp_path):
     """A callback instance passed to `search` is deep-copied per execution:
     every trial starts newbob from the initial LR (no decayed LR leaks in),

@@ -121,12 +121,13 @@ class CyclicLR(HyperparameterScheduler):
             schedules["momentum"] = Cyclical(
                 max_momentum, base_momentum, **shape
             )
-        super().__init__(schedules, origin="fit", verbose=verbose)
-        if scale_fn is not None:  # base/max are checked above
-            self._value_arguments = {
-                "learning_rate": "scale_fn",
-                "momentum": "scale_fn",
-            }
+        # base/max are checked above: other values come from `scale_fn`
+        options = None
+        if scale_fn is not None:
+            options = {t: {"argument": "scale_fn"} for t in schedules}
+        super().__init__(
+            schedules, origin="fit", verbose=verbose, options=options
+        )
         lr = schedules["learning_rate"]
         self.base_lr = base_lr
         self.max_lr = max_lr

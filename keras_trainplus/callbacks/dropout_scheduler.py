@@ -4,10 +4,10 @@ import keras
 
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks._arguments import epoch_schedule
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
-from keras_trainplus.callbacks.hyperparameter_scheduler import epoch_schedule
 
 
 @_export.register
@@ -59,7 +59,6 @@ class DropoutScheduler(HyperparameterScheduler):
     """
 
     def __init__(self, schedule, layers=None, verbose=0):
-        self._init_driver("fit", verbose)
         if isinstance(schedule, dict):  # None is no rate here
             for epoch, rate in schedule.items():
                 if rate is None:
@@ -74,9 +73,12 @@ class DropoutScheduler(HyperparameterScheduler):
             ):
                 v.fail_type("layers", layers, expected)
         self.layers = layers
-        self.schedules = {"dropout": self.schedule}
-        self._value_arguments = {"dropout": "schedule"}
-        self._target_options = {"dropout": {"layers": layers}}
+        super().__init__(
+            {"dropout": self.schedule},
+            origin="fit",
+            verbose=verbose,
+            options={"dropout": {"layers": layers, "argument": "schedule"}},
+        )
 
     def get_config(self):
         names = (

@@ -4,10 +4,10 @@ import math
 
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks._arguments import epoch_schedule
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
-from keras_trainplus.callbacks.hyperparameter_scheduler import epoch_schedule
 
 
 @_export.register
@@ -60,14 +60,18 @@ class GradientClipScheduler(HyperparameterScheduler):
     def __init__(self, schedule, mode="global_norm", verbose=0):
         from keras_trainplus.knobs.gradient_clip import CLIP_MODES
 
-        self._init_driver("fit", verbose)
         self.mode = v.choice("mode", mode, CLIP_MODES)
         self.schedule = epoch_schedule(
             "schedule", schedule, none_value=math.inf, target="gradient_clip"
         )
-        self.schedules = {"gradient_clip": self.schedule}
-        self._value_arguments = {"gradient_clip": "schedule"}
-        self._target_options = {"gradient_clip": {"mode": self.mode}}
+        super().__init__(
+            {"gradient_clip": self.schedule},
+            origin="fit",
+            verbose=verbose,
+            options={
+                "gradient_clip": {"mode": self.mode, "argument": "schedule"}
+            },
+        )
 
     def get_config(self):
         return {

@@ -1,7 +1,6 @@
 """`HyperparameterScheduler`: the one driver of every scheduled value."""
 
 import copy
-import numbers
 
 import keras
 import numpy as np
@@ -10,13 +9,12 @@ from keras_trainplus import _cluster
 from keras_trainplus import _export
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks import _arguments
 from keras_trainplus.callbacks import _fit_guard
 from keras_trainplus.knobs import bound_knob
 from keras_trainplus.knobs import targets as _targets
-from keras_trainplus.schedules.per_epoch import PerEpoch
-from keras_trainplus.schedules.per_epoch import check_target_values
-from keras_trainplus.schedules.schedule import Schedule
-from keras_trainplus.schedules.schedule import as_schedule
+from keras_trainplus.knobs.knob import Knob
+from keras_trainplus.knobs.user_knob import is_knob
 
 
 @_export.register
@@ -106,19 +104,15 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             optimizer that cannot take the target.
     """
 
-    def __init__(self, schedules, origin="fit", verbose=0):
-        self._init_driver(origin, verbose)
-        self.schedules = _check_schedules(schedules)
-
-    def _init_driver(self, origin, verbose):
-        """Initializes the driver state (presets call this directly)."""
-        keras.callbacks.Callback.__init__(self)
+    def __init__(self, schedules, origin="fit", verbose=0, options=None):
+        super().__init__()
         self.origin = v.choice("origin", origin, ("fit", "global"))
         self.verbose = v.integer("verbose", verbose, minimum=0)
-        self._log_keys = {}
-        self._target_options = {}
-        # How the user wrote each target's argument (presets override).
-        self._value_arguments = {}
+        if callable(schedules) and not isinstance(schedules, (dict, type)):
+            self.schedules = schedules  # a function of the fit's length
+        else:
+            self.schedules = _arguments.check_schedules(schedules)
+        self.options = _arguments.check_options(options, self.schedules)
         self._reset_runtime()
 
     # -- state ------------------------------------------------------------
@@ -135,6 +129,9 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
+        for target in self._targets():
+            if is_knob(target):
+                memo[id(target)] = target  # the user's variable, shared
         for key, value in self.__dict__.items():
             if key in ("_model", "_bindings", "_active", "_guard"):
                 continue
@@ -147,11 +144,25 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     def _trainplus_name(self):
         return self.__dict__.get("_display_name") or type(self).__name__
 
+    def _targets(self):
+        if isinstance(self.schedules, dict):
+            return list(self.schedules)
+        return list(self.options)
+
+    def _option(self, target, key, default=None):
+        return self.options.get(target, {}).get(key, default)
+
     # -- hooks for presets -------------------------------------------------
 
     def _resolve_schedules(self):
-        """The schedules to install for this `fit` (presets may use params)."""
-        return dict(self.schedules)
+        """The schedules to install for this `fit`: `schedules`, or what
+        the function passed as `schedules` returns for the fit's length."""
+        if isinstance(self.schedules, dict):
+            return dict(self.schedules)
+        return _arguments.check_schedules(
+            self.schedules(self._fit_length(_LENGTH_FIX)),
+            f"schedules({type(self).__name__} length)",
+        )
 
     def _check_plan(self, first_step, last_step):
         """Called at install with the relative steps this fit will run."""
@@ -165,14 +176,12 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         _cluster.check_strategy_support(model, type(self).__name__)
         self._active = self._resolve_schedules()
         self._bindings = {
-            name: _targets.bind(
-                name, model, **self._target_options.get(name, {})
-            )
+            name: _targets.bind(name, model, **self._bind_options(name))
             for name in self._active
         }
         self._guard = _fit_guard.guard_for(self)
         for name, binding in self._bindings.items():
-            role = _role(name, self._active[name])
+            role = _arguments.role(name, self._active[name])
             if role == "owns":
                 binding.own()
             for key, what in binding.value_keys():
@@ -231,7 +240,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             last = micro // k - 1 - offset
         self._check_plan(first, last)
         for name, schedule in self._active.items():
-            _set_horizon(schedule, last)
+            _arguments.set_horizon(schedule, last)
             self._check_range(name, schedule, epoch, first, last)
         self._guard.add(self, self._abort)
         self._installed = True  # from here on, an abort undoes it all
@@ -285,7 +294,14 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             print(f"\nEpoch {epoch + 1}: {type(self).__name__} {values}")
 
     def _argument(self, name):
-        return self._value_arguments.get(name, f"schedules[{name!r}]")
+        return self._option(name, "argument", f"schedules[{name!r}]")
+
+    def _bind_options(self, name):
+        return {
+            key: value
+            for key, value in self.options.get(name, {}).items()
+            if key != "argument"
+        }
 
     def _check_range(self, name, schedule, epoch, first, last):
         """Checks every value this `fit` will use, on the host, before any
@@ -365,9 +381,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             if logs is None:
                 continue
             binding = self._bindings[name]
-            if name in self._log_keys:
-                logs[self._log_keys[name]] = value
-            elif _shapes_base(name, self._active[name]):
+            if _arguments.shapes_base(name, self._active[name]):
                 # What Python reads and writes is the base; the value the
                 # last update used is the effective one.
                 logs[binding.log_key] = self._epoch_bases.get(
@@ -394,135 +408,59 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     # -- config -------------------------------------------------------------
 
     def get_config(self):
+        schedules = self.schedules
+        if not isinstance(schedules, dict):
+            schedules = _export.serialize_callable("schedules", schedules)
+        else:
+            schedules = [
+                [_target_config(target), _export.serialize(schedule)]
+                for target, schedule in schedules.items()
+            ]
         return {
-            "schedules": {
-                name: _export.serialize(s) for name, s in self.schedules.items()
-            },
+            "schedules": schedules,
             "origin": self.origin,
             "verbose": self.verbose,
+            "options": [
+                [_target_config(target), values]
+                for target, values in self.options.items()
+            ],
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["schedules"] = {
-            name: _export.deserialize(s)
-            for name, s in config["schedules"].items()
-        }
+        knobs = {}
+        schedules = config["schedules"]
+        if isinstance(schedules, dict) and "class_name" not in schedules:
+            schedules = list(schedules.items())  # the older form
+        if isinstance(schedules, list):
+            config["schedules"] = {
+                _target_from_config(t, knobs): _export.deserialize(s)
+                for t, s in schedules
+            }
+        else:
+            config["schedules"] = _export.deserialize(schedules)
+        config["options"] = {
+            _target_from_config(t, knobs): values
+            for t, values in config.get("options") or []
+        } or None
         return cls(**config)
 
 
-def step_shape_schedule(step_shape):
-    """Checks a `step_shape` argument: a per-step factor schedule, or None.
-    It multiplies a base, so it must not read or write one itself."""
-    if step_shape is None:
-        return None
-    shape = as_schedule(step_shape, "step_shape")
-    if shape.uses_base():
-        v.fail(
-            "step_shape",
-            step_shape,
-            "a per-step schedule without "
-            "`BaseValue` or `PerEpoch` leaves (it multiplies the base "
-            "value, which the callback itself writes)",
-        )
-    return shape
+def _target_config(target):
+    """A target name as is; a `Knob` target as its config (it round-trips
+    as a new `Knob` with the same name, value and dtype)."""
+    return {"knob": target.get_config()} if is_knob(target) else target
 
 
-def epoch_schedule(name, schedule, none_value=None, target=None):
-    """dict / list / callable / number -> PerEpoch; schedules pass through.
-
-    With `target`, the values known now are checked against its range,
-    named as the user wrote them (`name`, ``name[epoch]``), and a callable's
-    values when first evaluated."""
-    if not isinstance(schedule, Schedule):
-        schedule = v.scalar(schedule)
-        if isinstance(schedule, numbers.Real) and not isinstance(
-            schedule, bool
-        ):
-            if target is not None:
-                v.target_value(target, schedule, name)
-            schedule = [schedule]
-        elif not (
-            isinstance(schedule, (dict, list, tuple))
-            or (callable(schedule) and not isinstance(schedule, type))
-        ):
-            v.fail_type(
-                name,
-                schedule,
-                "a dict {epoch: value}, a list, a "
-                "callable epoch -> value, a number or a "
-                "keras_trainplus schedule",
-            )
-        with v.aliases({"values": name}):
-            schedule = PerEpoch(schedule, none_value=none_value)
-    if target is not None:
-        check_target_values(target, schedule, name)
-    return schedule
+def _target_from_config(config, knobs):
+    if not isinstance(config, dict):
+        return config
+    key = repr(sorted(config["knob"].items()))
+    if key not in knobs:
+        knobs[key] = Knob.from_config(config["knob"])
+    return knobs[key]
 
 
-def _check_schedules(schedules):
-    if not isinstance(schedules, dict) or not schedules:
-        v.fail_type(
-            "schedules", schedules, "a non-empty dict {target: schedule}"
-        )
-    checked = {}
-    for name, schedule in schedules.items():
-        try:
-            _targets.check_target_name(name)
-        except ValueError as error:
-            raise ValueError(
-                f"Argument `schedules` has an invalid target name: {error}"
-            ) from None
-        argument = f"schedules[{name!r}]"
-        schedule = as_schedule(schedule, argument)
-        if len(schedule.per_epoch_leaves()) > 1:
-            v.fail(
-                argument,
-                schedule,
-                "a schedule with at most one "
-                "`PerEpoch` leaf, not several `PerEpoch` leaves (a "
-                "hyperparameter has one base value; merge them into one)",
-            )
-        check_target_values(name, schedule, argument)
-        checked[name] = schedule
-    return checked
-
-
-def _shapes_base(name, schedule):
-    """A learning-rate schedule that multiplies the base by a shape."""
-    from keras_trainplus.schedules.base_value import BaseValue
-
-    return (
-        name in ("learning_rate", "lr")
-        and schedule.uses_base()
-        and not isinstance(schedule, (BaseValue, PerEpoch))
-    )
-
-
+_LENGTH_FIX = "give the callback the run's length (e.g. `total_steps`)"
 _MAX_CHECKED = 1 << 20
-
-
-def _role(name, schedule):
-    """How a schedule writes its value (see `_fit_guard.FitGuard.claim`).
-    A bare `PerEpoch` learning rate only writes the optimizer's own
-    variable (no program): a base writer like newbob."""
-    if name in ("learning_rate", "lr") and bound_knob.is_bare_base(schedule):
-        return "base" if schedule.per_epoch_leaves() else "program"
-    if schedule.per_epoch_leaves():
-        return "base+program"
-    return "program" if schedule.uses_base() else "owns"
-
-
-def _walk(schedule):
-    yield schedule
-    for child in schedule.children():
-        if isinstance(child, Schedule):
-            yield from _walk(child)
-
-
-def _set_horizon(schedule, last_step):
-    """Tells schedules that tabulate user callables how far `fit` goes."""
-    for node in _walk(schedule):
-        if hasattr(node, "_horizon"):
-            node._horizon = None if last_step is None else last_step + 1

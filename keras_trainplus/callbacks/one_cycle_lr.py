@@ -120,11 +120,13 @@ class OneCycleLR(HyperparameterScheduler):
         self.div_factor = v.positive("div_factor", div_factor)
         self.final_div_factor = v.positive("final_div_factor", final_div_factor)
         self.three_phase = v.boolean("three_phase", three_phase)
-        self._init_driver("fit", verbose)
         total = self._configured_total()
-        # Known length: build (and validate) now; else at `fit` time.
-        self.schedules = None if total is None else self._schedules(total)
-        self._total = total
+        # Known length: build (and validate) now; else for each `fit`.
+        super().__init__(
+            self._schedules if total is None else self._schedules(total),
+            origin="fit",
+            verbose=verbose,
+        )
 
     def _configured_total(self):
         if self.total_steps is not None:
@@ -134,6 +136,8 @@ class OneCycleLR(HyperparameterScheduler):
         return None
 
     def _schedules(self, total):
+        """The schedules for a run of `total` updates."""
+        self._total = total
         out = {
             "learning_rate": OneCycle(
                 self.max_lr,
@@ -155,15 +159,6 @@ class OneCycleLR(HyperparameterScheduler):
                 self.three_phase,
             )
         return out
-
-    def _resolve_schedules(self):
-        total = self._configured_total()
-        if total is None:
-            total = self._fit_length(
-                "`total_steps` (or `epochs` and `steps_per_epoch`) here"
-            )
-        self._total = total
-        return self._schedules(total)
 
     def _check_plan(self, first_step, last_step):
         if last_step is not None and last_step >= self._total:

@@ -2,11 +2,9 @@
 
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks._arguments import step_shape_schedule
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
-)
-from keras_trainplus.callbacks.hyperparameter_scheduler import (
-    step_shape_schedule,
 )
 from keras_trainplus.schedules.per_epoch import PerEpoch
 
@@ -53,14 +51,13 @@ class PerEpochLR(HyperparameterScheduler):
         schedule = (
             per_epoch if step_shape is None else (per_epoch * self.step_shape)
         )
+        argument = "learning_rates" if step_shape is None else "step_shape"
         super().__init__(
-            {"learning_rate": schedule}, origin="fit", verbose=verbose
+            {"learning_rate": schedule},
+            origin="fit",
+            verbose=verbose,
+            options={"learning_rate": {"argument": argument}},
         )
-        self._value_arguments = {
-            "learning_rate": "learning_rates"
-            if step_shape is None
-            else "step_shape"
-        }
 
     def get_config(self):
         per_epoch = PerEpoch(self.learning_rates).get_config()["values"]

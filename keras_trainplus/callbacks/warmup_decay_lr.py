@@ -137,14 +137,17 @@ class WarmupDecayLR(HyperparameterScheduler):
             default_rate if decay_rate is None else decay_rate,
             allow_none=True,
         )
-        self._init_driver("fit", verbose)
         needs_total = self.decay in ("linear", "cosine") or isinstance(
             self.warmup_steps, float
         )
-        if needs_total and self.total_steps is None:
-            self.schedules = None
-        else:
-            self.schedules = {"learning_rate": self._build(self.total_steps)}
+        # Known length (or none needed): build now; else for each `fit`.
+        super().__init__(
+            self._schedules
+            if needs_total and self.total_steps is None
+            else self._schedules(self.total_steps),
+            origin="fit",
+            verbose=verbose,
+        )
 
     @classmethod
     def transformer(cls, d_model, warmup_steps=4000, scale=1.0, verbose=0):
@@ -205,10 +208,8 @@ class WarmupDecayLR(HyperparameterScheduler):
             ramp = S.Geometric(self.initial_lr, peak, w)
         return S.Join([ramp, after], [w])
 
-    def _resolve_schedules(self):
-        if self.schedules is not None:
-            return dict(self.schedules)
-        total = self._fit_length("`total_steps` here")
+    def _schedules(self, total):
+        """The schedules for a run of `total` updates (None: not needed)."""
         return {"learning_rate": self._build(total)}
 
     def get_config(self):

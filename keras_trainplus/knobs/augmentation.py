@@ -15,11 +15,11 @@ class AugmentationKnob(BoundKnob):
     """A knob of a keras_trainplus augmentation layer, e.g.
     ``"spec_augment.num_time_masks"`` or ``"mix_up.alpha"``."""
 
-    def __init__(self, model, layer_name, knob):
+    def __init__(self, model, layer_name, knob, log_key=None):
         super().__init__(model)
         from keras_trainplus.layers._augmentation import AugmentationLayer
 
-        self.log_key = f"{layer_name}.{knob}"
+        self.log_key = log_key or f"{layer_name}.{knob}"
         layers = [
             layer
             for layer in internals.layers.iter_layers(model)

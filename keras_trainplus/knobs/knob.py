@@ -73,6 +73,7 @@ class Knob:
             ):
                 v.fail_type("variable", variable, "a scalar `keras.Variable`")
             self.variable = variable
+            self._program = None
             return
         value = _finite("value", value, allow_infinite)
         name = v.string("name", name)
@@ -85,6 +86,7 @@ class Knob:
                 name=name,
                 aggregation="only_first_replica",
             )
+        self._program = None
 
     @classmethod
     def for_learning_rate(cls, optimizer):
@@ -119,8 +121,17 @@ class Knob:
         self.variable.assign(value)
 
     def read(self):
-        """The value as a tensor (use inside compiled code)."""
+        """The value as a tensor (use inside compiled code): the variable,
+        or the in-graph program a driver installed (a per-step schedule)."""
+        if self._program is not None:
+            return self._program()
         return self.variable.value
+
+    def set_program(self, program):
+        """Makes `read()` return ``program()`` (a function of in-graph
+        values such as ``optimizer.iterations``); None removes it. The
+        driver installs one for a per-step schedule of this knob."""
+        self._program = program
 
     def numpy(self):
         return np.asarray(keras.ops.convert_to_numpy(self.variable))
@@ -136,6 +147,18 @@ class Knob:
         for opt in internals.optimizer.optimizers_of(optimizer):
             internals.optimizer.track_optimizer_variable(opt, self.variable)
         return self
+
+    def get_config(self):
+        return {
+            "value": float(self),
+            "name": self.variable.name,
+            "dtype": str(self.variable.dtype),
+            "allow_infinite": self.allow_infinite,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def __repr__(self):
         return f"Knob({self.variable.name}={float(self)!r})"

@@ -19,9 +19,9 @@ class OptimizerAttributeKnob(OptimizerSideKnob):
     """An optimizer hyperparameter read at trace time (momentum, beta_1,
     beta_2, weight_decay)."""
 
-    def __init__(self, model, name):
+    def __init__(self, model, name, log_key=None):
         super().__init__(model)
-        self.log_key = name
+        self.log_key = log_key or name
         self.attrs = [self._attribute(opt, name) for opt in self.optimizers]
         self._original = [
             internals.optimizer_update.instance_attribute(opt, attr)

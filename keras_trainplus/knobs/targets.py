@@ -6,39 +6,38 @@ from keras_trainplus.knobs.dropout_rate import DropoutRateKnob
 from keras_trainplus.knobs.gradient_clip import GradientClipKnob
 from keras_trainplus.knobs.learning_rate import LearningRateKnob
 from keras_trainplus.knobs.optimizer_attribute import OptimizerAttributeKnob
+from keras_trainplus.knobs.user_knob import UserKnob
+from keras_trainplus.knobs.user_knob import is_knob
 
 _TARGETS = {
-    "learning_rate": lambda model, **kw: LearningRateKnob(model, **kw),
-    "lr": lambda model, **kw: LearningRateKnob(model, log_key="lr"),
-    "momentum": lambda model, **kw: OptimizerAttributeKnob(model, "momentum"),
-    "beta_1": lambda model, **kw: OptimizerAttributeKnob(model, "beta_1"),
-    "beta_2": lambda model, **kw: OptimizerAttributeKnob(model, "beta_2"),
-    "weight_decay": lambda model, **kw: OptimizerAttributeKnob(
-        model, "weight_decay"
-    ),
-    "gradient_clip": lambda model, **kw: GradientClipKnob(model, **kw),
-    "dropout": lambda model, **kw: DropoutRateKnob(model, **kw),
+    "learning_rate": LearningRateKnob,
+    "lr": lambda model, log_key="lr": LearningRateKnob(model, log_key),
+    "gradient_clip": GradientClipKnob,
+    "dropout": DropoutRateKnob,
 }
+_OPTIMIZER_ATTRIBUTES = ("momentum", "beta_1", "beta_2", "weight_decay")
 
 
 def target_names():
-    return sorted(_TARGETS) + [
+    return sorted(list(_TARGETS) + list(_OPTIMIZER_ATTRIBUTES)) + [
         "dropout:<layer name>",
         "<augmentation layer name>.<knob>",
+        "a keras_trainplus.Knob",
     ]
 
 
 def check_target_name(name):
     if not isinstance(name, str):
         raise ValueError(
-            f"A hyperparameter target must be a string. Received: {name!r}"
+            "A hyperparameter target must be a name or a "
+            f"`keras_trainplus.Knob`. Received: {name!r}"
         )
     if name.startswith("dropout:") and len(name) > len("dropout:"):
         return name
     layer, dot, knob = name.rpartition(".")
     if dot and layer and knob:
         return name
-    if name not in _TARGETS:
+    if name not in _TARGETS and name not in _OPTIMIZER_ATTRIBUTES:
         raise ValueError(
             f"Unknown hyperparameter target {name!r}. Known targets: "
             f"{', '.join(repr(n) for n in target_names())}."
@@ -46,14 +45,19 @@ def check_target_name(name):
     return name
 
 
-def bind(name, model, **options):
-    check_target_name(name)
-    if name.startswith("dropout:"):
-        layer = name[len("dropout:") :]
-        return DropoutRateKnob(
-            model, layers=[layer], log_key=f"dropout_rate:{layer}"
-        )
-    if "." in name:
-        layer, _, knob = name.rpartition(".")
-        return AugmentationKnob(model, layer, knob)
-    return _TARGETS[name](model, **options)
+def bind(target, model, **options):
+    """The knob of `target` (a name or a `Knob`) for `model`, with the
+    driver's `options` of that target (`log_key`, `mode`, `layers`)."""
+    if is_knob(target):
+        return UserKnob(model, target, **options)
+    check_target_name(target)
+    if target.startswith("dropout:"):
+        layer = target[len("dropout:") :]
+        options.setdefault("log_key", f"dropout_rate:{layer}")
+        return DropoutRateKnob(model, layers=[layer], **options)
+    if "." in target:
+        layer, _, knob = target.rpartition(".")
+        return AugmentationKnob(model, layer, knob, **options)
+    if target in _OPTIMIZER_ATTRIBUTES:
+        return OptimizerAttributeKnob(model, target, **options)
+    return _TARGETS[target](model, **options)

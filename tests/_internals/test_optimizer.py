@@ -35,8 +35,10 @@ def test_learning_rate_variable_and_optimizers_of():
     opt = keras.optimizers.SGD(0.1)
     assert opt_internals.learning_rate_variable(opt) is not None
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
-    assert opt_internals.learning_rate_variable(
-        keras.optimizers.SGD(schedule)) is None
+    assert (
+        opt_internals.learning_rate_variable(keras.optimizers.SGD(schedule))
+        is None
+    )
     wrapped = keras.optimizers.LossScaleOptimizer(opt)
     assert opt_internals.optimizers_of(wrapped) == [opt]
 

@@ -18,8 +18,7 @@ def run(opt, steps=3):
 
 def test_momentum_program_equals_stock_sgd_at_that_momentum():
     for nesterov in (False, True):
-        stock = run(keras.optimizers.SGD(0.1, momentum=0.5,
-                                         nesterov=nesterov))
+        stock = run(keras.optimizers.SGD(0.1, momentum=0.5, nesterov=nesterov))
         opt = keras.optimizers.SGD(0.1, momentum=0.9, nesterov=nesterov)
         optimizer_update.set_hyperparameter_programs(
             opt, {"momentum": lambda step: keras.ops.convert_to_tensor(0.5)}

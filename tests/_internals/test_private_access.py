@@ -27,16 +27,22 @@ def keras_private_names():
     inputs = keras.Input((4,))
     hidden = keras.layers.Dropout(0.5)(keras.layers.Dense(4)(inputs))
     model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-                  loss="mse")
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
     x = np.zeros((8, 4), "float32")
     model.fit(x, x[:, :1], epochs=1, verbose=0)
-    objects = [model, model.optimizer, model.layers[1], model.layers[2],
-               keras.optimizers.Adam(), keras.callbacks.Callback(),
-               keras.callbacks.CallbackList([], model=model),
-               keras.metrics.Mean(), keras.Variable(1.0),
-               keras.random.SeedGenerator(0),
-               keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD())]
+    objects = [
+        model,
+        model.optimizer,
+        model.layers[1],
+        model.layers[2],
+        keras.optimizers.Adam(),
+        keras.callbacks.Callback(),
+        keras.callbacks.CallbackList([], model=model),
+        keras.metrics.Mean(),
+        keras.Variable(1.0),
+        keras.random.SeedGenerator(0),
+        keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()),
+    ]
     names = set()
     for obj in objects:
         names |= _private(dir(obj)) | _private(vars(obj))
@@ -59,9 +65,7 @@ def own_names():
                 node.ctx, ast.Store
             ):
                 names.add(node.attr)
-            elif isinstance(node, ast.Name) and isinstance(
-                node.ctx, ast.Store
-            ):
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 names.add(node.id)
     return _private(names)
 
@@ -134,5 +138,9 @@ def test_the_scan_finds_private_access():
     )
     kinds = [what for _, what in violations(source, keras_private, set())]
     assert len(kinds) == 6, kinds
-    assert violations("self.__dict__['x'] = 1\nx = self.value\n",
-                      keras_private, set()) == []
+    assert (
+        violations(
+            "self.__dict__['x'] = 1\nx = self.value\n", keras_private, set()
+        )
+        == []
+    )

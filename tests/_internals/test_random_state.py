@@ -9,8 +9,11 @@ from keras_trainplus._internals import random_state
 
 
 def draws():
-    return (random.random(), np.random.rand(),
-            float(keras.ops.convert_to_numpy(keras.random.uniform(()))))
+    return (
+        random.random(),
+        np.random.rand(),
+        float(keras.ops.convert_to_numpy(keras.random.uniform(()))),
+    )
 
 
 def test_restore_gives_the_same_draws():

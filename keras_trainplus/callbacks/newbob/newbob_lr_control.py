@@ -14,11 +14,9 @@ from keras_trainplus import _cluster
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
 from keras_trainplus.callbacks import _fit_guard
+from keras_trainplus.callbacks._arguments import step_shape_schedule
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
-)
-from keras_trainplus.callbacks.hyperparameter_scheduler import (
-    step_shape_schedule,
 )
 from keras_trainplus.callbacks.newbob import _protocol as _newbob
 from keras_trainplus.callbacks.newbob import _state_file
@@ -462,11 +460,15 @@ class NewbobLRControl(keras.callbacks.Callback):
         )
         if self.step_shape is not None:
             driver = HyperparameterScheduler(
-                {"learning_rate": BaseValue() * self.step_shape}
+                {"learning_rate": BaseValue() * self.step_shape},
+                options={
+                    "learning_rate": {
+                        "log_key": "effective_learning_rate",
+                        "argument": "step_shape",
+                    }
+                },
             )
-            driver._log_keys = {"learning_rate": "effective_learning_rate"}
             driver._display_name = "NewbobLRControl (step_shape)"
-            driver._value_arguments = {"learning_rate": "step_shape"}
             driver.set_model(model)
             driver.set_params(self.params)
             driver.on_train_begin(logs)

@@ -1,0 +1,176 @@
+"""Checking of the driver's arguments: schedules, options, the forms
+presets accept (per-epoch values, a per-step shape), and how a schedule
+writes its value (its role, see `_fit_guard.FitGuard.claim`)."""
+
+import numbers
+
+from keras_trainplus import _validation as v
+from keras_trainplus.knobs import bound_knob
+from keras_trainplus.knobs import targets as _targets
+from keras_trainplus.knobs.user_knob import is_knob
+from keras_trainplus.schedules.per_epoch import PerEpoch
+from keras_trainplus.schedules.per_epoch import check_target_values
+from keras_trainplus.schedules.schedule import Schedule
+from keras_trainplus.schedules.schedule import as_schedule
+
+
+def step_shape_schedule(step_shape):
+    """Checks a `step_shape` argument: a per-step factor schedule, or None.
+    It multiplies a base, so it must not read or write one itself."""
+    if step_shape is None:
+        return None
+    shape = as_schedule(step_shape, "step_shape")
+    if shape.uses_base():
+        v.fail(
+            "step_shape",
+            step_shape,
+            "a per-step schedule without "
+            "`BaseValue` or `PerEpoch` leaves (it multiplies the base "
+            "value, which the callback itself writes)",
+        )
+    return shape
+
+
+def epoch_schedule(name, schedule, none_value=None, target=None):
+    """dict / list / callable / number -> PerEpoch; schedules pass through.
+
+    With `target`, the values known now are checked against its range,
+    named as the user wrote them (`name`, ``name[epoch]``), and a callable's
+    values when first evaluated."""
+    if not isinstance(schedule, Schedule):
+        schedule = v.scalar(schedule)
+        if isinstance(schedule, numbers.Real) and not isinstance(
+            schedule, bool
+        ):
+            if target is not None:
+                v.target_value(target, schedule, name)
+            schedule = [schedule]
+        elif not (
+            isinstance(schedule, (dict, list, tuple))
+            or (callable(schedule) and not isinstance(schedule, type))
+        ):
+            v.fail_type(
+                name,
+                schedule,
+                "a dict {epoch: value}, a list, a "
+                "callable epoch -> value, a number or a "
+                "keras_trainplus schedule",
+            )
+        with v.aliases({"values": name}):
+            schedule = PerEpoch(schedule, none_value=none_value)
+    if target is not None:
+        check_target_values(target, schedule, name)
+    return schedule
+
+
+def check_schedules(schedules, argument="schedules"):
+    """Checks a ``{target: schedule}`` dict; targets are names or `Knob`s."""
+    if not isinstance(schedules, dict) or not schedules:
+        v.fail_type(
+            argument,
+            schedules,
+            "a non-empty dict {target: schedule} (or a function of the "
+            "number of updates returning one)",
+        )
+    checked = {}
+    for name, schedule in schedules.items():
+        try:
+            if not is_knob(name):
+                _targets.check_target_name(name)
+        except ValueError as error:
+            raise ValueError(
+                f"Argument `schedules` has an invalid target name: {error}"
+            ) from None
+        where = f"{argument}[{name!r}]"
+        schedule = as_schedule(schedule, where)
+        if len(schedule.per_epoch_leaves()) > 1:
+            v.fail(
+                where,
+                schedule,
+                "a schedule with at most one "
+                "`PerEpoch` leaf, not several `PerEpoch` leaves (a "
+                "hyperparameter has one base value; merge them into one)",
+            )
+        check_target_values(name, schedule, where)
+        checked[name] = schedule
+    return checked
+
+
+def check_options(options, schedules):
+    """Checks ``{target: {option: value}}``: `log_key` and `argument` (the
+    name used in logs and messages) for any target, `mode` for
+    ``"gradient_clip"``, `layers` for ``"dropout"``."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        v.fail_type("options", options, "a dict {target: {option: value}}")
+    checked = {}
+    for target, values in options.items():
+        where = f"options[{target!r}]"
+        if isinstance(schedules, dict) and target not in schedules:
+            v.fail(
+                where,
+                values,
+                f"options of a target in `schedules` "
+                f"({', '.join(repr(t) for t in schedules)})",
+            )
+        if not isinstance(values, dict):
+            v.fail_type(where, values, "a dict {option: value}")
+        allowed = {"log_key", "argument"} | _TARGET_OPTIONS.get(
+            target if isinstance(target, str) else None, set()
+        )
+        for key, value in values.items():
+            if key not in allowed:
+                v.fail(
+                    f"{where}[{key!r}]",
+                    value,
+                    "one of the options "
+                    f"{sorted(allowed)} of target {target!r}",
+                )
+            if key in ("log_key", "argument"):
+                v.string(f"{where}[{key!r}]", value)
+        if "mode" in values:
+            from keras_trainplus.knobs.gradient_clip import CLIP_MODES
+
+            v.choice(f"{where}['mode']", values["mode"], CLIP_MODES)
+        checked[target] = dict(values)
+    return checked
+
+
+_TARGET_OPTIONS = {"gradient_clip": {"mode"}, "dropout": {"layers"}}
+
+
+def shapes_base(name, schedule):
+    """A learning-rate schedule that multiplies the base by a shape."""
+    from keras_trainplus.schedules.base_value import BaseValue
+
+    return (
+        name in ("learning_rate", "lr")
+        and schedule.uses_base()
+        and not isinstance(schedule, (BaseValue, PerEpoch))
+    )
+
+
+def role(name, schedule):
+    """How a schedule writes its value (see `_fit_guard.FitGuard.claim`).
+    A bare `PerEpoch` learning rate only writes the optimizer's own
+    variable (no program): a base writer like newbob."""
+    if name in ("learning_rate", "lr") and bound_knob.is_bare_base(schedule):
+        return "base" if schedule.per_epoch_leaves() else "program"
+    if schedule.per_epoch_leaves():
+        return "base+program"
+    return "program" if schedule.uses_base() else "owns"
+
+
+def _walk(schedule):
+    yield schedule
+    for child in schedule.children():
+        if isinstance(child, Schedule):
+            yield from _walk(child)
+
+
+def set_horizon(schedule, last_step):
+    """Tells schedules that tabulate user callables how far `fit` goes."""
+    for node in _walk(schedule):
+        if hasattr(node, "_horizon"):
+            node._horizon = None if last_step is None else last_step + 1
