@@ -1,13 +1,20 @@
 """Shared pytest configuration.
 
+`tests/` mirrors the package (`tests/callbacks/...` tests
+`keras_trainplus/callbacks/...`); multi-process, subprocess and example
+runs live in `tests/integration/`.
+
 The suite runs on whatever `KERAS_BACKEND` selects. Tests marked
 `tf_only` (tf.distribute, TF-specific behaviour) are skipped on the other
 backends; everything else is backend-agnostic and runs on all three.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The tree mirrors the package; shared helpers live here, at the top.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -4,6 +4,9 @@ writes its value (its role, see `_fit_guard.FitGuard.claim`)."""
 
 import numbers
 
+import keras
+import numpy as np
+
 from keras_trainplus import _validation as v
 from keras_trainplus.knobs import bound_knob
 from keras_trainplus.knobs import targets as _targets
@@ -99,7 +102,8 @@ def check_schedules(schedules, argument="schedules"):
 def check_options(options, schedules):
     """Checks ``{target: {option: value}}``: `log_key` and `argument` (the
     name used in logs and messages) for any target, `mode` for
-    ``"gradient_clip"``, `layers` for ``"dropout"``."""
+    ``"gradient_clip"``, `layers` for ``"dropout"``, `replace_schedule` for
+    the learning rate."""
     if options is None:
         return {}
     if not isinstance(options, dict):
@@ -129,6 +133,10 @@ def check_options(options, schedules):
                 )
             if key in ("log_key", "argument"):
                 v.string(f"{where}[{key!r}]", value)
+        if "replace_schedule" in values:
+            v.boolean(
+                f"{where}['replace_schedule']", values["replace_schedule"]
+            )
         if "mode" in values:
             from keras_trainplus.knobs.gradient_clip import CLIP_MODES
 
@@ -137,7 +145,12 @@ def check_options(options, schedules):
     return checked
 
 
-_TARGET_OPTIONS = {"gradient_clip": {"mode"}, "dropout": {"layers"}}
+_TARGET_OPTIONS = {
+    "gradient_clip": {"mode"},
+    "dropout": {"layers"},
+    "learning_rate": {"replace_schedule"},
+    "lr": {"replace_schedule"},
+}
 
 
 def shapes_base(name, schedule):
@@ -174,3 +187,31 @@ def set_horizon(schedule, last_step):
     for node in _walk(schedule):
         if hasattr(node, "_horizon"):
             node._horizon = None if last_step is None else last_step + 1
+
+
+_MAX_CHECKED = 1 << 20
+
+
+def extreme_values(schedule, base, first, last):
+    """``[(step, value)]`` that decide whether every value of steps
+    `first`..`last` (just `first` if `last` is None) is in a target's
+    range: one vectorized host evaluation (runs longer than 2^20 updates
+    are sampled); ranges are intervals, so the smallest and largest finite
+    values and the first non-finite one decide."""
+    stop = first + 1 if last is None else last + 1
+    if stop - first <= _MAX_CHECKED:
+        steps = np.arange(first, stop, dtype=np.int64)
+    else:
+        steps = np.unique(
+            np.linspace(first, stop - 1, _MAX_CHECKED).astype(np.int64)
+        )
+    values = np.asarray(
+        keras.ops.convert_to_numpy(schedule.evaluate(steps, base=base)),
+        np.float64,
+    ).reshape(-1)
+    finite = np.isfinite(values)
+    index = [] if finite.all() else [int(np.argmin(finite))]
+    if finite.any():
+        inner = np.where(finite, values, np.nan)
+        index += [int(np.nanargmin(inner)), int(np.nanargmax(inner))]
+    return [(int(steps[i]), float(values[i])) for i in sorted(index)]

@@ -3,7 +3,6 @@
 import copy
 
 import keras
-import numpy as np
 
 from keras_trainplus import _cluster
 from keras_trainplus import _export
@@ -21,70 +20,34 @@ from keras_trainplus.knobs.user_knob import is_knob
 class HyperparameterScheduler(keras.callbacks.Callback):
     """Schedules any hyperparameter, per step, inside the compiled train step.
 
-    fastai's ``ParamScheduler`` for Keras, done so that it actually takes
-    effect: each schedule is compiled into the train step as a function of
-    ``optimizer.iterations``, so update ``i`` uses exactly ``schedule(i)``
-    with any `steps_per_execution`, with or without XLA, under
-    `tf.distribute` (every replica and worker computes the same value) and
-    on JAX and torch. No Python runs per batch.
+    The one driver (fastai's ``ParamScheduler``, done so that it takes
+    effect): update ``i`` uses exactly ``schedule(i)`` at any
+    `steps_per_execution`, under XLA, `tf.distribute`, JAX and torch, with
+    no Python per batch. How a value travels, the targets and their knobs,
+    one writer per value and what happens when `fit` fails:
+    [docs/architecture.md](../docs/architecture.md).
 
-    Targets:
-
-    * ``"learning_rate"`` (or ``"lr"``, which is also the log key then): the
-      optimizer's learning rate. Its knob is the optimizer's own
-      learning-rate variable, so `schedules.BaseValue()` /
-      `schedules.PerEpoch(...)` leaves read it: ``PerEpoch([...]) *
-      Linear(0.0, 1.0, 500)`` is a per-epoch list with a per-step warmup,
-      ``BaseValue() * ...`` follows whatever else writes the learning rate
-      once per epoch (newbob, `ReduceLROnPlateau`).
-    * ``"momentum"``: SGD's `momentum` (the optimizer must be created with
-      momentum > 0), or `beta_1` of Adam, AdamW, Adamax, Lamb and Lion;
-      ``"beta_1"``, ``"beta_2"``: of those Adam-family optimizers;
-      ``"weight_decay"``: the decoupled weight decay of any optimizer.
-    * ``"gradient_clip"``: a global-norm clip threshold (`+inf` = off),
-      applied to the aggregated gradient (see `GradientClipScheduler`).
-    * ``"dropout"``: the rate of every dropout layer of the model (stock
-      Keras ones included, see `DropoutScheduler`); ``"dropout:<name>"``:
-      one layer.
-
-    Everything reaches the compiled step without retracing after the first
-    epoch, on TF (plain, XLA, `tf.distribute`), JAX and torch, and nothing
-    changes what models and optimizers save.
-
-    Step origin: with ``origin="fit"`` (default) step 0 is the first update
-    of this `fit` call (resuming with `initial_epoch` counts the epochs
-    already done, as long as the number of steps per epoch is known); with
-    ``origin="global"`` the step is ``optimizer.iterations`` as is, like a
-    `LearningRateSchedule` passed to the optimizer.
-
-    At the end of every epoch the value used by the epoch's last update is
-    written into `logs` (as a Python float) under the target's name, so
-    History, CSVLogger, TensorBoard and the progress bar show it (list this
-    callback before CSVLogger/TensorBoard). The optimizer's learning-rate
-    variable and momentum attributes are set to the next step's value, so
-    checkpoints and `get_config()` hold the current value.
-
-    A learning rate that multiplies a base (``BaseValue() * shape``) logs
-    the base under ``"learning_rate"`` (what `optimizer.learning_rate`
-    reads and writes from Python, so Keras's `ReduceLROnPlateau` and
-    `LearningRateScheduler` compose with it) and the value the last update
-    used under ``"effective_learning_rate"``.
-
-    The schedules are installed when the first epoch starts and removed when
-    `fit` ends, each time rebuilding the train function (one trace per `fit`
-    call, the same cost as a fresh model). If `fit` ends by an exception
-    (`KeyboardInterrupt` included), they are removed and the values of
-    before `fit` restored before it propagates. Two writers of one value
-    (two callbacks, ``"lr"`` and ``"learning_rate"``, ``"dropout"`` and
-    ``"dropout:<layer>"``, or a stock callback writing a learning rate this
-    driver owns) raise a `ValueError` naming both; see
-    [docs/architecture.md](../docs/architecture.md#one-writer-per-value).
+    Targets: ``"learning_rate"``/``"lr"``, ``"momentum"`` (SGD's, or
+    ``beta_1`` of the Adam family), ``"beta_1"``, ``"beta_2"``,
+    ``"weight_decay"``, ``"gradient_clip"`` (global norm; `+inf` = off),
+    ``"dropout"`` / ``"dropout:<layer>"``, ``"<layer>.<knob>"`` of an
+    augmentation layer, or any `keras_trainplus.Knob`. The value each
+    epoch's last update used is written into `logs` under the target's
+    name (a base-reading LR also logs ``"effective_learning_rate"``).
 
     Args:
-        schedules: dict ``{target: schedule}``; a schedule is a
-            `keras_trainplus.schedules.Schedule` or a number (constant).
-        origin: `"fit"` or `"global"`. Defaults to `"fit"`.
-        verbose: int. 1 prints the values at the start of every epoch.
+        schedules: dict ``{target: schedule}`` (a schedule or a number), or
+            a function of the number of updates `fit` runs returning one
+            (curves that span the run).
+        origin: `"fit"` (step 0 is this `fit`'s first update; resuming
+            counts the epochs done) or `"global"` (``optimizer.iterations``
+            as is). Defaults to `"fit"`.
+        verbose: int. 1 prints the values at every epoch start.
+        options: dict ``{target: {option: value}}``: ``"log_key"`` and
+            ``"argument"`` (names in logs and errors) for any target,
+            ``"mode"`` (`"global_norm"`, `"norm"`, `"value"`) for
+            ``"gradient_clip"``, ``"layers"`` for ``"dropout"``,
+            ``"replace_schedule"`` for the learning rate. Defaults to None.
 
     Example:
 
@@ -99,9 +62,11 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     ```
 
     Raises:
-        ValueError: for an unknown target, a non-schedule value, several
-            `PerEpoch` leaves in one schedule, or (at `fit` time) an
-            optimizer that cannot take the target.
+        ValueError: for an unknown target or option, a non-schedule value,
+            several `PerEpoch` leaves in one schedule, a value out of the
+            target's range (at `fit`: every planned step is checked), two
+            writers of one value, or an optimizer that cannot take the
+            target.
     """
 
     def __init__(self, schedules, origin="fit", verbose=0, options=None):
@@ -126,6 +91,9 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self._installed = False
         self._guard = None
 
+    # Per-fit state that deep copies leave out (they start fresh).
+    _RUNTIME = ("_model", "_bindings", "_active", "_guard")
+
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
@@ -133,7 +101,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             if is_knob(target):
                 memo[id(target)] = target  # the user's variable, shared
         for key, value in self.__dict__.items():
-            if key in ("_model", "_bindings", "_active", "_guard"):
+            if key in self._RUNTIME:
                 continue
             new.__dict__[key] = copy.deepcopy(value, memo)
         new.set_model(None)
@@ -142,7 +110,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
 
     @property
     def _trainplus_name(self):
-        return self.__dict__.get("_display_name") or type(self).__name__
+        return type(self).__name__  # how writers are named in messages
 
     def _targets(self):
         if isinstance(self.schedules, dict):
@@ -213,8 +181,10 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     def _compute_offset(self, epoch, iterations):
         if self.origin == "global":
             return 0
-        if epoch == 0:
-            return iterations
+        if epoch == 0 or all(
+            bound_knob.is_bare_base(s) for s in self._active.values()
+        ):
+            return iterations  # (values per epoch only: no step to place)
         steps = self._steps_per_epoch()
         if steps is None:
             raise ValueError(
@@ -287,11 +257,14 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             )
         self._record_bases()
         if self.verbose:
-            values = ", ".join(
-                f"{self._bindings[n].log_key}={val:.6g}"
-                for n, val in self._values(next_step=True).items()
-            )
-            print(f"\nEpoch {epoch + 1}: {type(self).__name__} {values}")
+            self._print_values(epoch)
+
+    def _print_values(self, epoch):
+        values = ", ".join(
+            f"{self._bindings[n].log_key}={val:.6g}"
+            for n, val in self._values(next_step=True).items()
+        )
+        print(f"\nEpoch {epoch + 1}: {type(self).__name__} {values}")
 
     def _argument(self, name):
         return self._option(name, "argument", f"schedules[{name!r}]")
@@ -304,39 +277,18 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         }
 
     def _check_range(self, name, schedule, epoch, first, last):
-        """Checks every value this `fit` will use, on the host, before any
-        update (one vectorized evaluation; runs longer than `_MAX_CHECKED`
-        updates are sampled). Per-epoch values are checked again as they
-        are written."""
+        """Checks every value this `fit` will use before any update
+        (per-epoch values are checked again as they are written)."""
         base = None
         if schedule.uses_base():
             leaves = schedule.per_epoch_leaves()
             value = leaves[0].value_at(epoch) if leaves else None
             base = self._base(name) if value is None else float(value)
-        stop = first + 1 if last is None else last + 1
-        if stop - first <= _MAX_CHECKED:
-            steps = np.arange(first, stop, dtype=np.int64)
-        else:
-            steps = np.unique(
-                np.linspace(first, stop - 1, _MAX_CHECKED).astype(np.int64)
-            )
-        values = np.asarray(
-            keras.ops.convert_to_numpy(schedule.evaluate(steps, base=base)),
-            np.float64,
-        ).reshape(-1)
-        # Ranges are intervals: the extremes and the first non-finite
-        # value decide.
-        finite = np.isfinite(values)
-        index = [] if finite.all() else [int(np.argmin(finite))]
-        if finite.any():
-            inner = np.where(finite, values, np.nan)
-            index += [int(np.nanargmin(inner)), int(np.nanargmax(inner))]
-        for i in sorted(index):
-            self._bindings[name].check_value(
-                name,
-                float(values[i]),
-                f"{self._argument(name)}(step {int(steps[i])})",
-            )
+        binding, argument = self._bindings[name], self._argument(name)
+        for step, value in _arguments.extreme_values(
+            schedule, base, first, last
+        ):
+            binding.check_value(name, value, f"{argument}(step {step})")
 
     def _checked(self, values):
         for name, value in values.items():
@@ -463,4 +415,3 @@ def _target_from_config(config, knobs):
 
 
 _LENGTH_FIX = "give the callback the run's length (e.g. `total_steps`)"
-_MAX_CHECKED = 1 << 20

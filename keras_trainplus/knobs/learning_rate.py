@@ -8,13 +8,20 @@ from keras_trainplus.knobs.knob import Knob
 
 
 class LearningRateKnob(BoundKnob):
-    """The learning rate; its knob is the optimizer's own LR variable."""
+    """The learning rate; its knob is the optimizer's own LR variable.
 
-    def __init__(self, model, log_key="learning_rate"):
+    With `replace_schedule`, an optimizer created with its own
+    `LearningRateSchedule` is accepted: while installed, a schedule that
+    does not read the base replaces it (the LR finder's range).
+    """
+
+    def __init__(self, model, log_key="learning_rate", replace_schedule=False):
         super().__init__(model)
         self.log_key = log_key
+        self.replace_schedule = replace_schedule
         for opt in self.optimizers:
-            if internals.optimizer.learning_rate_variable(opt) is None:
+            variable = internals.optimizer.learning_rate_variable(opt)
+            if variable is None and not replace_schedule:
                 held = internals.optimizer.learning_rate_variable_or_schedule(
                     opt
                 )
@@ -26,7 +33,11 @@ class LearningRateKnob(BoundKnob):
                     "`learning_rate`, or pass the keras_trainplus schedule "
                     "to the optimizer directly."
                 )
-        self.knobs = [Knob.for_learning_rate(opt) for opt in self.optimizers]
+        self.knobs = [
+            Knob.for_learning_rate(opt)
+            for opt in self.optimizers
+            if internals.optimizer.learning_rate_variable(opt) is not None
+        ]
         self._uses_base = False
         self._original = [float(knob) for knob in self.knobs]
         self._written = None  # what this target last wrote, read back
@@ -41,11 +52,17 @@ class LearningRateKnob(BoundKnob):
         ]
 
     def base(self):
-        return float(self.knobs[0])
+        return float(self.knobs[0]) if self.knobs else None
 
     def install(self, schedule, offset):
         uses_base = schedule.uses_base()
         self._uses_base = uses_base
+        if uses_base and len(self.knobs) < len(self.optimizers):
+            raise ValueError(
+                "A learning rate that reads the base (`BaseValue`, "
+                "`PerEpoch`) needs an optimizer created with a float "
+                "`learning_rate`, not a schedule."
+            )
         if is_bare_base(schedule):
             return  # the optimizer reads its own variable: no program
 
@@ -55,7 +72,10 @@ class LearningRateKnob(BoundKnob):
 
         for opt in self.optimizers:
             internals.optimizer.set_learning_rate_program(
-                opt, program, python_reads_base=uses_base
+                opt,
+                program,
+                needs_variable=not self.replace_schedule,
+                python_reads_base=uses_base,
             )
 
     def uninstall(self):
@@ -65,7 +85,7 @@ class LearningRateKnob(BoundKnob):
     def set_base(self, value):
         for knob in self.knobs:
             knob.assign(value, model=self.model)
-        self._written = float(self.knobs[0])
+        self._written = self.base()
 
     def mirror(self, value):
         # With a base in the program the variable *is* the base: keep it.
@@ -80,7 +100,7 @@ class LearningRateKnob(BoundKnob):
         self._written = self.base()
 
     def check_external_write(self, owner):
-        if self._written is None:
+        if self._written is None or not self.knobs:
             return
         current = float(self.knobs[0])
         if current == self._written or (

@@ -11,7 +11,9 @@ from keras_trainplus.knobs.user_knob import is_knob
 
 _TARGETS = {
     "learning_rate": LearningRateKnob,
-    "lr": lambda model, log_key="lr": LearningRateKnob(model, log_key),
+    "lr": lambda model, log_key="lr", **kw: LearningRateKnob(
+        model, log_key, **kw
+    ),
     "gradient_clip": GradientClipKnob,
     "dropout": DropoutRateKnob,
 }

@@ -1,86 +1,25 @@
 """`LRFinder`: Leslie Smith's learning-rate range test, leaving no trace."""
 
 import math
-import warnings
 
-import keras
 import numpy as np
-from keras import ops
 
-from keras_trainplus import _cluster
 from keras_trainplus import _export
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
-from keras_trainplus.callbacks import _fit_guard
+from keras_trainplus.callbacks.hyperparameter_scheduler import (
+    HyperparameterScheduler,
+)
+from keras_trainplus.callbacks.lr_finder._loss_recorder import LossRecorder
+from keras_trainplus.callbacks.lr_finder._snapshot import Snapshot
 from keras_trainplus.callbacks.lr_finder.lr_finder_result import LRFinderResult
 from keras_trainplus.knobs.knob import _strategy_scope
 from keras_trainplus.schedules.geometric import Geometric
 from keras_trainplus.schedules.linear import Linear
 
 
-class _LossRecorder(keras.metrics.Metric):
-    """Writes every update's own loss into a buffer, inside the compiled
-    step. Attached as a model metric so that its variables travel with the
-    JAX train state; under tf.distribute each replica adds its share of the
-    loss (`aggregation="sum"`), so reading it gives the global loss. With
-    gradient accumulation (`accumulation` micro-batches per update) entry
-    ``i`` is the mean loss of update ``i``'s micro-batches."""
-
-    def __init__(self, size, accumulation=1, phase=0):
-        super().__init__(name="keras_trainplus_lr_finder")
-        self.size = int(size)
-        self.accumulation = int(accumulation)
-        self.phase = int(phase)  # micro-batches accumulated before the test
-        self.losses = self.add_variable(
-            shape=(self.size,),
-            initializer="zeros",
-            aggregation="sum",
-            name="losses",
-        )
-        self.count = self.add_variable(
-            shape=(),
-            dtype="int32",
-            initializer="zeros",
-            aggregation="only_first_replica",
-            name="count",
-        )
-
-    def record(self, loss):
-        count = ops.copy(self.count.value)
-        k = self.accumulation
-        index = count if k == 1 else ops.floor_divide(count + self.phase, k)
-        hit = ops.equal(ops.arange(self.size, dtype="int32"), index)
-        loss = ops.cast(ops.reshape(loss, ()), self.losses.dtype)
-        if k == 1:
-            new = ops.where(hit, loss, self.losses.value)
-        else:
-            new = ops.where(
-                hit, self.losses.value + loss / k, self.losses.value
-            )
-        self.losses.assign(new)
-        self.count.assign(count + 1)
-
-    def update_state(self, *args, **kwargs):
-        """Unused: `record` is called from the wrapped `compute_loss`."""
-
-    def result(self):
-        return {}  # nothing in the logs
-
-    def reset_state(self):
-        """Kept across the per-epoch metric reset of `fit`."""
-
-    def read(self):
-        count = (
-            int(ops.convert_to_numpy(self.count)) + self.phase
-        ) // self.accumulation
-        return min(count, self.size), self.read_losses()
-
-    def read_losses(self):
-        return np.array(ops.convert_to_numpy(self.losses), np.float64)
-
-
 @_export.register
-class LRFinder(keras.callbacks.Callback):
+class LRFinder(HyperparameterScheduler):
     """Learning-rate range test (Leslie Smith) as a `fit` callback.
 
     During `fit` the learning rate rises from `start_lr` to `end_lr` over
@@ -150,7 +89,6 @@ class LRFinder(keras.callbacks.Callback):
         restore=True,
         verbose=0,
     ):
-        super().__init__()
         self.start_lr = v.positive("start_lr", start_lr)
         self.end_lr = v.positive("end_lr", end_lr)
         if self.end_lr <= self.start_lr:
@@ -171,11 +109,18 @@ class LRFinder(keras.callbacks.Callback):
             allow_none=True,
         )
         self.restore = v.boolean("restore", restore)
-        self.verbose = v.integer("verbose", verbose, minimum=0)
+        # The range is the driver's learning-rate schedule; it replaces an
+        # optimizer's own schedule while installed (all is restored).
+        super().__init__(
+            {"learning_rate": self.schedule},
+            origin="fit",
+            verbose=verbose,
+            options={"learning_rate": {"replace_schedule": True}},
+        )
         self.result = None
-        self._reset_runtime()
 
     def _reset_runtime(self):
+        super()._reset_runtime()
         self._snapshot = None
         self._recorder = None
         self._losses = []
@@ -186,9 +131,7 @@ class LRFinder(keras.callbacks.Callback):
         self._smoothed_first = None
         self._smoothed_best = math.inf
         self._smoothed_last = None
-        self._installed = False
         self._compute_loss_token = None
-        self._guard = None
 
     def __deepcopy__(self, memo):
         return type(self).from_config(self.get_config())
@@ -202,44 +145,23 @@ class LRFinder(keras.callbacks.Callback):
     # -- lifecycle ----------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        self._reset_runtime()
         self.result = None
-        model = self.model
-        _cluster.check_strategy_support(model, "LRFinder")
-        self._guard = _fit_guard.guard_for(self)
-        for opt in internals.optimizer.optimizers_of(model.optimizer):
-            self._guard.claim(
-                ("learning_rate", id(opt)),
-                self,
-                None,
-                "owns",
-                f"the learning rate of optimizer {opt.name!r}",
-            )
+        super().on_train_begin(logs)  # the LR knob; claims the LR
         if self.restore:
-            self._snapshot = _Snapshot(model)
+            self._snapshot = Snapshot(self.model)
 
-    def _install(self):
-        """Installs the range and the loss recorder (at the first epoch, so
-        that an exception anywhere after it is undone by the guard)."""
+    def _install(self, epoch):
+        """The range (by the driver) and the loss recorder, at the first
+        epoch, so that an exception anywhere after it is undone."""
+        super()._install(epoch)
         model = self.model
         optimizers = internals.optimizer.optimizers_of(model.optimizer)
-        self._guard.add(self, self._abort)
-        offset = int(ops.convert_to_numpy(optimizers[0].iterations))
-        schedule = self.schedule
-
-        def program(step, lr_variable):
-            return schedule.evaluate(step - offset)
-
-        for opt in optimizers:
-            internals.optimizer.set_learning_rate_program(
-                opt, program, needs_variable=False
-            )
         self._accumulation = internals.optimizer.accumulation_steps(
             optimizers[0]
         )
         self._micro_offset = internals.optimizer.micro_iterations(optimizers[0])
         with _strategy_scope(model):
-            self._recorder = _LossRecorder(
+            self._recorder = LossRecorder(
                 self.num_steps,
                 self._accumulation,
                 self._micro_offset % self._accumulation,
@@ -262,7 +184,6 @@ class LRFinder(keras.callbacks.Callback):
             model, recording
         )
         self._guard.rebuild_train_function()
-        self._installed = True
 
     def _collect(self, count=None, losses=None):
         if losses is None:
@@ -283,10 +204,11 @@ class LRFinder(keras.callbacks.Callback):
         return new
 
     def on_epoch_begin(self, epoch, logs=None):
-        if not self._installed:
-            self.model  # on JAX: sync the train state first
-            self._install()
+        super().on_epoch_begin(epoch, logs)  # installs at the first epoch
         self._epoch_base = self._updates
+
+    def _print_values(self, epoch):
+        """The suggestions are printed at the end instead."""
 
     def on_train_batch_end(self, batch, logs=None):
         self.model  # on JAX: sync the train state before reading
@@ -321,14 +243,15 @@ class LRFinder(keras.callbacks.Callback):
         return "diverged" if diverged else None
 
     def on_train_end(self, logs=None):
-        if self._installed:
+        installed = self._installed
+        super().on_train_end(logs)  # the range comes off
+        if installed:
             self._finish()
-        if self._guard is not None:
-            self._guard.done(self)
 
     def _abort(self):
         """`fit` ended by an exception: keep what was recorded, restore."""
         if self._installed:
+            super()._abort()  # the range comes off
             self._finish()
             if self._snapshot is not None:
                 # JAX's `fit` finalizes the optimizer after this (EMA).
@@ -352,15 +275,14 @@ class LRFinder(keras.callbacks.Callback):
             num_steps=self.num_steps,
             mode=self.mode,
         )
-        for opt in internals.optimizer.optimizers_of(model.optimizer):
-            internals.optimizer.set_learning_rate_program(opt, None)
+        # The learning rate of before the test (the range was a program).
+        self._bindings["learning_rate"].restore_original()
         internals.trainer.unwrap_compute_loss(model, self._compute_loss_token)
         internals.trainer.detach_metric(model, self._recorder)
         if self._snapshot is not None:
             self._snapshot.restore()
         else:
             internals.trainer.rebuild_train_function(model)
-        self._installed = False
         if self.verbose and n:
             text = ", ".join(
                 f"{k}={val:.3g}" for k, val in self.result.suggestions().items()
@@ -387,69 +309,3 @@ class LRFinder(keras.callbacks.Callback):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-class _Snapshot:
-    """Everything `fit` can change, kept in memory (see `LRFinder`).
-
-    An optimizer that was never used has no slots yet (Keras creates them
-    at its first update); it is built here first, in its initial state, so
-    the slots the test would create are restored too. Metric variables that
-    `fit` creates later are reset; model variables created during the test
-    (a model built by its first batch) cannot be restored, which is
-    reported with a warning.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        opt = model.optimizer
-        if not getattr(opt, "built", True):
-            with _strategy_scope(model):
-                opt.build(model.trainable_variables)
-        self.variables = _values(model.variables)
-        self.metrics = _values(model.metrics_variables)
-        self.optimizer = _values(opt.variables)
-        self.known = {
-            id(v) for v, _ in self.variables + self.metrics + self.optimizer
-        }
-        self.rng = internals.random_state.snapshot_rng()
-        self.history = getattr(model, "history", None)
-        self.train_function = model.train_function
-
-    def restore(self):
-        model = self.model
-        _assign(model.variables, self.variables)
-        _assign(model.metrics_variables, self.metrics)
-        _assign(model.optimizer.variables, self.optimizer)
-        for metric in model.metrics:
-            if any(id(v) not in self.known for v in metric.variables):
-                metric.reset_state()
-        new = [
-            v.path
-            for v in list(model.variables) + list(model.optimizer.variables)
-            if id(v) not in self.known
-        ]
-        if new:
-            warnings.warn(
-                "LRFinder: these variables were created during the range "
-                f"test and keep their trained values: {new[:5]}"
-                f"{' ...' if len(new) > 5 else ''}. Build the model (e.g. "
-                "with `keras.Input`) before running the test to restore "
-                "everything.",
-                stacklevel=3,
-            )
-        internals.random_state.restore_rng(self.rng)
-        model.history = self.history
-        # The train function of before the test: no retrace for the next fit.
-        model.train_function = self.train_function
-
-
-def _values(variables):
-    return [(v, np.array(ops.convert_to_numpy(v))) for v in variables]
-
-
-def _assign(variables, saved):
-    current = {id(v) for v in variables}
-    for var, value in saved:
-        if id(var) in current:
-            var.assign(value)

@@ -332,3 +332,35 @@ class NewbobController:
         else:
             rec["lr"] = lr
         return lr
+
+
+def controller_for(callback, initial):
+    """The `NewbobController` of a `NewbobLRControl` for one `fit`: its
+    arguments, the score key (RETURNN's selection for a RETURNN config,
+    else `monitor`) and the sign of its `mode`."""
+    returnn = callback._returnn_config is not None
+    if returnn:
+        measure = callback._error_measure
+
+        def error_key(scores):
+            return select_error_key(scores, measure)
+    else:
+        error_key = callback.monitor
+    return NewbobController(
+        callback.control,
+        initial,
+        learning_rates=callback.learning_rates,
+        decay=callback.decay,
+        growth=callback.growth,
+        relative_error_threshold=callback.relative_error_threshold,
+        error_threshold=callback.error_threshold,
+        grow_threshold=callback.relative_error_grow_threshold,
+        num_epochs=callback.multi_num_epochs,
+        update_interval=callback.multi_update_interval,
+        relative_lr=callback.relative_error_relative_lr,
+        div_by_old=callback.relative_error_div_by_old,
+        min_epochs_per_new_lr=callback.min_num_epochs_per_new_lr,
+        min_lr=callback.min_lr,
+        error_key=error_key,
+        sign=1 if returnn else callback._sign(),
+    )

@@ -17,6 +17,7 @@ import ast
 import json
 import math
 import os
+import shutil
 import tempfile
 
 FORMAT = "keras_trainplus.newbob"
@@ -310,3 +311,39 @@ def _number(node, where):
         f"{where}: expected a number literal, got `{ast.unparse(node)[:80]}`"
         " (nothing was executed)."
     )
+
+
+def load(path, rename=None):
+    """``(records, is_returnn)`` of the state file at `path` (ours, or a
+    RETURNN `learning_rate_file`, whose score keys `rename` maps); no file
+    (or no path) is no records."""
+    if path is None or not os.path.exists(path):
+        return {}, False
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if not is_returnn_format(text):
+        return loads(text, path), False
+    records = loads_returnn(text, path)
+    for rec in records.values() if rename else ():
+        rec["scores"] = {rename.get(k, k): s for k, s in rec["scores"].items()}
+    return records, True
+
+
+def save(path, records, backup=False):
+    """Writes `records` atomically; with `backup`, an imported RETURNN file
+    is first kept as ``<path>.returnn-backup`` (once)."""
+    if backup and not os.path.exists(path + ".returnn-backup"):
+        shutil.copy2(path, path + ".returnn-backup")
+    write_atomic(path, dumps(records))
+
+
+def by_keras_epoch(records):
+    """``{keras_epoch: {"learning_rate", "scores", "predefined"}}``."""
+    return {
+        n - 1: {
+            "learning_rate": r["lr"],
+            "scores": r["scores"],
+            "predefined": r["predefined"],
+        }
+        for n, r in sorted(records.items())
+    }

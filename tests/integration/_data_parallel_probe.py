@@ -21,7 +21,7 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from _probe_parts import KnobLR  # noqa: E402
 from _probe_parts import ScriptedLoss  # noqa: E402
 from _probe_parts import SetKnob  # noqa: E402

@@ -133,6 +133,29 @@ def test_learning_rate_is_exactly_the_range(spe):
     )
 
 
+def test_optimizer_with_its_own_schedule_runs_the_range_and_gets_it_back():
+    """The range replaces the optimizer's schedule while the test runs;
+    afterwards the optimizer uses its own schedule again, and without
+    `restore` the weights keep the test's updates."""
+    n = 20
+    own = keras.optimizers.schedules.ExponentialDecay(0.5, 10, 0.5)
+    model = probe_model(n, keras.optimizers.SGD(own))
+    finder = LRFinder(1e-3, 1.0, num_steps=n, restore=False)
+    fit_probe(model, n, [finder])
+    expected = 1e-3 * (1.0 / 1e-3) ** (np.arange(n) / (n - 1))
+    assert relative_error(sgd_applied_lrs(model), expected) < 1e-6
+    assert model.optimizer._learning_rate is own
+    before = sgd_applied_lrs(model)
+    fit_probe(model, n, [])  # stock again: its own decayed schedule
+    step = np.arange(n, 2 * n)  # iterations continue
+    assert (
+        relative_error(
+            sgd_applied_lrs(model) - before, 0.5 * 0.5 ** (step / 10)
+        )
+        < 1e-5
+    )
+
+
 @pytest.mark.parametrize("spe", spe_values())
 def test_recorded_losses_are_per_update_not_a_running_mean(spe):
     """A frozen model (LRs around 1e-12) whose batches alternate between
