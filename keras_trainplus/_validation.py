@@ -162,9 +162,21 @@ def integer(name, value, *, minimum=None, allow_none=False):
     return int(value)
 
 
+# Spellings of one curve: torch writes "cos", the schedules "cosine".
+CURVE_ALIASES = {"cos": "cosine", "cosine": "cos"}
+
+
 def choice(name, value, options):
     """Checks that `value` is one of `options` (same type, so `True` is not
-    `1` and an array is never compared element-wise)."""
+    `1` and an array is never compared element-wise). ``"cos"`` and
+    ``"cosine"`` name the same curve: either is accepted where the other
+    is an option."""
+    if (
+        isinstance(value, str)
+        and value not in options
+        and CURVE_ALIASES.get(value) in options
+    ):
+        value = CURVE_ALIASES[value]
     for option in options:
         if (
             isinstance(value, type(option))

@@ -175,20 +175,6 @@ def role(name, schedule):
     return "program" if schedule.uses_base() else "owns"
 
 
-def _walk(schedule):
-    yield schedule
-    for child in schedule.children():
-        if isinstance(child, Schedule):
-            yield from _walk(child)
-
-
-def set_horizon(schedule, last_step):
-    """Tells schedules that tabulate user callables how far `fit` goes."""
-    for node in _walk(schedule):
-        if hasattr(node, "_horizon"):
-            node._horizon = None if last_step is None else last_step + 1
-
-
 _MAX_CHECKED = 1 << 20
 
 

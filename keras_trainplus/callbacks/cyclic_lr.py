@@ -15,9 +15,8 @@ class CyclicLR(HyperparameterScheduler):
     """Cyclical learning rate (Smith 2015) with torch ``CyclicLR`` semantics.
 
     Update ``i`` of the `fit` run uses exactly torch's ``lr[i]`` (and
-    ``momentum[i]``), computed in the compiled train step, so it is exact
-    with any `steps_per_execution`, under XLA, `tf.distribute`, JAX and
-    torch:
+    ``momentum[i]``; a preset of the driver,
+    [docs/architecture.md](../docs/architecture.md)):
 
     ```
     T = step_size_up + step_size_down
@@ -39,9 +38,8 @@ class CyclicLR(HyperparameterScheduler):
     ``momentum > 0``, so SGD must be created with momentum (e.g.
     ``SGD(momentum=0.9)``); other optimizers need ``cycle_momentum=False``.
 
-    The learning rate of every update and the value at each epoch's last
-    update are logged as ``logs["learning_rate"]`` (and
-    ``logs["momentum"]``). Step 0 is the first update of the `fit` call.
+    Logged: ``logs["learning_rate"]`` (and ``logs["momentum"]``) of each
+    epoch's last update. Step 0 is the first update of the `fit` call.
 
     Args:
         base_lr: float >= 0. Lower bound, the value at each cycle start.

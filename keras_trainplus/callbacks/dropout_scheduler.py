@@ -18,12 +18,10 @@ class DropoutScheduler(HyperparameterScheduler):
     `SpatialDropout1D/2D/3D`, `GaussianDropout` and `AlphaDropout` (and
     `keras_trainplus.layers.ScheduledDropout`): all of them by default, or
     the given layers. Assigning `layer.rate` after Keras traced the train
-    step changes nothing; this callback instead gives each layer a rate
-    variable that the compiled step reads (attached like a seed generator's
-    state: part of the JAX train state, not of the weights, so saved models
-    and checkpoints are exactly those of the stock layers). No retrace after
-    the first epoch, on TF (plain and XLA), under `tf.distribute`, on JAX
-    and torch. A `Dropout(0.0)` can be raised later.
+    step changes nothing; here each layer reads a rate knob in the compiled
+    step, which saved models and checkpoints do not contain (a preset of
+    the driver, [docs/architecture.md](../docs/architecture.md)). A
+    `Dropout(0.0)` can be raised later.
 
     `schedule` is one of:
 

@@ -29,9 +29,9 @@ class GradientClipScheduler(HyperparameterScheduler):
     a keras_trainplus schedule of the step. While installed it replaces the
     optimizer's own clipping arguments.
 
-    No retrace after the first epoch, on any backend; the threshold is held
-    in a variable that checkpoints do not contain (the optimizer saves and
-    loads exactly its stock variables).
+    A preset of the driver ([docs/architecture.md](
+    ../docs/architecture.md)); checkpoints hold exactly the optimizer's
+    stock variables.
 
     The threshold of the epoch's last update is logged as
     ``logs["gradient_clip"]`` (`inf` when off).

@@ -210,7 +210,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             last = micro // k - 1 - offset
         self._check_plan(first, last)
         for name, schedule in self._active.items():
-            _arguments.set_horizon(schedule, last)
+            schedule.set_horizon(None if last is None else last + 1)
             self._check_range(name, schedule, epoch, first, last)
         self._guard.add(self, self._abort)
         self._installed = True  # from here on, an abort undoes it all

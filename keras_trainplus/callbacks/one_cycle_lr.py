@@ -20,9 +20,8 @@ class OneCycleLR(HyperparameterScheduler):
     `momentum` or Adam-family `beta_1`) moves inversely between
     `max_momentum` and `base_momentum`.
 
-    Update ``i`` of the `fit` run uses exactly torch's value ``lr[i]``,
-    computed inside the compiled train step (exact with any
-    `steps_per_execution`, XLA, `tf.distribute`, JAX, torch).
+    Update ``i`` of the `fit` run uses exactly torch's ``lr[i]``: a preset
+    of the driver, [docs/architecture.md](../docs/architecture.md).
 
     When `total_steps` is `None` it is ``epochs * steps_per_epoch`` if both
     are given, else taken from `fit` (epochs x steps per epoch). If `fit`

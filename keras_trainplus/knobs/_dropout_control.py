@@ -21,7 +21,9 @@ from keras import ops
 
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
+from keras_trainplus.knobs.knob import Knob
 from keras_trainplus.knobs.knob import _strategy_scope
+from keras_trainplus.knobs.step_counter import StepCounter
 
 _ALPHA = 1.6732632423543772848170429916717
 _SCALE = 1.0507009873554804934193349852946
@@ -74,26 +76,16 @@ class DropoutControl:
         self.layer = layer
         self.permanent = permanent
         self.kind = kind_of(layer)
-        rate = float(layer.rate)
+        self.knob = Knob(
+            float(layer.rate), name=f"{layer.name}_scheduled_rate", model=model
+        )
+        self.rate = self.knob.variable
+        self.counter = (
+            StepCounter(f"{layer.name}_schedule_step", model)
+            if counter
+            else None
+        )
         with _strategy_scope(model):
-            self.rate = keras.Variable(
-                rate,
-                dtype="float32",
-                trainable=False,
-                name=f"{layer.name}_scheduled_rate",
-                aggregation="only_first_replica",
-            )
-            self.step = (
-                keras.Variable(
-                    0,
-                    dtype="int32",
-                    trainable=False,
-                    name=f"{layer.name}_schedule_step",
-                    aggregation="only_first_replica",
-                )
-                if counter
-                else None
-            )
             self.seed = getattr(layer, "seed_generator", None)
             self.own_seed = self.seed is None
             if self.own_seed:
@@ -105,25 +97,19 @@ class DropoutControl:
 
     def use_counter(self):
         """Adds the step counter (for per-step schedules), once."""
-        if self.step is None:
-            with _strategy_scope(self._model):
-                self.step = keras.Variable(
-                    0,
-                    dtype="int32",
-                    trainable=False,
-                    name=f"{self.layer.name}_schedule_step",
-                    aggregation="only_first_replica",
-                )
-            internals.layers.attach_hidden_state(self.layer, self.step)
+        if self.counter is None:
+            self.counter = StepCounter(
+                f"{self.layer.name}_schedule_step", self._model
+            ).attach(self.layer)
 
     # -- attach / detach ----------------------------------------------------
 
     def attach(self):
         if self.permanent:
             return
-        internals.layers.attach_hidden_state(self.layer, self.rate)
-        if self.step is not None:
-            internals.layers.attach_hidden_state(self.layer, self.step)
+        self.knob.attach(self.layer)
+        if self.counter is not None:
+            self.counter.attach(self.layer)
         if self.own_seed:
             internals.layers.attach_hidden_state(self.layer, self.seed.state)
         internals.layers.set_layer_call(self.layer, self.call)
@@ -140,11 +126,11 @@ class DropoutControl:
         if self.permanent:
             return
         internals.layers.set_layer_call(self.layer, None)
-        internals.layers.detach_hidden_state(self.layer, self.rate)
-        if self.step is not None:
-            internals.layers.detach_hidden_state(self.layer, self.step)
+        self.knob.detach(self.layer)
+        if self.counter is not None:
+            self.counter.detach(self.layer)
         if rate is None:
-            rate = float(keras.ops.convert_to_numpy(self.rate))
+            rate = float(self.knob)
         self.layer.rate = rate
         if self.own_seed:
             if rate > 0:
@@ -165,12 +151,7 @@ class DropoutControl:
     def current_rate(self):
         if self.program is None:
             return self.rate.value
-        step = None
-        if self.step is not None:
-            # A snapshot: on TF and torch `variable.value` aliases the live
-            # storage, which the increment below would change.
-            step = ops.copy(self.step.value)
-            self.step.assign(step + 1)
+        step = None if self.counter is None else self.counter.next()
         return self.program(step, self.rate)
 
     def call(self, inputs, training=False):

@@ -98,7 +98,7 @@ class AugmentationKnob(BoundKnob):
     def epoch_begin(self, step):
         if self._per_step:
             internals.trainer.sync_jax_state(self.model)
-            self.layer._trainplus_knobs.step.assign(step)
+            self.layer._trainplus_knobs.counter.reset(step)
 
     def set_base(self, value):
         internals.trainer.sync_jax_state(self.model)

@@ -63,8 +63,8 @@ class DropoutRateKnob(BoundKnob):
 
     def epoch_begin(self, step):
         for control in self.controls:
-            if control.step is not None:
-                control.step.assign(step)
+            if control.counter is not None:
+                control.counter.reset(step)
 
     def set_base(self, value):
         value = _dropout.check_rate("dropout rate", value)

@@ -139,6 +139,16 @@ class Knob:
     def __float__(self):
         return float(self.numpy())
 
+    def attach(self, layer):
+        """Carries the knob as hidden state of `layer`: part of its
+        `variables` (so the JAX train state carries it), not of its
+        weights or saved files. Returns the knob."""
+        internals.layers.attach_hidden_state(layer, self.variable)
+        return self
+
+    def detach(self, layer):
+        internals.layers.detach_hidden_state(layer, self.variable)
+
     def track(self, optimizer):
         """Makes the knob an optimizer variable, as JAX requires.
 

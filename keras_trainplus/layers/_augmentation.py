@@ -16,9 +16,9 @@ import keras
 from keras import ops
 from keras import tree
 
-from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
-from keras_trainplus.knobs.knob import _strategy_scope
+from keras_trainplus.knobs.knob import Knob
+from keras_trainplus.knobs.step_counter import StepCounter
 
 
 class _KnobStore:
@@ -28,7 +28,7 @@ class _KnobStore:
     def __init__(self):
         self.variables = {}
         self.programs = {}
-        self.step = None
+        self.counter = None
 
 
 class AugmentationLayer(keras.layers.Layer):
@@ -50,15 +50,8 @@ class AugmentationLayer(keras.layers.Layer):
         (call at the end of the subclass's `__init__`)."""
         store = self._trainplus_knobs
         for name in self.KNOBS:
-            variable = keras.Variable(
-                float(getattr(self, name)),
-                dtype="float32",
-                trainable=False,
-                name=f"{name}_knob",
-                aggregation="only_first_replica",
-            )
-            store.variables[name] = variable
-            internals.layers.attach_hidden_state(self, variable)
+            knob = Knob(float(getattr(self, name)), name=f"{name}_knob")
+            store.variables[name] = knob.attach(self).variable
 
     def __call__(self, *args, **kwargs):
         _check_not_in_foreign_tf_graph(self, args)
@@ -103,17 +96,9 @@ class AugmentationLayer(keras.layers.Layer):
 
     def _use_counter(self, model=None):
         store = self._trainplus_knobs
-        if store.step is None:
-            with _strategy_scope(model):
-                store.step = keras.Variable(
-                    0,
-                    dtype="int32",
-                    trainable=False,
-                    name="schedule_step",
-                    aggregation="only_first_replica",
-                )
-            internals.layers.attach_hidden_state(self, store.step)
-        return store.step
+        if store.counter is None:
+            store.counter = StepCounter("schedule_step", model).attach(self)
+        return store.counter
 
     def _set_program(self, name, program):
         """`program(step, variable)` computes knob `name` in the step (None
@@ -128,11 +113,8 @@ class AugmentationLayer(keras.layers.Layer):
         `UNIT_KNOBS` clipped to [0, 1] (a schedule may overshoot)."""
         store = self._trainplus_knobs
         step = None
-        if store.programs and store.step is not None:
-            # A snapshot: the variable's value aliases live storage on TF
-            # and torch, which the increment would change.
-            step = ops.copy(store.step.value)
-            store.step.assign(step + 1)
+        if store.programs and store.counter is not None:
+            step = store.counter.next()
         out = {}
         for name, variable in store.variables.items():
             program = store.programs.get(name)

@@ -49,11 +49,10 @@ class ScheduledDropout(keras.layers.Dropout):
         rate = _dropout.check_rate("rate", rate)
         super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
         self._trainplus_control = _dropout.DropoutControl(self, permanent=True)
-        for variable in (
-            self._trainplus_control.rate,
-            self._trainplus_control.seed.state,
-        ):
-            internals.layers.attach_hidden_state(self, variable)
+        self._trainplus_control.knob.attach(self)
+        internals.layers.attach_hidden_state(
+            self, self._trainplus_control.seed.state
+        )
 
     @property
     def rate_variable(self):

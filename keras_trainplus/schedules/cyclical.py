@@ -103,9 +103,13 @@ class Cyclical(Schedule):
                 "a callable, a keras_trainplus schedule or None",
             )
         self.scale_fn = scale_fn
-        # Set by callbacks that know how many steps `fit` will run; bounds
-        # the host table used for callables that reject tensors.
+        # How many steps will be evaluated (`set_horizon`); bounds the host
+        # table used for callables that reject tensors.
         self._horizon = None
+
+    def set_horizon(self, num_steps):
+        self._horizon = num_steps
+        return super().set_horizon(num_steps)
 
     # -- geometry ---------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The `Schedule` base class: a pure, serializable function of the step."""
 
+import json
 import math
 import numbers
 
@@ -83,6 +84,16 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
         """Nested schedules (for composites)."""
         return []
 
+    def set_horizon(self, num_steps):
+        """Declares that steps ``0 .. num_steps - 1`` will be evaluated
+        (None: unknown). Schedules that tabulate a Python callable for
+        in-graph use (`Cyclical`'s `scale_fn`) size the table with it;
+        composites pass it on. Returns the schedule."""
+        for child in self.children():
+            if isinstance(child, Schedule):
+                child.set_horizon(num_steps)
+        return self
+
     def uses_base(self):
         """Whether a `BaseValue`/`PerEpoch` leaf appears in this schedule."""
         return any(c.uses_base() for c in self.children())
@@ -128,7 +139,12 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
             return self is other
 
     def __hash__(self):
-        return id(self)
+        # Equal schedules (same type and config) hash alike.
+        try:
+            config = json.dumps(self.get_config(), sort_keys=True, default=repr)
+        except Exception:
+            return id(self)
+        return hash((type(self).__name__, config))
 
 
 def as_schedule(value, name):

@@ -366,3 +366,29 @@ def test_invalid_arguments_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match) as info:
         make()
     assert "Received" in str(info.value) or "Pass exactly" in str(info.value)
+
+
+def test_equal_schedules_hash_alike_and_horizon_reaches_nested_ones():
+    a, b = S.Linear(0.0, 1.0, 10), S.Linear(0.0, 1.0, 10)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert S.Linear(0.0, 1.0, 11) not in {a}
+    inner = S.Cyclical(0.1, 1.0, 4, scale_fn=lambda x: 1.0)
+    joined = S.Join([S.Constant(0.1), inner], [5])
+    assert joined.set_horizon(100) is joined
+    assert inner._horizon == 100
+
+
+def test_cos_and_cosine_name_the_same_curve():
+    from keras_trainplus import callbacks as C
+
+    assert (
+        C.OneCycleLR(
+            0.1, total_steps=10, anneal_strategy="cosine"
+        ).anneal_strategy
+        == "cos"
+    )
+    assert C.WarmupDecayLR(0.1, 5, decay="cos", total_steps=100).decay == (
+        "cosine"
+    )
+    with pytest.raises(ValueError, match="anneal_strategy"):
+        C.OneCycleLR(0.1, total_steps=10, anneal_strategy="cosin")
