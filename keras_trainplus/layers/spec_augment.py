@@ -173,104 +173,109 @@ class SpecAugment(AugmentationLayer):
     def call(self, inputs, lengths=None, training=None, mask=None):
         if not check_training(training):
             return inputs
-        x = inputs
-        if len(x.shape) not in (3, 4):
+        if len(inputs.shape) not in (3, 4):
             raise ValueError(
                 "SpecAugment expects (batch, time, freq) or (batch, time, "
-                f"freq, channels). Received an input of rank {len(x.shape)}."
+                f"freq, channels). Received an input of rank "
+                f"{len(inputs.shape)}."
             )
-        shape = ops.shape(x)
+        transformation = self.get_random_transformation(inputs, lengths, mask)
+        return self.transform(inputs, transformation)
+
+    def get_random_transformation(self, inputs, lengths=None, mask=None):
+        """Draws the masks of one batch (the draw half of `call`).
+
+        Returns:
+            dict: ``"masked"``, bool `(batch, time, freq)`, True where the
+            input is replaced; ``"valid"``, bool `(batch, time)`, the real
+            frames; ``"length"``, float32 `(batch,)`, their number.
+        """
+        shape = ops.shape(inputs)
         batch, steps, bins = shape[0], shape[1], shape[2]
+        valid, length = _valid_frames(batch, steps, lengths, mask)
         knobs = self._knob_values()
-        seed = self.seed_generator
-        frames = ops.arange(steps, dtype="int32")
-        if lengths is not None:
-            length = ops.minimum(
-                ops.cast(ops.reshape(lengths, (-1,)), "int32"), steps
-            )
-            valid = frames[None, :] < length[:, None]
-        elif mask is not None:
-            valid = ops.cast(mask, "bool")
-            length = ops.sum(ops.cast(valid, "int32"), axis=1)
-        else:
-            length = ops.broadcast_to(ops.cast(steps, "int32"), (batch,))
-            valid = ops.broadcast_to(frames[None, :] >= 0, (batch, steps))
-        if mask is not None and lengths is not None:
-            valid = ops.logical_and(valid, ops.cast(mask, "bool"))
-        length_f = ops.cast(length, "float32")
         draws = _random.Uniforms(
-            2 * (self.num_freq_masks + self.num_time_masks) + 1, (batch,), seed
+            2 * (self.num_freq_masks + self.num_time_masks) + 1,
+            (batch,),
+            self.seed_generator,
         )
-        applied = _random.bernoulli_from(draws.take(), knobs["probability"])[
-            :, None
-        ]
-
-        # Frequency masks.
-        masked_f = ops.zeros((batch, bins), "bool")
-        if self.num_freq_masks:
-            m = self.num_freq_masks
-            count = ops.clip(ops.round(knobs["num_freq_masks"]), 0, m)
-            width_max = ops.minimum(
-                ops.floor(knobs["freq_mask_param"]), ops.cast(bins, "float32")
-            )
-            masked_f = _masks(
-                (batch, m),
-                count,
-                width_max,
-                ops.broadcast_to(ops.cast(bins, "float32"), (batch, 1)),
-                bins,
-                applied,
-                draws,
-            )
-
-        # Time masks.
-        masked_t = ops.zeros((batch, steps), "bool")
-        if self.num_time_masks:
-            m = self.num_time_masks
-            count = ops.clip(ops.round(knobs["num_time_masks"]), 0, m)
-            count = ops.broadcast_to(count, (batch,))
-            if self.adaptive_time_mask_count is not None:
-                count = ops.minimum(
-                    count, ops.floor(self.adaptive_time_mask_count * length_f)
-                )
-            param = ops.floor(knobs["time_mask_param"])
-            if self.adaptive_time_mask_width is not None:
-                param = ops.floor(self.adaptive_time_mask_width * length_f)
-            width_max = ops.minimum(
-                param, ops.floor(knobs["time_mask_ratio"] * length_f)
-            )
-            masked_t = _masks(
-                (batch, m),
-                count[:, None],
-                width_max[:, None],
-                length_f[:, None],
-                steps,
-                applied,
-                draws,
-            )
-
+        applied = _random.bernoulli_from(draws.take(), knobs["probability"])
+        applied = applied[:, None]
+        masked_f = self._freq_masks(knobs, batch, bins, applied, draws)
+        masked_t = self._time_masks(knobs, batch, steps, length, applied, draws)
         masked = ops.logical_or(masked_t[:, :, None], masked_f[:, None, :])
         masked = ops.logical_and(masked, valid[:, :, None])
+        return {"masked": masked, "valid": valid, "length": length}
+
+    def _freq_masks(self, knobs, batch, bins, applied, draws):
+        if not self.num_freq_masks:
+            return ops.zeros((batch, bins), "bool")
+        m = self.num_freq_masks
+        count = ops.clip(ops.round(knobs["num_freq_masks"]), 0, m)
+        width_max = ops.minimum(
+            ops.floor(knobs["freq_mask_param"]), ops.cast(bins, "float32")
+        )
+        return _masks(
+            (batch, m),
+            count,
+            width_max,
+            ops.broadcast_to(ops.cast(bins, "float32"), (batch, 1)),
+            bins,
+            applied,
+            draws,
+        )
+
+    def _time_masks(self, knobs, batch, steps, length, applied, draws):
+        if not self.num_time_masks:
+            return ops.zeros((batch, steps), "bool")
+        m = self.num_time_masks
+        count = ops.clip(ops.round(knobs["num_time_masks"]), 0, m)
+        count = ops.broadcast_to(count, (batch,))
+        if self.adaptive_time_mask_count is not None:
+            count = ops.minimum(
+                count, ops.floor(self.adaptive_time_mask_count * length)
+            )
+        param = ops.floor(knobs["time_mask_param"])
+        if self.adaptive_time_mask_width is not None:
+            param = ops.floor(self.adaptive_time_mask_width * length)
+        width_max = ops.minimum(
+            param, ops.floor(knobs["time_mask_ratio"] * length)
+        )
+        return _masks(
+            (batch, m),
+            count[:, None],
+            width_max[:, None],
+            length[:, None],
+            steps,
+            applied,
+            draws,
+        )
+
+    def transform(self, inputs, transformation):
+        """Applies drawn masks (the apply half of `call`): masked entries
+        become `fill_value`, or each example's mean over its real frames
+        for ``fill="mean"``."""
+        x = inputs
+        masked = transformation["masked"]
         if len(x.shape) == 4:
             masked = masked[..., None]
-        if self.fill == "mean":
-            keep = ops.cast(valid, "float32")
-            keep = ops.reshape(keep, (batch, steps) + (1,) * (len(x.shape) - 2))
-            xf = ops.cast(x, "float32")
-            total = ops.sum(
-                ops.where(keep > 0, xf, 0.0), axis=tuple(range(1, len(x.shape)))
-            )
-            per_frame = 1
-            for d in ops.shape(x)[2:]:
-                per_frame = per_frame * d
-            count = ops.maximum(length_f * ops.cast(per_frame, "float32"), 1.0)
-            fill = ops.reshape(
-                total / count, (batch,) + (1,) * (len(x.shape) - 1)
-            )
-            fill = ops.cast(fill, x.dtype)
-        else:
-            fill = ops.cast(self.fill_value, x.dtype)
-        return ops.where(masked, fill, x)
+        if self.fill != "mean":
+            return ops.where(masked, ops.cast(self.fill_value, x.dtype), x)
+        batch, steps = ops.shape(x)[0], ops.shape(x)[1]
+        keep = ops.cast(transformation["valid"], "float32")
+        keep = ops.reshape(keep, (batch, steps) + (1,) * (len(x.shape) - 2))
+        total = ops.sum(
+            ops.where(keep > 0, ops.cast(x, "float32"), 0.0),
+            axis=tuple(range(1, len(x.shape))),
+        )
+        per_frame = 1
+        for d in ops.shape(x)[2:]:
+            per_frame = per_frame * d
+        count = ops.maximum(
+            transformation["length"] * ops.cast(per_frame, "float32"), 1.0
+        )
+        fill = ops.reshape(total / count, (batch,) + (1,) * (len(x.shape) - 1))
+        return ops.where(masked, ops.cast(fill, x.dtype), x)
 
     def compute_mask(self, inputs, mask=None):
         return mask
@@ -314,3 +319,23 @@ def _masks(shape, count, width_max, extent, size, applied, draws):
         positions >= start[..., None], positions < end[..., None]
     )
     return ops.any(inside, axis=1)
+
+
+def _valid_frames(batch, steps, lengths, mask):
+    """``(valid, length)``: bool `(batch, time)` real frames (from
+    `lengths` and/or a Keras mask) and their float32 count per example."""
+    frames = ops.arange(steps, dtype="int32")
+    if lengths is not None:
+        length = ops.minimum(
+            ops.cast(ops.reshape(lengths, (-1,)), "int32"), steps
+        )
+        valid = frames[None, :] < length[:, None]
+    elif mask is not None:
+        valid = ops.cast(mask, "bool")
+        length = ops.sum(ops.cast(valid, "int32"), axis=1)
+    else:
+        length = ops.broadcast_to(ops.cast(steps, "int32"), (batch,))
+        valid = ops.broadcast_to(frames[None, :] >= 0, (batch, steps))
+    if mask is not None and lengths is not None:
+        valid = ops.logical_and(valid, ops.cast(mask, "bool"))
+    return valid, ops.cast(length, "float32")
