@@ -98,9 +98,6 @@ def set_hyperparameter_programs(optimizer, programs):
         return
     for name in programs:
         require(optimizer, name, f"schedule `{name}`")
-    cls = type(optimizer)
-    is_sgd = isinstance(optimizer, keras.optimizers.SGD)
-
     cache = optimizer_core.caches(optimizer)
     all_programs = dict(programs)
 
@@ -112,35 +109,48 @@ def set_hyperparameter_programs(optimizer, programs):
         return cache.get("hyper", compute)
 
     if "weight_decay" in programs:
-        original_weight_decay = cls._apply_weight_decay
-
-        def apply_weight_decay(variables):
-            with _substituted(
-                optimizer, {"weight_decay": values()["weight_decay"]}
-            ):
-                return original_weight_decay(optimizer, variables)
-
-        optimizer.__dict__["_apply_weight_decay"] = apply_weight_decay
+        _substitute_weight_decay(optimizer, values)
         programs = {k: f for k, f in programs.items() if k != "weight_decay"}
-        if not programs:
-            return
-
-    if keras.backend.backend() == "torch":
-        # Eager: compute once per step, then run the per-variable update
-        # (the fused torch path needs Python numbers for some arguments).
-        import torch
-
-        require(optimizer, "_backend_update_step", "schedule momentum")
-
-        def backend_update_step(grads, trainable_variables, learning_rate):
-            vals = {k: v for k, v in values().items() if k in programs}
-            with torch.no_grad(), _substituted(optimizer, vals):
-                for grad, var in zip(grads, trainable_variables):
-                    cls.update_step(optimizer, grad, var, learning_rate)
-
-        optimizer.__dict__["_backend_update_step"] = backend_update_step
+    if not programs:
         return
+    if keras.backend.backend() == "torch":
+        _substitute_eagerly(optimizer, values, programs)
+    else:
+        _substitute_in_graph(optimizer, values, programs)
 
+
+def _substitute_weight_decay(optimizer, values):
+    original = type(optimizer)._apply_weight_decay
+
+    def apply_weight_decay(variables):
+        with _substituted(
+            optimizer, {"weight_decay": values()["weight_decay"]}
+        ):
+            return original(optimizer, variables)
+
+    optimizer.__dict__["_apply_weight_decay"] = apply_weight_decay
+
+
+def _substitute_eagerly(optimizer, values, programs):
+    """torch: compute once per step, then run the per-variable update (the
+    fused torch path needs Python numbers for some arguments)."""
+    import torch
+
+    require(optimizer, "_backend_update_step", "schedule momentum")
+    cls = type(optimizer)
+
+    def backend_update_step(grads, trainable_variables, learning_rate):
+        vals = {k: v for k, v in values().items() if k in programs}
+        with torch.no_grad(), _substituted(optimizer, vals):
+            for grad, var in zip(grads, trainable_variables):
+                cls.update_step(optimizer, grad, var, learning_rate)
+
+    optimizer.__dict__["_backend_update_step"] = backend_update_step
+
+
+def _substitute_in_graph(optimizer, values, programs):
+    cls = type(optimizer)
+    is_sgd = isinstance(optimizer, keras.optimizers.SGD)
     original_backend_update_step = cls._backend_update_step
 
     def backend_update_step(grads, trainable_variables, learning_rate):
@@ -152,8 +162,6 @@ def set_hyperparameter_programs(optimizer, programs):
         return original_backend_update_step(
             optimizer, grads, trainable_variables, learning_rate
         )
-
-    optimizer.__dict__["_backend_update_step"] = backend_update_step
 
     def update_step(gradient, variable, learning_rate):
         vals = {k: v for k, v in values().items() if k in programs}
@@ -168,6 +176,7 @@ def set_hyperparameter_programs(optimizer, programs):
                 )
             return cls.update_step(optimizer, gradient, variable, learning_rate)
 
+    optimizer.__dict__["_backend_update_step"] = backend_update_step
     optimizer.__dict__["update_step"] = update_step
 
 

@@ -289,6 +289,7 @@ def _snapshot(model):
 
 
 def _regression(opt):
+    keras.utils.set_random_seed(0)  # the same (non-diverging) start anywhere
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 8)).astype("float32")
     y = (x @ rng.normal(size=(8, 1))).astype("float32")
@@ -307,7 +308,7 @@ def _regression(opt):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_lr_finder_interrupted_restores_everything(optimizer):
     opt = (
-        keras.optimizers.SGD(0.05, momentum=0.9)
+        keras.optimizers.SGD(0.01, momentum=0.9)
         if optimizer == "sgd"
         else keras.optimizers.Adam(0.01)
     )
@@ -338,7 +339,7 @@ def test_lr_finder_interrupted_restores_everything(optimizer):
         finder.result.lrs, [finder.schedule(i) for i in range(6)]
     )
     assert float(ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(
-        0.05 if optimizer == "sgd" else 0.01
+        0.01
     )
 
 
