@@ -338,9 +338,7 @@ def test_lr_finder_interrupted_restores_everything(optimizer):
     np.testing.assert_allclose(
         finder.result.lrs, [finder.schedule(i) for i in range(6)]
     )
-    assert float(ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(
-        0.01
-    )
+    assert float(ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(0.01)
 
 
 def test_find_lr_interrupted_restores_everything():
