@@ -66,6 +66,35 @@ def epoch_schedule(name, schedule, none_value=None, target=None):
     return schedule
 
 
+def momentum_range(cycle_momentum, base_momentum, max_momentum):
+    """Checks the momentum arguments of the cyclical presets:
+    ``(cycle_momentum, base_momentum, max_momentum)`` as bool, floats in
+    [0, 1) with ``max >= base`` when cycling."""
+    cycle = v.boolean("cycle_momentum", cycle_momentum)
+    base = v.target_value("momentum", base_momentum, "base_momentum")
+    peak = v.target_value("momentum", max_momentum, "max_momentum")
+    if cycle and peak < base:
+        v.fail("max_momentum", max_momentum, f">= `base_momentum` ({base})")
+    return cycle, base, peak
+
+
+def run_length(total_steps, epochs, steps_per_epoch):
+    """Checks ``(total_steps, epochs, steps_per_epoch)``: `total_steps`, or
+    both others, or none (the length then comes from `fit`)."""
+    total = v.integer("total_steps", total_steps, minimum=2, allow_none=True)
+    epochs_ = v.integer("epochs", epochs, minimum=1, allow_none=True)
+    steps = v.integer(
+        "steps_per_epoch", steps_per_epoch, minimum=1, allow_none=True
+    )
+    if total is None and (epochs_ is None) != (steps is None):
+        raise ValueError(
+            "Pass both `epochs` and `steps_per_epoch` (or `total_steps`, "
+            "or none of them to take the length from `fit`). Received: "
+            f"epochs={epochs!r}, steps_per_epoch={steps_per_epoch!r}"
+        )
+    return total, epochs_, steps
+
+
 def check_schedules(schedules, argument="schedules"):
     """Checks a ``{target: schedule}`` dict; targets are names or `Knob`s."""
     if not isinstance(schedules, dict) or not schedules:

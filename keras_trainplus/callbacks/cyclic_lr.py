@@ -2,6 +2,7 @@
 
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks import _arguments
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -95,17 +96,11 @@ class CyclicLR(HyperparameterScheduler):
         max_lr = v.target_value("learning_rate", max_lr, "max_lr")
         if max_lr < base_lr:
             v.fail("max_lr", max_lr, f">= `base_lr` ({base_lr})")
-        self.cycle_momentum = v.boolean("cycle_momentum", cycle_momentum)
-        base_momentum = v.target_value(
-            "momentum", base_momentum, "base_momentum"
-        )
-        max_momentum = v.target_value("momentum", max_momentum, "max_momentum")
-        if self.cycle_momentum and max_momentum < base_momentum:
-            v.fail(
-                "max_momentum",
-                max_momentum,
-                f">= `base_momentum` ({base_momentum})",
+        self.cycle_momentum, base_momentum, max_momentum = (
+            _arguments.momentum_range(
+                cycle_momentum, base_momentum, max_momentum
             )
+        )
         shape = dict(
             step_size_up=step_size_up,
             step_size_down=step_size_down,

@@ -2,6 +2,7 @@
 
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks import _arguments
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -77,21 +78,9 @@ class OneCycleLR(HyperparameterScheduler):
         verbose=0,
     ):
         self.max_lr = v.positive("max_lr", max_lr)
-        self.total_steps = v.integer(
-            "total_steps", total_steps, minimum=2, allow_none=True
+        self.total_steps, self.epochs, self.steps_per_epoch = (
+            _arguments.run_length(total_steps, epochs, steps_per_epoch)
         )
-        self.epochs = v.integer("epochs", epochs, minimum=1, allow_none=True)
-        self.steps_per_epoch = v.integer(
-            "steps_per_epoch", steps_per_epoch, minimum=1, allow_none=True
-        )
-        if self.total_steps is None and (
-            (self.epochs is None) != (self.steps_per_epoch is None)
-        ):
-            raise ValueError(
-                "Pass both `epochs` and `steps_per_epoch` (or `total_steps`, "
-                "or none of them to take the length from `fit`). Received: "
-                f"epochs={epochs!r}, steps_per_epoch={steps_per_epoch!r}"
-            )
         self.pct_start = v.real(
             "pct_start",
             pct_start,
@@ -103,19 +92,11 @@ class OneCycleLR(HyperparameterScheduler):
         self.anneal_strategy = v.choice(
             "anneal_strategy", anneal_strategy, ("cos", "linear")
         )
-        self.cycle_momentum = v.boolean("cycle_momentum", cycle_momentum)
-        self.base_momentum = v.target_value(
-            "momentum", base_momentum, "base_momentum"
-        )
-        self.max_momentum = v.target_value(
-            "momentum", max_momentum, "max_momentum"
-        )
-        if self.cycle_momentum and self.max_momentum < self.base_momentum:
-            v.fail(
-                "max_momentum",
-                max_momentum,
-                f">= `base_momentum` ({self.base_momentum})",
+        self.cycle_momentum, self.base_momentum, self.max_momentum = (
+            _arguments.momentum_range(
+                cycle_momentum, base_momentum, max_momentum
             )
+        )
         self.div_factor = v.positive("div_factor", div_factor)
         self.final_div_factor = v.positive("final_div_factor", final_div_factor)
         self.three_phase = v.boolean("three_phase", three_phase)

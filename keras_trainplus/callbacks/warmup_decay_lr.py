@@ -94,35 +94,14 @@ class WarmupDecayLR(HyperparameterScheduler):
         verbose=0,
     ):
         self.peak_lr = v.positive("peak_lr", peak_lr)
-        warmup_steps = v.scalar(warmup_steps)
-        if isinstance(warmup_steps, (float, np.floating)) and (
-            0 < warmup_steps < 1
-        ):
-            self.warmup_steps = float(warmup_steps)
-        elif v.is_integer(warmup_steps, 0):
-            self.warmup_steps = int(warmup_steps)
-        else:
-            v.fail(
-                "warmup_steps",
-                warmup_steps,
-                "an int >= 0 or a float in (0, 1) (a fraction of the run)",
-            )
+        self.warmup_steps = _warmup_steps(warmup_steps)
         self.decay = v.choice("decay", decay, _DECAYS)
         self.total_steps = v.integer(
             "total_steps", total_steps, minimum=1, allow_none=True
         )
         self.final_lr = v.real("final_lr", final_lr, minimum=0)
         self.warmup = v.choice("warmup", warmup, ("linear", "exponential"))
-        if initial_lr is None and warmup == "exponential":
-            raise ValueError(
-                "Exponential warmup needs a positive `initial_lr` (a "
-                "geometric ramp cannot start at 0). Received: initial_lr=None"
-            )
-        self.initial_lr = v.real(
-            "initial_lr", 0.0 if initial_lr is None else initial_lr, minimum=0
-        )
-        if warmup == "exponential":
-            v.positive("initial_lr", self.initial_lr)
+        self.initial_lr = _initial_lr(initial_lr, self.warmup)
         self.decay_steps = v.integer(
             "decay_steps", decay_steps, minimum=1, allow_none=True
         )
@@ -229,3 +208,34 @@ class WarmupDecayLR(HyperparameterScheduler):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _warmup_steps(warmup_steps):
+    """An int >= 0, or a float in (0, 1): a fraction of the run."""
+    warmup_steps = v.scalar(warmup_steps)
+    if isinstance(warmup_steps, (float, np.floating)) and (
+        0 < warmup_steps < 1
+    ):
+        return float(warmup_steps)
+    if v.is_integer(warmup_steps, 0):
+        return int(warmup_steps)
+    v.fail(
+        "warmup_steps",
+        warmup_steps,
+        "an int >= 0 or a float in (0, 1) (a fraction of the run)",
+    )
+
+
+def _initial_lr(initial_lr, warmup):
+    """>= 0 (None: 0); > 0 for an exponential warmup."""
+    if initial_lr is None and warmup == "exponential":
+        raise ValueError(
+            "Exponential warmup needs a positive `initial_lr` (a "
+            "geometric ramp cannot start at 0). Received: initial_lr=None"
+        )
+    value = v.real(
+        "initial_lr", 0.0 if initial_lr is None else initial_lr, minimum=0
+    )
+    if warmup == "exponential":
+        v.positive("initial_lr", value)
+    return value

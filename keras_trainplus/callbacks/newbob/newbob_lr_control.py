@@ -106,6 +106,51 @@ class NewbobLRControl(HyperparameterScheduler):
         self.learning_rates = _values.predefined(learning_rates, offset=0)
         self.decay = _values.factor("decay", decay)
         self.growth = _values.factor("growth", growth)
+        self._set_thresholds(
+            relative_error_threshold,
+            error_threshold,
+            relative_error_grow_threshold,
+            multi_num_epochs,
+            multi_update_interval,
+            relative_error_relative_lr,
+            relative_error_div_by_old,
+            min_num_epochs_per_new_lr,
+        )
+        self.min_lr = v.real("min_lr", _values.as_float(min_lr), minimum=0)
+        self.state_file = v.path("state_file", state_file, allow_none=True)
+        self.restore_best_weights = v.boolean(
+            "restore_best_weights", restore_best_weights
+        )
+        self.step_shape = step_shape_schedule(step_shape)
+        # The controller decides once per epoch; the driver writes the
+        # learning-rate knob (times `step_shape` in the compiled step).
+        lr = PerEpoch(self._decide)
+        options = {"argument": "learning_rate_control"}
+        if self.step_shape is not None:
+            lr = lr * self.step_shape
+            options = {"argument": "step_shape"}
+        super().__init__(
+            {"learning_rate": lr},
+            origin="fit",
+            verbose=verbose,
+            options={"learning_rate": options},
+        )
+        # RETURNN compatibility (set by `from_returnn_config`).
+        self._returnn_config = None
+        self._error_measure = None
+
+    def _set_thresholds(
+        self,
+        relative_error_threshold,
+        error_threshold,
+        relative_error_grow_threshold,
+        multi_num_epochs,
+        multi_update_interval,
+        relative_error_relative_lr,
+        relative_error_div_by_old,
+        min_num_epochs_per_new_lr,
+    ):
+        """The decision rule's arguments (see docs/newbob.md), checked."""
         self.relative_error_threshold = v.real(
             "relative_error_threshold",
             _values.as_float(relative_error_threshold),
@@ -136,28 +181,6 @@ class NewbobLRControl(HyperparameterScheduler):
         self.min_num_epochs_per_new_lr = v.integer(
             "min_num_epochs_per_new_lr", min_num_epochs_per_new_lr, minimum=0
         )
-        self.min_lr = v.real("min_lr", _values.as_float(min_lr), minimum=0)
-        self.state_file = v.path("state_file", state_file, allow_none=True)
-        self.restore_best_weights = v.boolean(
-            "restore_best_weights", restore_best_weights
-        )
-        self.step_shape = step_shape_schedule(step_shape)
-        # The controller decides once per epoch; the driver writes the
-        # learning-rate knob (times `step_shape` in the compiled step).
-        lr = PerEpoch(self._decide)
-        options = {"argument": "learning_rate_control"}
-        if self.step_shape is not None:
-            lr = lr * self.step_shape
-            options = {"argument": "step_shape"}
-        super().__init__(
-            {"learning_rate": lr},
-            origin="fit",
-            verbose=verbose,
-            options={"learning_rate": options},
-        )
-        # RETURNN compatibility (set by `from_returnn_config`).
-        self._returnn_config = None
-        self._error_measure = None
 
     # -- RETURNN config -----------------------------------------------------
 
