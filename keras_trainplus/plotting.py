@@ -171,6 +171,39 @@ def plot_history(history, keys=None, path=None, title=None):
         )
     path = v.path("path", path, allow_none=True)
     title = _title(title)
+    keys = _history_keys(logs, keys)
+    losses = [k for k in keys if k in ("loss", "val_loss")]
+    panels = [k for k in keys if k not in losses] + (["loss"] if losses else [])
+    fig, axes = _figure(len(panels), height=2.4)
+    for axis, key in zip(axes, panels):
+        _plot_series(axis, logs, losses if key == "loss" else [key], key)
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("epoch")
+    if title:
+        axes[0].set_title(title)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+# History keys that hold scheduled values (besides "*rate*" and knobs).
+_SCHEDULED = (
+    "momentum",
+    "beta_1",
+    "beta_2",
+    "weight_decay",
+    "gradient_clip",
+    "lr",
+    "effective_learning_rate",
+)
+
+
+def _history_keys(logs, keys):
+    """The keys to plot: checked, or by default every scheduled value then
+    the losses."""
     if keys is not None:
         keys = v.sequence("keys", keys, "a list of History keys or None")
         if not keys or not all(isinstance(k, str) for k in keys):
@@ -184,20 +217,7 @@ def plot_history(history, keys=None, path=None, title=None):
             for k in logs
             if not k.startswith("val_")
             and k != "loss"
-            and (
-                "rate" in k
-                or "." in k
-                or k
-                in (
-                    "momentum",
-                    "beta_1",
-                    "beta_2",
-                    "weight_decay",
-                    "gradient_clip",
-                    "lr",
-                    "effective_learning_rate",
-                )
-            )
+            and ("rate" in k or "." in k or k in _SCHEDULED)
         ]
         keys = scheduled + [k for k in ("loss", "val_loss") if k in logs]
     missing = [k for k in keys if k not in logs]
@@ -205,45 +225,34 @@ def plot_history(history, keys=None, path=None, title=None):
         raise ValueError(
             f"Keys not in the history: {missing}. Available: {sorted(logs)}"
         )
-    losses = [k for k in keys if k in ("loss", "val_loss")]
-    panels = [k for k in keys if k not in losses] + (["loss"] if losses else [])
-    fig, axes = _figure(len(panels), height=2.4)
-    for axis, key in zip(axes, panels):
-        names = losses if key == "loss" else [key]
-        for i, name in enumerate(names):
-            values = np.array(logs[name], dtype=np.float64)
-            epochs = np.arange(len(values))
-            finite = np.isfinite(values)
-            axis.plot(
-                epochs[finite],
-                values[finite],
-                "o-",
-                color=f"C{i}",
-                markersize=3,
-                label=name,
-            )
-            if (~finite).any():  # e.g. clipping off (inf)
-                axis.plot(
-                    epochs[~finite],
-                    np.zeros((~finite).sum()),
-                    "x",
-                    color="C3",
-                    label=f"{name}: off (inf)",
-                )
-        axis.set_ylabel(key)
-        axis.grid(True, alpha=0.3)
-        if (
-            len(names) > 1
-            or (~np.isfinite(np.array(logs[names[0]], dtype=np.float64))).any()
-        ):
-            axis.legend(fontsize="small")
-    from matplotlib.ticker import MaxNLocator
+    return keys
 
-    for axis in axes:
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[-1].set_xlabel("epoch")
-    if title:
-        axes[0].set_title(title)
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+
+def _plot_series(axis, logs, names, label):
+    """One panel: each series per epoch, non-finite epochs (clipping off)
+    marked at 0."""
+    for i, name in enumerate(names):
+        values = np.array(logs[name], dtype=np.float64)
+        epochs = np.arange(len(values))
+        finite = np.isfinite(values)
+        axis.plot(
+            epochs[finite],
+            values[finite],
+            "o-",
+            color=f"C{i}",
+            markersize=3,
+            label=name,
+        )
+        if (~finite).any():
+            axis.plot(
+                epochs[~finite],
+                np.zeros((~finite).sum()),
+                "x",
+                color="C3",
+                label=f"{name}: off (inf)",
+            )
+    axis.set_ylabel(label)
+    axis.grid(True, alpha=0.3)
+    values = np.array(logs[names[0]], dtype=np.float64)
+    if len(names) > 1 or (~np.isfinite(values)).any():
+        axis.legend(fontsize="small")

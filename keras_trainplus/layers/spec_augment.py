@@ -132,36 +132,22 @@ class SpecAugment(AugmentationLayer):
                 time_mask_ratio,
                 num_time_masks,
             ) = POLICIES[self.policy]
-        self.freq_mask_param = v.integer(
-            "freq_mask_param", freq_mask_param, minimum=0
+        counts = dict(
+            freq_mask_param=freq_mask_param,
+            time_mask_param=time_mask_param,
+            num_freq_masks=num_freq_masks,
+            num_time_masks=num_time_masks,
         )
-        self.time_mask_param = v.integer(
-            "time_mask_param", time_mask_param, minimum=0
-        )
-        self.num_freq_masks = v.integer(
-            "num_freq_masks", num_freq_masks, minimum=0
-        )
-        self.num_time_masks = v.integer(
-            "num_time_masks", num_time_masks, minimum=0
-        )
+        for name, value in counts.items():
+            setattr(self, name, v.integer(name, value, minimum=0))
         self.time_mask_ratio = v.real(
             "time_mask_ratio", time_mask_ratio, minimum=0, maximum=1
         )
-        self.adaptive_time_mask_count = v.real(
-            "adaptive_time_mask_count",
-            adaptive_time_mask_count,
-            minimum=0,
-            maximum=1,
-            min_inclusive=False,
-            allow_none=True,
+        self.adaptive_time_mask_count = _fraction(
+            "adaptive_time_mask_count", adaptive_time_mask_count
         )
-        self.adaptive_time_mask_width = v.real(
-            "adaptive_time_mask_width",
-            adaptive_time_mask_width,
-            minimum=0,
-            maximum=1,
-            min_inclusive=False,
-            allow_none=True,
+        self.adaptive_time_mask_width = _fraction(
+            "adaptive_time_mask_width", adaptive_time_mask_width
         )
         self.probability = v.real(
             "probability", probability, minimum=0, maximum=1
@@ -339,3 +325,10 @@ def _valid_frames(batch, steps, lengths, mask):
     if mask is not None and lengths is not None:
         valid = ops.logical_and(valid, ops.cast(mask, "bool"))
     return valid, ops.cast(length, "float32")
+
+
+def _fraction(name, value):
+    """None, or a fraction in (0, 1] of each example's length."""
+    return v.real(
+        name, value, minimum=0, maximum=1, min_inclusive=False, allow_none=True
+    )

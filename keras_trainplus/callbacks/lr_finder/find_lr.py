@@ -68,20 +68,7 @@ def find_lr(
     Raises:
         ValueError: for invalid arguments or an uncompiled model.
     """
-    bad = [k for k in _NOT_FOR_THE_TEST if k in kwargs]
-    if bad:
-        raise ValueError(
-            f"find_lr does not take {bad}: the range test only trains, for "
-            "`num_steps` updates."
-        )
-    if not isinstance(model, keras.Model):
-        v.fail_type("model", model, "a compiled `keras.Model`")
-    if getattr(model, "optimizer", None) is None:
-        raise ValueError(
-            "find_lr needs a compiled model "
-            "(`model.compile(optimizer=..., loss=...)`). "
-            f"Received: model={model!r} (not compiled)"
-        )
+    _check_model_and_kwargs(model, kwargs)
     batch_size = v.integer("batch_size", batch_size, minimum=1, allow_none=True)
     v.choice("verbose", verbose, ("auto", 0, 1, 2))
     kwargs["steps_per_epoch"] = v.integer(
@@ -98,10 +85,7 @@ def find_lr(
         smoothing=smoothing,
         divergence_threshold=divergence_threshold,
     )
-    callbacks = kwargs.pop("callbacks", None)
-    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-        v.fail_type("callbacks", callbacks, "a list of callbacks or None")
-    callbacks = list(callbacks or [])
+    callbacks = _callbacks(kwargs.pop("callbacks", None))
     # `num_steps` updates take that many micro-batches times the optimizer's
     # gradient accumulation.
     micro = num_steps * internals.optimizer.accumulation_steps(
@@ -143,3 +127,26 @@ def _epochs_for(num_steps, x, batch_size, steps_per_epoch):
     if not batches:
         return num_steps
     return max(1, math.ceil(num_steps / batches))
+
+
+def _check_model_and_kwargs(model, kwargs):
+    bad = [k for k in _NOT_FOR_THE_TEST if k in kwargs]
+    if bad:
+        raise ValueError(
+            f"find_lr does not take {bad}: the range test only trains, for "
+            "`num_steps` updates."
+        )
+    if not isinstance(model, keras.Model):
+        v.fail_type("model", model, "a compiled `keras.Model`")
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            "find_lr needs a compiled model "
+            "(`model.compile(optimizer=..., loss=...)`). "
+            f"Received: model={model!r} (not compiled)"
+        )
+
+
+def _callbacks(callbacks):
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        v.fail_type("callbacks", callbacks, "a list of callbacks or None")
+    return list(callbacks or [])
