@@ -129,6 +129,35 @@ def launch_local_workers(
         ValueError: for a bad `command`, `num_workers`, `env`, `timeout`
             or `cwd`.
     """
+    command, num_workers, env, timeout, cwd = _check_launch(
+        command, num_workers, env, timeout, cwd
+    )
+    workers = [f"localhost:{p}" for p in free_ports(num_workers)]
+    procs = []
+    for index in range(num_workers):
+        penv = dict(os.environ)
+        penv.update(env or {})
+        penv["KERAS_BACKEND"] = "tensorflow"
+        penv["TF_CONFIG"] = json.dumps(
+            {
+                "cluster": {"worker": workers},
+                "task": {"type": "worker", "index": index},
+            }
+        )
+        procs.append(
+            subprocess.Popen(
+                [os.fspath(c) for c in command],
+                env=penv,
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    return _collect(procs, timeout)
+
+
+def _check_launch(command, num_workers, env, timeout, cwd):
     expected = "a script path or a non-empty list of strings"
     if isinstance(command, (str, os.PathLike)):
         command = [sys.executable, v.path("command", command)]
@@ -154,28 +183,11 @@ def launch_local_workers(
     cwd = v.path("cwd", cwd, allow_none=True)
     if cwd is not None and not os.path.isdir(cwd):
         v.fail("cwd", cwd, "an existing directory or None")
-    workers = [f"localhost:{p}" for p in free_ports(num_workers)]
-    procs = []
-    for index in range(num_workers):
-        penv = dict(os.environ)
-        penv.update(env or {})
-        penv["KERAS_BACKEND"] = "tensorflow"
-        penv["TF_CONFIG"] = json.dumps(
-            {
-                "cluster": {"worker": workers},
-                "task": {"type": "worker", "index": index},
-            }
-        )
-        procs.append(
-            subprocess.Popen(
-                [os.fspath(c) for c in command],
-                env=penv,
-                cwd=cwd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
+    return command, num_workers, env, timeout, cwd
+
+
+def _collect(procs, timeout):
+    """Waits for every worker (all are killed when one times out)."""
     results = []
     for proc in procs:
         try:

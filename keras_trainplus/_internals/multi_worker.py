@@ -31,7 +31,6 @@ def patch_multi_worker_fit():
         return False
     if _MWMS_PATCHED:
         return True
-    import tensorflow as tf
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
     require(tf_trainer, "reduce_per_replica", "fix multi-worker fit")
@@ -45,15 +44,31 @@ def patch_multi_worker_fit():
     original_build = trainer_cls._maybe_symbolic_build
     original_reduce = tf_trainer.reduce_per_replica
 
-    def _multi_worker(strategy):
-        return (
-            strategy is not None
-            and tf_trainer._collective_all_reduce_multi_worker(strategy)
-        )
+    maybe_symbolic_build = _symbolic_build_from_local_batch(
+        original_build, tf_trainer
+    )
+    reduce_per_replica = _reduce_scalars_without_axis(
+        original_reduce, tf_trainer
+    )
+    trainer_cls._maybe_symbolic_build = maybe_symbolic_build
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    _MWMS_PATCHED.update(build=original_build, reduce=original_reduce)
+    return True
+
+
+def _is_multi_worker(strategy, tf_trainer):
+    return strategy is not None and (
+        tf_trainer._collective_all_reduce_multi_worker(strategy)
+    )
+
+
+def _symbolic_build_from_local_batch(original_build, tf_trainer):
+    """Fix 1: build from the first local replica's batch."""
+    import tensorflow as tf
 
     def maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = self._distribute_strategy
-        if iterator is None or not _multi_worker(strategy):
+        if iterator is None or not _is_multi_worker(strategy, tf_trainer):
             return original_build(
                 self, iterator=iterator, data_batch=data_batch
             )
@@ -71,22 +86,28 @@ def patch_multi_worker_fit():
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
+    return maybe_symbolic_build
+
+
+def _reduce_scalars_without_axis(original_reduce, tf_trainer):
+    """Fix 2: scalar logs are reduced with ``axis=None``."""
+    import tensorflow as tf
+
     def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and _multi_worker(strategy):
+        if reduction not in ("auto", "mean") or not _is_multi_worker(
+            strategy, tf_trainer
+        ):
+            return original_reduce(values, strategy, reduction)
 
-            def reduce(v):
-                local = (
-                    strategy.experimental_local_results(v)[0]
-                    if isinstance(v, tf.distribute.DistributedValues)
-                    else v
-                )
-                rank = getattr(getattr(local, "shape", None), "rank", None)
-                return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
+        def reduce(v):
+            local = (
+                strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues)
+                else v
+            )
+            rank = getattr(getattr(local, "shape", None), "rank", None)
+            return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
 
-            return keras.tree.map_structure(reduce, values)
-        return original_reduce(values, strategy, reduction)
+        return keras.tree.map_structure(reduce, values)
 
-    trainer_cls._maybe_symbolic_build = maybe_symbolic_build
-    tf_trainer.reduce_per_replica = reduce_per_replica
-    _MWMS_PATCHED.update(build=original_build, reduce=original_reduce)
-    return True
+    return reduce_per_replica

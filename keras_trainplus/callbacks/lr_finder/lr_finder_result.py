@@ -116,6 +116,56 @@ class LRFinderResult:
         """All suggestions, ``{method: lr}``."""
         return {m: self.suggestion(m) for m in _suggestions.METHODS}
 
+    def _plot_curves(self, ax):
+        """The raw and smoothed losses, on a log LR axis."""
+        finite = np.isfinite(self.smoothed_losses)
+        ax.plot(
+            self.lrs,
+            self.losses,
+            color="0.75",
+            linewidth=1,
+            label="loss per update",
+        )
+        ax.plot(
+            self.lrs[finite],
+            self.smoothed_losses[finite],
+            color="C0",
+            linewidth=2,
+            label="smoothed loss",
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        if finite.any():
+            lo = float(np.min(self.smoothed_losses[finite]))
+            first = float(self.smoothed_losses[finite][0])
+            hi = max(first, lo) + 0.5 * abs(first - lo) + 1e-12
+            pad = 0.1 * (hi - lo) + 1e-12
+            ax.set_ylim(lo - pad, hi + pad)
+
+    def _plot_suggestions(self, ax):
+        """One marker per suggestion, on the smoothed curve."""
+        finite = np.isfinite(self.smoothed_losses)
+        markers = {"valley": "o", "steep": "s", "minimum": "v", "slide": "^"}
+        for i, (method, lr) in enumerate(self.suggestions().items()):
+            y = 0.0
+            if finite.any():
+                y = float(
+                    np.interp(
+                        np.log(lr),
+                        np.log(self.lrs[finite]),
+                        self.smoothed_losses[finite],
+                    )
+                )
+            ax.plot(
+                [lr],
+                [y],
+                markers[method],
+                color=f"C{i + 1}",
+                markersize=9,
+                label=f"{method}: {lr:.2e}",
+            )
+
     def plot(self, path=None, ax=None):
         """Plots loss against learning rate (log scale) with the suggestions
         marked. Needs matplotlib (`pip install keras-trainplus[plot]`).
@@ -145,51 +195,8 @@ class LRFinderResult:
             ax = fig.add_subplot()
         else:
             fig = ax.figure
-        finite = np.isfinite(self.smoothed_losses)
-        ax.plot(
-            self.lrs,
-            self.losses,
-            color="0.75",
-            linewidth=1,
-            label="loss per update",
-        )
-        ax.plot(
-            self.lrs[finite],
-            self.smoothed_losses[finite],
-            color="C0",
-            linewidth=2,
-            label="smoothed loss",
-        )
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("loss")
-        if finite.any():
-            lo = float(np.min(self.smoothed_losses[finite]))
-            first = float(self.smoothed_losses[finite][0])
-            hi = max(first, lo) + 0.5 * abs(first - lo) + 1e-12
-            pad = 0.1 * (hi - lo) + 1e-12
-            ax.set_ylim(lo - pad, hi + pad)
-        markers = {"valley": "o", "steep": "s", "minimum": "v", "slide": "^"}
-        for i, (method, lr) in enumerate(self.suggestions().items()):
-            y = (
-                float(
-                    np.interp(
-                        np.log(lr),
-                        np.log(self.lrs[finite]),
-                        self.smoothed_losses[finite],
-                    )
-                )
-                if finite.any()
-                else 0.0
-            )
-            ax.plot(
-                [lr],
-                [y],
-                markers[method],
-                color=f"C{i + 1}",
-                markersize=9,
-                label=f"{method}: {lr:.2e}",
-            )
+        self._plot_curves(ax)
+        self._plot_suggestions(ax)
         ax.legend(loc="best", fontsize="small")
         ax.set_title(
             f"LR range test ({len(self.losses)} updates, {self.stop_reason})"
