@@ -10,6 +10,7 @@ import numpy as np
 from keras_trainplus import _validation as v
 from keras_trainplus.knobs import bound_knob
 from keras_trainplus.knobs import targets as _targets
+from keras_trainplus.knobs.knob import Knob
 from keras_trainplus.knobs.user_knob import is_knob
 from keras_trainplus.schedules.per_epoch import PerEpoch
 from keras_trainplus.schedules.per_epoch import check_target_values
@@ -230,3 +231,18 @@ def extreme_values(schedule, base, first, last):
         inner = np.where(finite, values, np.nan)
         index += [int(np.nanargmin(inner)), int(np.nanargmax(inner))]
     return [(int(steps[i]), float(values[i])) for i in sorted(index)]
+
+
+def target_config(target):
+    """A target name as is; a `Knob` target as its config (it round-trips
+    as a new `Knob` with the same name, value and dtype)."""
+    return {"knob": target.get_config()} if is_knob(target) else target
+
+
+def target_from_config(config, knobs):
+    if not isinstance(config, dict):
+        return config
+    key = repr(sorted(config["knob"].items()))
+    if key not in knobs:
+        knobs[key] = Knob.from_config(config["knob"])
+    return knobs[key]

@@ -12,7 +12,6 @@ from keras_trainplus.callbacks import _arguments
 from keras_trainplus.callbacks import _fit_guard
 from keras_trainplus.knobs import bound_knob
 from keras_trainplus.knobs import targets as _targets
-from keras_trainplus.knobs.knob import Knob
 from keras_trainplus.knobs.user_knob import is_knob
 
 
@@ -97,7 +96,8 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        for target in self._targets():
+        targets = self.schedules if isinstance(self.schedules, dict) else {}
+        for target in list(targets) + list(self.options):
             if is_knob(target):
                 memo[id(target)] = target  # the user's variable, shared
         for key, value in self.__dict__.items():
@@ -111,11 +111,6 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     @property
     def _trainplus_name(self):
         return type(self).__name__  # how writers are named in messages
-
-    def _targets(self):
-        if isinstance(self.schedules, dict):
-            return list(self.schedules)
-        return list(self.options)
 
     def _option(self, target, key, default=None):
         return self.options.get(target, {}).get(key, default)
@@ -365,7 +360,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             schedules = _export.serialize_callable("schedules", schedules)
         else:
             schedules = [
-                [_target_config(target), _export.serialize(schedule)]
+                [_arguments.target_config(target), _export.serialize(schedule)]
                 for target, schedule in schedules.items()
             ]
         return {
@@ -373,7 +368,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             "origin": self.origin,
             "verbose": self.verbose,
             "options": [
-                [_target_config(target), values]
+                [_arguments.target_config(target), values]
                 for target, values in self.options.items()
             ],
         }
@@ -387,31 +382,16 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             schedules = list(schedules.items())  # the older form
         if isinstance(schedules, list):
             config["schedules"] = {
-                _target_from_config(t, knobs): _export.deserialize(s)
+                _arguments.target_from_config(t, knobs): _export.deserialize(s)
                 for t, s in schedules
             }
         else:
             config["schedules"] = _export.deserialize(schedules)
         config["options"] = {
-            _target_from_config(t, knobs): values
+            _arguments.target_from_config(t, knobs): values
             for t, values in config.get("options") or []
         } or None
         return cls(**config)
-
-
-def _target_config(target):
-    """A target name as is; a `Knob` target as its config (it round-trips
-    as a new `Knob` with the same name, value and dtype)."""
-    return {"knob": target.get_config()} if is_knob(target) else target
-
-
-def _target_from_config(config, knobs):
-    if not isinstance(config, dict):
-        return config
-    key = repr(sorted(config["knob"].items()))
-    if key not in knobs:
-        knobs[key] = Knob.from_config(config["knob"])
-    return knobs[key]
 
 
 _LENGTH_FIX = "give the callback the run's length (e.g. `total_steps`)"

@@ -116,3 +116,61 @@ def predefined(value, offset):
             )
         return out
     v.fail_type("learning_rates", value, "a list or a dict {epoch: lr}")
+
+
+def config_of(self):
+    """`NewbobLRControl.get_config`: a RETURNN config round-trips as one."""
+    common = {
+        "restore_best_weights": self.restore_best_weights,
+        "step_shape": (
+            None
+            if self.step_shape is None
+            else _export.serialize(self.step_shape)
+        ),
+        "verbose": self.verbose,
+    }
+    if self._returnn_config is not None:
+        return {"returnn_config": dict(self._returnn_config), **common}
+    config = {
+        "control": self.control,
+        "monitor": self.monitor,
+        "mode": self.mode,
+        "initial_lr": self.initial_lr,
+        "learning_rates": (
+            None
+            if self.learning_rates is None
+            else [[n - 1, lr] for n, lr in sorted(self.learning_rates.items())]
+        ),
+        "decay": serialize_factor("decay", self.decay),
+        "growth": serialize_factor("growth", self.growth),
+        "relative_error_threshold": self.relative_error_threshold,
+        "error_threshold": self.error_threshold,
+        "relative_error_grow_threshold": self.relative_error_grow_threshold,
+        "multi_num_epochs": self.multi_num_epochs,
+        "multi_update_interval": self.multi_update_interval,
+        "relative_error_relative_lr": self.relative_error_relative_lr,
+        "relative_error_div_by_old": self.relative_error_div_by_old,
+        "min_num_epochs_per_new_lr": self.min_num_epochs_per_new_lr,
+        "min_lr": self.min_lr,
+        "state_file": self.state_file,
+    }
+    config.update(common)
+    return config
+
+
+def from_config(cls, config):
+    """`NewbobLRControl.from_config`."""
+    config = dict(config)
+    if config.get("step_shape") is not None:
+        config["step_shape"] = _export.deserialize(config["step_shape"])
+    if "returnn_config" in config:
+        return cls.from_returnn_config(config.pop("returnn_config"), **config)
+    for key in ("decay", "growth"):
+        config[key] = _export.deserialize(config[key])
+    if isinstance(config.get("learning_rates"), list) and all(
+        isinstance(p, list) and len(p) == 2 for p in config["learning_rates"]
+    ):
+        config["learning_rates"] = dict(
+            (int(e), lr) for e, lr in config["learning_rates"]
+        )
+    return cls(**config)

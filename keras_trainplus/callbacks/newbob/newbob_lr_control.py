@@ -94,18 +94,9 @@ class NewbobLRControl(HyperparameterScheduler):
         step_shape=None,
         verbose=0,
     ):
-        self.control = v.choice("control", control, tuple(_newbob.CONTROLS))
-        self.monitor = v.string("monitor", monitor)
-        self.mode = v.choice("mode", mode, ("auto", "min", "max"))
-        self.initial_lr = v.real(
-            "initial_lr",
-            _values.as_float(initial_lr),
-            minimum=0,
-            allow_none=True,
+        self._set_rule(
+            control, monitor, mode, initial_lr, learning_rates, decay, growth
         )
-        self.learning_rates = _values.predefined(learning_rates, offset=0)
-        self.decay = _values.factor("decay", decay)
-        self.growth = _values.factor("growth", growth)
         self._set_thresholds(
             relative_error_threshold,
             error_threshold,
@@ -138,6 +129,23 @@ class NewbobLRControl(HyperparameterScheduler):
         # RETURNN compatibility (set by `from_returnn_config`).
         self._returnn_config = None
         self._error_measure = None
+
+    def _set_rule(
+        self, control, monitor, mode, initial_lr, learning_rates, decay, growth
+    ):
+        """What is controlled, from which score, and by which factors."""
+        self.control = v.choice("control", control, tuple(_newbob.CONTROLS))
+        self.monitor = v.string("monitor", monitor)
+        self.mode = v.choice("mode", mode, ("auto", "min", "max"))
+        self.initial_lr = v.real(
+            "initial_lr",
+            _values.as_float(initial_lr),
+            minimum=0,
+            allow_none=True,
+        )
+        self.learning_rates = _values.predefined(learning_rates, offset=0)
+        self.decay = _values.factor("decay", decay)
+        self.growth = _values.factor("growth", growth)
 
     def _set_thresholds(
         self,
@@ -382,61 +390,8 @@ class NewbobLRControl(HyperparameterScheduler):
     # -- config -------------------------------------------------------------
 
     def get_config(self):
-        common = {
-            "restore_best_weights": self.restore_best_weights,
-            "step_shape": (
-                None
-                if self.step_shape is None
-                else _export.serialize(self.step_shape)
-            ),
-            "verbose": self.verbose,
-        }
-        if self._returnn_config is not None:
-            return {"returnn_config": dict(self._returnn_config), **common}
-        config = {
-            "control": self.control,
-            "monitor": self.monitor,
-            "mode": self.mode,
-            "initial_lr": self.initial_lr,
-            "learning_rates": (
-                None
-                if self.learning_rates is None
-                else [
-                    [n - 1, lr] for n, lr in sorted(self.learning_rates.items())
-                ]
-            ),
-            "decay": _values.serialize_factor("decay", self.decay),
-            "growth": _values.serialize_factor("growth", self.growth),
-            "relative_error_threshold": self.relative_error_threshold,
-            "error_threshold": self.error_threshold,
-            "relative_error_grow_threshold": self.relative_error_grow_threshold,
-            "multi_num_epochs": self.multi_num_epochs,
-            "multi_update_interval": self.multi_update_interval,
-            "relative_error_relative_lr": self.relative_error_relative_lr,
-            "relative_error_div_by_old": self.relative_error_div_by_old,
-            "min_num_epochs_per_new_lr": self.min_num_epochs_per_new_lr,
-            "min_lr": self.min_lr,
-            "state_file": self.state_file,
-        }
-        config.update(common)
-        return config
+        return _values.config_of(self)
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if config.get("step_shape") is not None:
-            config["step_shape"] = _export.deserialize(config["step_shape"])
-        if "returnn_config" in config:
-            return cls.from_returnn_config(
-                config.pop("returnn_config"), **config
-            )
-        for key in ("decay", "growth"):
-            config[key] = _export.deserialize(config[key])
-        if isinstance(config.get("learning_rates"), list) and all(
-            isinstance(p, list) and len(p) == 2
-            for p in config["learning_rates"]
-        ):
-            config["learning_rates"] = dict(
-                (int(e), lr) for e, lr in config["learning_rates"]
-            )
-        return cls(**config)
+        return _values.from_config(cls, config)
