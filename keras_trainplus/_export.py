@@ -31,10 +31,8 @@ def serialize_callable(name, fn):
     Schedules and other Keras-serializable objects are serialized as is."""
     if fn is None:
         return None
-    from keras_trainplus.schedules.schedule import Schedule
-
-    if isinstance(fn, Schedule):
-        return serialize(fn)
+    if isinstance(fn, keras.optimizers.schedules.LearningRateSchedule):
+        return serialize(fn)  # keras_trainplus and Keras schedules
     registered = keras.saving.get_registered_name(fn)
     fname = getattr(fn, "__name__", None)
     if fname is None or registered == fname or fname == "<lambda>":

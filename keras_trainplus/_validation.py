@@ -259,16 +259,14 @@ _TARGET_RANGES = {
 }
 
 
-def _unit_knobs():
-    """Knob names that every augmentation layer bounds to [0, 1]."""
-    from keras_trainplus.layers import _augmentation
+# Knob names that augmentation layers bound to [0, 1] (each layer class
+# registers its own: see `layers/_augmentation.py`).
+_UNIT_KNOBS = set()
 
-    names, todo = set(), [_augmentation.AugmentationLayer]
-    while todo:
-        cls = todo.pop()
-        names.update(cls.UNIT_KNOBS)
-        todo.extend(cls.__subclasses__())
-    return names
+
+def register_unit_knobs(names):
+    """Declares knob names whose values lie in [0, 1]."""
+    _UNIT_KNOBS.update(names)
 
 
 def _target_range(target):
@@ -282,7 +280,7 @@ def _target_range(target):
         return _TARGET_RANGES[target]
     layer, dot, knob = target.rpartition(".")
     if dot and layer and knob:
-        if knob in _unit_knobs():
+        if knob in _UNIT_KNOBS:
             return (0, 1, True, True, False, f"the knob {knob!r}")
         return (0, None, True, True, False, f"the knob {knob!r}")
     return (None, None, True, True, False, None)

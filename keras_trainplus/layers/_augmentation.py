@@ -38,6 +38,10 @@ class AugmentationLayer(keras.layers.Layer):
     #: Knobs that must lie in [0, 1] (the others only be >= 0).
     UNIT_KNOBS = ("probability",)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        v.register_unit_knobs(cls.UNIT_KNOBS)
+
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.seed = v.integer("seed", seed, allow_none=True)
@@ -143,6 +147,9 @@ class AugmentationLayer(keras.layers.Layer):
         config = super().get_config()
         config["seed"] = self.seed
         return config
+
+
+v.register_unit_knobs(AugmentationLayer.UNIT_KNOBS)
 
 
 def _check_not_in_foreign_tf_graph(layer, args):
