@@ -3,7 +3,7 @@
 * `lr_finder`: the `LRFinder` callback.
 * `find_lr`: runs the test on a model and restores it.
 * `lr_finder_result`: `LRFinderResult` (losses, suggestions, plot).
-* `_suggestions`: the suggestion rules (steepest, valley, minimum / 10).
+* `_suggestions`: the suggestion rules (fastai's valley, steep, minimum, slide).
 """
 
 from keras_trainplus.callbacks.lr_finder.find_lr import find_lr

@@ -23,32 +23,15 @@ class LRFinder(HyperparameterScheduler):
     """Learning-rate range test (Leslie Smith) as a `fit` callback.
 
     During `fit` the learning rate rises from `start_lr` to `end_lr` over
-    `num_steps` updates, geometrically (``mode="exp"``, update ``i`` uses
+    `num_steps` updates, geometrically (``mode="exp"``: update ``i`` uses
     ``start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))``) or
-    linearly. Each update's own batch loss is recorded inside the compiled
-    step, not Keras's running mean of `logs["loss"]`, and the LR of update
-    ``i`` is exactly the range's ``i``-th value with any
-    `steps_per_execution`, on every backend and under `tf.distribute`.
-
-    The test stops after `num_steps` updates, on a non-finite loss, or when
-    the smoothed loss exceeds `divergence_threshold` times the best one
-    (for losses that reach 0 or below: the best one plus
-    ``(divergence_threshold - 1)`` times the first one's magnitude).
-    With `steps_per_execution > 1` a stop takes effect at the end of the
-    current block; the extra updates are not recorded.
-
-    At the end of `fit` the model is exactly as it was before: all model
-    variables (weights, non-trainable state, seed generators), all optimizer
-    variables (slots, `iterations`, learning rate), metric states,
-    `model.history`, and the random generators (Python, NumPy, torch, Keras's
-    global one, TensorFlow's op-seed counter), so continuing training gives
-    the same results as never having run the test, also when `fit` ends by
-    an exception or Ctrl-C (then ``result.stop_reason == "interrupted"``
-    and the losses recorded so far stay readable). With gradient
-    accumulation, `num_steps` counts real updates and each update's loss
-    is the mean over its micro-batches. Everything is kept in memory; no
-    file is written. The result is `finder.result`, an
-    `LRFinderResult` with the curve, suggestions and a plot.
+    linearly, and each update's own loss is recorded in the compiled step.
+    It stops after `num_steps` updates, on a non-finite loss, or when the
+    smoothed loss exceeds `divergence_threshold` times the best one. At the
+    end of `fit` (also after an exception or Ctrl-C) the model, optimizer,
+    metrics and random generators are exactly as before; `finder.result`
+    is an `LRFinderResult`. Details: [docs/lr_finder.md](
+    ../docs/lr_finder.md).
 
     `keras_trainplus.find_lr(model, x, y, ...)` runs this for you.
 
