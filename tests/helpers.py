@@ -2,7 +2,10 @@
 hyperparameters every compiled update actually used."""
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -10,7 +13,21 @@ from keras import ops
 
 BACKEND = keras.backend.backend()
 DATA = pathlib.Path(__file__).parent / "data"
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def run_script(args, backend, timeout=600):
+    """Runs `python *args` from the repository root on `backend`."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def spe_values():

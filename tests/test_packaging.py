@@ -1,29 +1,13 @@
 """Packaging: the public API, lazy TensorFlow import, README/CI agreement,
-and smoke runs of the examples and benchmarks so they never rot."""
+the API reference (examples and benchmarks: tests/integration/)."""
 
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
+from helpers import ROOT
+from helpers import run_script as _run
 
 import keras_trainplus as ktp
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _run(args, backend, timeout=600):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_public_api():

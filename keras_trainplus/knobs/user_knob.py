@@ -1,15 +1,11 @@
 """`UserKnob`: a `Knob` you created, scheduled by the driver and read by
 your own code in the compiled step (``knob.read()``)."""
 
-from keras import ops
-
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus.knobs.bound_knob import BoundKnob
 from keras_trainplus.knobs.bound_knob import _jax
 from keras_trainplus.knobs.bound_knob import is_bare_base
-
-_OPTIONS = ("log_key",)
 
 
 class UserKnob(BoundKnob):
@@ -64,7 +60,7 @@ class UserKnob(BoundKnob):
         optimizer, variable = self.optimizers[0], self.knob.variable
 
         def program():
-            step = ops.convert_to_tensor(optimizer.iterations)
+            step = internals.optimizer.step(optimizer)
             return schedule.evaluate(step - offset, base=variable)
 
         self.knob.set_program(program)

@@ -28,7 +28,6 @@ def test_calling_fit_finds_the_callback_list_and_iterator():
 
 def test_guarded_hooks_report_errors_not_control_flow():
     errors = []
-    callback_list = keras.callbacks.CallbackList([])
 
     class Raises(keras.callbacks.Callback):
         error = RuntimeError("boom")

@@ -1,27 +1,10 @@
 """Every example runs in a fast mode, and every benchmark script starts
 (subprocesses, TensorFlow backend)."""
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _run(args, backend, timeout=600):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from helpers import ROOT
+from helpers import run_script as _run
 
 
 def _png_ok(path):
