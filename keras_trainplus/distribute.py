@@ -133,28 +133,32 @@ def launch_local_workers(
         command, num_workers, env, timeout, cwd
     )
     workers = [f"localhost:{p}" for p in free_ports(num_workers)]
-    procs = []
-    for index in range(num_workers):
-        penv = dict(os.environ)
-        penv.update(env or {})
-        penv["KERAS_BACKEND"] = "tensorflow"
-        penv["TF_CONFIG"] = json.dumps(
-            {
-                "cluster": {"worker": workers},
-                "task": {"type": "worker", "index": index},
-            }
-        )
-        procs.append(
-            subprocess.Popen(
-                [os.fspath(c) for c in command],
-                env=penv,
-                cwd=cwd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
+    procs = [
+        _start_worker(command, workers, index, env, cwd)
+        for index in range(num_workers)
+    ]
     return _collect(procs, timeout)
+
+
+def _start_worker(command, workers, index, env, cwd):
+    """Starts worker `index` of the cluster `workers` (host:port list)."""
+    penv = dict(os.environ)
+    penv.update(env or {})
+    penv["KERAS_BACKEND"] = "tensorflow"
+    penv["TF_CONFIG"] = json.dumps(
+        {
+            "cluster": {"worker": workers},
+            "task": {"type": "worker", "index": index},
+        }
+    )
+    return subprocess.Popen(
+        [os.fspath(c) for c in command],
+        env=penv,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _check_launch(command, num_workers, env, timeout, cwd):

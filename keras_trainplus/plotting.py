@@ -64,33 +64,14 @@ def plot_schedule(
     path = v.path("path", path, allow_none=True)
     log_scale = v.boolean("log_scale", log_scale)
     title = _title(title)
-    series = {}
-    for name, sched in [("schedule", schedule)] + list(named.items()):
-        if sched is None and name == "schedule":
-            continue
-        if not callable(sched):
-            sched = as_schedule(sched, name)
-        series["value" if name == "schedule" else name] = (name, sched)
-    if not series:
-        v.fail("schedule", schedule, "a schedule (or named schedules) to plot")
+    series = _series(schedule, named)
     if ax is None:
         fig, axes = _figure(len(series))
     else:
         fig, axes = ax.figure, [ax] * len(series)
     x = np.arange(steps)
     for axis, (name, (argument, fn)) in zip(axes, series.items()):
-        values = np.array(
-            [
-                v.real(
-                    f"{argument}({int(i)})",
-                    _host(fn(int(i))),
-                    allow_inf=True,
-                    what="a plottable value",
-                )
-                for i in x
-            ]
-        )
-        axis.plot(x, values, color="C0", linewidth=1.8)
+        axis.plot(x, _values(argument, fn, x), color="C0", linewidth=1.8)
         axis.set_ylabel("learning rate" if name == "value" else name)
         axis.set_xlabel("step (updates applied)")
         if log_scale:
@@ -101,6 +82,35 @@ def plot_schedule(
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def _series(schedule, named):
+    """{panel label: (argument name, schedule)} of what to plot."""
+    series = {}
+    for name, sched in [("schedule", schedule)] + list(named.items()):
+        if sched is None and name == "schedule":
+            continue
+        if not callable(sched):
+            sched = as_schedule(sched, name)
+        series["value" if name == "schedule" else name] = (name, sched)
+    if not series:
+        v.fail("schedule", schedule, "a schedule (or named schedules) to plot")
+    return series
+
+
+def _values(argument, fn, steps):
+    """The schedule's host values at `steps`, checked to be numbers."""
+    return np.array(
+        [
+            v.real(
+                f"{argument}({int(i)})",
+                _host(fn(int(i))),
+                allow_inf=True,
+                what="a plottable value",
+            )
+            for i in steps
+        ]
+    )
 
 
 def _title(title):

@@ -188,19 +188,7 @@ def cyclic_lr(
             `CyclicLR` for invalid values.
     """
     prefix = _check_hp(hp, prefix)
-    modes = ("triangular", "triangular2", "exp_range")
-    if isinstance(mode, str):
-        mode = v.choice("mode", mode, modes)
-    else:
-        given = mode
-        mode = [
-            v.choice(f"mode[{i}]", m, modes)
-            for i, m in enumerate(
-                v.sequence("mode", mode, "a mode or a tuple of modes")
-            )
-        ]
-        if not mode:
-            v.fail("mode", given, "a mode or a non-empty tuple of modes")
+    mode = _modes(mode, ("triangular", "triangular2", "exp_range"))
     base = _float(hp, "base_lr", f"{prefix}_base_lr", base_lr, "log")
     peak = _float(hp, "max_lr", f"{prefix}_max_lr", max_lr, "log")
     step = _int(
@@ -217,6 +205,21 @@ def cyclic_lr(
         mode=chosen,
         **kwargs,
     )
+
+
+def _modes(mode, modes):
+    """One mode (a string) or a non-empty list of modes to choose from."""
+    if isinstance(mode, str):
+        return v.choice("mode", mode, modes)
+    chosen = [
+        v.choice(f"mode[{i}]", m, modes)
+        for i, m in enumerate(
+            v.sequence("mode", mode, "a mode or a tuple of modes")
+        )
+    ]
+    if not chosen:
+        v.fail("mode", mode, "a mode or a non-empty tuple of modes")
+    return chosen
 
 
 def newbob(

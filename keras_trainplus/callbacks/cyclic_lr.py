@@ -15,9 +15,7 @@ from keras_trainplus.schedules.cyclical import with_scale_fn
 class CyclicLR(HyperparameterScheduler):
     """Cyclical learning rate (Smith 2015) with torch ``CyclicLR`` semantics.
 
-    Update ``i`` of the `fit` run uses exactly torch's ``lr[i]`` (and
-    ``momentum[i]``; a preset of the driver,
-    [docs/architecture.md](../docs/architecture.md)):
+    Update ``i`` of `fit` uses torch's ``lr[i]`` and ``momentum[i]``:
 
     ```
     T = step_size_up + step_size_down
@@ -27,54 +25,33 @@ class CyclicLR(HyperparameterScheduler):
     momentum = max_momentum - (max_momentum - base_momentum) * h * scale
     ```
 
-    `"triangular"` keeps the amplitude, `"triangular2"` halves it every
-    cycle, `"exp_range"` scales it by ``gamma ** i``. A built-in `mode`
-    fixes its own scale mode (torch ignores `scale_mode` then, and so do
-    we). Leslie Smith recommends `step_size_up` of 2-10 epochs' worth of
-    steps and stopping at the end of a cycle.
-
-    Momentum cycling (on by default, as in torch) moves SGD's `momentum` or
-    the `beta_1` of Adam, AdamW, Adamax, Lamb or Lion inversely to the
-    learning rate. Keras creates SGD momentum slots only for
-    ``momentum > 0``, so SGD must be created with momentum (e.g.
-    ``SGD(momentum=0.9)``); other optimizers need ``cycle_momentum=False``.
-
-    Logged: ``logs["learning_rate"]`` (and ``logs["momentum"]``) of each
-    epoch's last update. Step 0 is the first update of the `fit` call.
+    Steps, momentum, logs: [docs/presets.md](../docs/presets.md).
 
     Args:
-        base_lr: float >= 0. Lower bound, the value at each cycle start.
-        max_lr: float >= base_lr. Upper bound of the first cycle.
-        step_size_up: positive number of updates in the rising half.
-            Defaults to `2000`.
-        step_size_down: updates in the falling half; `None` means
-            `step_size_up`.
-        mode: `"triangular"`, `"triangular2"` or `"exp_range"`.
-        gamma: float > 0, the `"exp_range"` base. Defaults to `1.0`.
-        scale_fn: custom scale function of one number (overrides `mode`): a
-            keras_trainplus schedule, or a Python callable (registered with
-            `keras.saving.register_keras_serializable` to serialize).
-        scale_mode: `"cycle"` or `"iterations"`: the argument of `scale_fn`.
+        base_lr, max_lr: floats, 0 <= base_lr <= max_lr: the value at each
+            cycle start, and at the top of the first cycle.
+        step_size_up, step_size_down: positive numbers of updates of the
+            rising and falling halves. Default `2000` and `None` (= up).
+        mode, gamma: `"triangular"` (constant amplitude), `"triangular2"`
+            (halved every cycle) or `"exp_range"` (scaled by ``gamma ** i``;
+            gamma > 0, default `1.0`).
+        scale_fn, scale_mode: a custom scale function replacing `mode`,
+            and what it receives, as in `keras_trainplus.schedules.Cyclical`.
         cycle_momentum: bool. Defaults to `True`.
-        base_momentum: float in [0, 1). Momentum at the LR peak.
-            Defaults to `0.8`.
-        max_momentum: float in [base_momentum, 1). Momentum at cycle
-            starts. Defaults to `0.9`.
+        base_momentum, max_momentum: floats, 0 <= base <= max < 1: the
+            momentum at the LR peak and at cycle starts. `0.8`, `0.9`.
         verbose: int. Defaults to `0`.
 
     Example:
 
     ```python
     model.compile(keras.optimizers.SGD(momentum=0.9), loss="mse")
-    model.fit(x, y, epochs=8, callbacks=[
-        keras_trainplus.callbacks.CyclicLR(1e-3, 6e-3, step_size_up=4 * 100),
-    ])
+    model.fit(x, y, epochs=8, callbacks=[keras_trainplus.callbacks.CyclicLR(
+        1e-3, 6e-3, step_size_up=4 * 100)])
     ```
 
     Raises:
-        ValueError: for `max_lr < base_lr`, non-positive step sizes, an
-            unknown mode, momentum bounds outside [0, 1) or out of order,
-            and (at `fit`) for an optimizer whose momentum cannot cycle.
+        ValueError: for invalid arguments; at `fit`, momentum that cannot cycle.
     """
 
     def __init__(

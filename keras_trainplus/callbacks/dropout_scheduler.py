@@ -32,14 +32,12 @@ class DropoutScheduler(HyperparameterScheduler):
     * a keras_trainplus schedule of the step, evaluated per update inside
       the compiled step (e.g. ``schedules.Linear(0.0, 0.5, 10_000)``).
 
-    At the end of `fit` the layers are stock again, with `rate` set to the
-    last scheduled value. The rate of the epoch's last update is logged as
+    After `fit` the layers are stock, `rate` the last value. Logged:
     ``logs["dropout_rate"]``.
 
     Args:
         schedule: as above. Values must be in [0, 1).
-        layers: `None` (all dropout layers) or a list of layer names or
-            layer objects.
+        layers: `None` (all dropout layers) or a list of names or layers.
         verbose: int. Defaults to `0`.
 
     Example:
@@ -52,8 +50,7 @@ class DropoutScheduler(HyperparameterScheduler):
 
     Raises:
         ValueError: for an invalid schedule or rate (a callable's: when
-            first evaluated); at `fit`, when the model has no (or not the
-            named) dropout layers.
+            first evaluated); at `fit`, for missing dropout layers.
     """
 
     def __init__(self, schedule, layers=None, verbose=0):

@@ -29,19 +29,15 @@ class GradientClipScheduler(HyperparameterScheduler):
     a keras_trainplus schedule of the step. While installed it replaces the
     optimizer's own clipping arguments.
 
-    A preset of the driver ([docs/architecture.md](
-    ../docs/architecture.md)); checkpoints hold exactly the optimizer's
-    stock variables.
-
-    The threshold of the epoch's last update is logged as
-    ``logs["gradient_clip"]`` (`inf` when off).
+    Checkpoints hold exactly the optimizer's stock variables. Logged:
+    ``logs["gradient_clip"]`` (`inf` when off). A preset of the driver:
+    [docs/architecture.md](../docs/architecture.md).
 
     Args:
         schedule: as above. Thresholds must be > 0.
-        mode: `"global_norm"` (scale all gradients by ``thr / ||g||``
-            when the global norm exceeds it), `"norm"` (per tensor) or
-            `"value"` (clip each element to [-thr, thr]). Defaults to
-            `"global_norm"`.
+        mode: `"global_norm"` (default: scale all gradients by
+            ``thr / ||g||`` when the global norm exceeds it), `"norm"` (per
+            tensor) or `"value"` (clip each element to [-thr, thr]).
         verbose: int. Defaults to `0`.
 
     Example:

@@ -19,34 +19,26 @@ from keras_trainplus.knobs.user_knob import is_knob
 class HyperparameterScheduler(keras.callbacks.Callback):
     """Schedules any hyperparameter, per step, inside the compiled train step.
 
-    The one driver (fastai's ``ParamScheduler``, done so that it takes
-    effect): update ``i`` uses exactly ``schedule(i)`` at any
-    `steps_per_execution`, under XLA, `tf.distribute`, JAX and torch, with
-    no Python per batch. How a value travels, the targets and their knobs,
-    one writer per value and what happens when `fit` fails:
-    [docs/architecture.md](../docs/architecture.md).
+    The one driver (fastai's ``ParamScheduler``, in-graph): update ``i``
+    uses exactly ``schedule(i)`` at any `steps_per_execution`, under XLA,
+    `tf.distribute`, JAX and torch. How a value travels, targets, options,
+    one writer per value, failures: [docs/architecture.md](
+    ../docs/architecture.md).
 
-    Targets: ``"learning_rate"``/``"lr"``, ``"momentum"`` (SGD's, or
-    ``beta_1`` of the Adam family), ``"beta_1"``, ``"beta_2"``,
-    ``"weight_decay"``, ``"gradient_clip"`` (global norm; `+inf` = off),
-    ``"dropout"`` / ``"dropout:<layer>"``, ``"<layer>.<knob>"`` of an
-    augmentation layer, or any `keras_trainplus.Knob`. The value each
-    epoch's last update used is written into `logs` under the target's
-    name (a base-reading LR also logs ``"effective_learning_rate"``).
+    Targets: ``"learning_rate"``/``"lr"``, ``"momentum"``, ``"beta_1"``,
+    ``"beta_2"``, ``"weight_decay"``, ``"gradient_clip"``, ``"dropout"``,
+    ``"dropout:<layer>"``, ``"<layer>.<knob>"``, or any `Knob`. `logs` gets
+    the value each epoch's last update used, under the target's name.
 
     Args:
         schedules: dict ``{target: schedule}`` (a schedule or a number), or
             a function of the number of updates `fit` runs returning one
             (curves that span the run).
-        origin: `"fit"` (step 0 is this `fit`'s first update; resuming
-            counts the epochs done) or `"global"` (``optimizer.iterations``
-            as is). Defaults to `"fit"`.
+        origin: `"fit"` (default: step 0 is this `fit`'s first update, a
+            resumed fit counts the epochs done) or `"global"` (iterations).
         verbose: int. 1 prints the values at every epoch start.
-        options: dict ``{target: {option: value}}``: ``"log_key"`` and
-            ``"argument"`` (names in logs and errors) for any target,
-            ``"mode"`` (`"global_norm"`, `"norm"`, `"value"`) for
-            ``"gradient_clip"``, ``"layers"`` for ``"dropout"``,
-            ``"replace_schedule"`` for the learning rate. Defaults to None.
+        options: dict ``{target: {option: value}}`` (e.g. the clip
+            ``"mode"``, the ``"layers"`` of ``"dropout"``). Defaults to None.
 
     Example:
 
@@ -61,11 +53,9 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     ```
 
     Raises:
-        ValueError: for an unknown target or option, a non-schedule value,
-            several `PerEpoch` leaves in one schedule, a value out of the
-            target's range (at `fit`: every planned step is checked), two
-            writers of one value, or an optimizer that cannot take the
-            target.
+        ValueError: for an unknown target or option or a non-schedule
+            value; at `fit`, for a value out of range at any planned step,
+            two writers of one value, or an optimizer without the target.
     """
 
     def __init__(self, schedules, origin="fit", verbose=0, options=None):

@@ -21,20 +21,14 @@ class OneCycleLR(HyperparameterScheduler):
     `momentum` or Adam-family `beta_1`) moves inversely between
     `max_momentum` and `base_momentum`.
 
-    Update ``i`` of the `fit` run uses exactly torch's ``lr[i]``: a preset
-    of the driver, [docs/architecture.md](../docs/architecture.md).
-
-    When `total_steps` is `None` it is ``epochs * steps_per_epoch`` if both
-    are given, else taken from `fit` (epochs x steps per epoch). If `fit`
-    would run more updates than `total_steps`, `fit` fails at the start with
-    a clear error (torch fails in the middle of training); past the end the
-    value is held at the minimum.
+    Update ``i`` of `fit` uses torch's ``lr[i]`` exactly. `total_steps`
+    defaults to ``epochs * steps_per_epoch``, else the run's length; steps,
+    momentum, logs: [docs/presets.md](../docs/presets.md).
 
     Args:
         max_lr: float > 0. Peak learning rate.
         total_steps: int >= 2, or `None`.
-        epochs: int >= 1, or `None` (with `steps_per_epoch`).
-        steps_per_epoch: int >= 1, or `None` (with `epochs`).
+        epochs, steps_per_epoch: ints >= 1, both or neither (`None`).
         pct_start: float in (0, 1). Defaults to `0.3`.
         anneal_strategy: `"cos"` or `"linear"`. Defaults to `"cos"`.
         cycle_momentum: bool. Defaults to `True`.
@@ -49,16 +43,13 @@ class OneCycleLR(HyperparameterScheduler):
 
     ```python
     model.compile(keras.optimizers.AdamW(), loss="mse")
-    model.fit(x, y, epochs=10, callbacks=[
-        keras_trainplus.callbacks.OneCycleLR(max_lr=3e-3),
-    ])
+    model.fit(x, y, epochs=10,
+              callbacks=[keras_trainplus.callbacks.OneCycleLR(max_lr=3e-3)])
     ```
 
     Raises:
-        ValueError: for invalid arguments (e.g. `pct_start` outside (0, 1)),
-            only one of `epochs`/`steps_per_epoch`, a cycle too short for
-            its phases; at `fit`, when the number of steps is unknown or
-            exceeds `total_steps`.
+        ValueError: for invalid arguments or a cycle too short for its
+            phases; at `fit`, for a run longer than `total_steps` or unknown.
     """
 
     def __init__(

@@ -25,45 +25,28 @@ _DECAYS = (
 class WarmupDecayLR(HyperparameterScheduler):
     """Learning-rate warmup followed by a decay, evaluated per update in-graph.
 
-    The value of update ``i`` (counted from the start of `fit`) is:
+    Update ``i`` of `fit` ([docs/presets.md](../docs/presets.md)) uses:
 
-    * warmup, ``i < warmup_steps``: `initial_lr` -> `peak_lr`, linearly
-      (``warmup="linear"``) or geometrically (``"exponential"``); the peak
-      is reached at update ``warmup_steps``;
-    * then, with ``u = i - warmup_steps``:
-
-      | `decay` | value |
-      | --- | --- |
-      | `"constant"` | `peak_lr` |
-      | `"linear"` | `peak_lr` -> `final_lr` at the last update (BERT) |
-      | `"cosine"` | half-cosine `peak_lr` -> `final_lr` at the last update |
-      | `"inverse_sqrt"` | ``peak_lr * sqrt(s / (s + u))``, s = `decay_steps` |
-      | `"step"` | ``peak_lr * decay_rate ** floor(u / decay_steps)`` |
-      | `"exponential"` | ``peak_lr * decay_rate ** (u / decay_steps)`` |
-
-    `WarmupDecayLR.transformer(d_model, warmup_steps)` gives the exact
-    schedule of "Attention Is All You Need":
-    ``d_model**-0.5 * min(t**-0.5, t * warmup**-1.5)`` with ``t = i + 1``.
-
-    `"linear"` and `"cosine"` need the run length: `total_steps`, or taken
-    from `fit` (epochs x steps per epoch). `warmup_steps` may be a fraction
-    in (0, 1) of that length.
+    * warmup, ``i < warmup_steps``: `initial_lr` -> `peak_lr` (reached at
+      update ``warmup_steps``), linearly or geometrically (`warmup`);
+    * then, with ``u = i - warmup_steps`` and ``s = decay_steps``, by
+      `decay`: `"constant"`: `peak_lr`; `"linear"` (BERT) and `"cosine"`:
+      linearly or half-cosine to `final_lr` at the last update;
+      `"inverse_sqrt"`: ``peak_lr * sqrt(s / (s + u))``; `"step"`:
+      ``peak_lr * decay_rate ** floor(u / s)``; `"exponential"`:
+      ``peak_lr * decay_rate ** (u / s)``. Transformer: `.transformer()`.
 
     Args:
         peak_lr: float > 0. Learning rate at the end of the warmup.
-        warmup_steps: int >= 0, or a float in (0, 1) (fraction of the run).
-            Defaults to `0`.
-        decay: one of the table's values. Defaults to `"constant"`.
-        total_steps: int, or `None` (from `fit`).
-        final_lr: float >= 0. End value of `"linear"`/`"cosine"`. Defaults
-            to `0.0`.
+        warmup_steps: int >= 0, or a fraction in (0, 1) of the run. `0`.
+        decay: one of the values above. Defaults to `"constant"`.
+        total_steps: int, or `None` (the run's length, from `fit`).
+        final_lr: float >= 0, the end of `"linear"`/`"cosine"`. `0.0`.
         warmup: `"linear"` or `"exponential"`. Defaults to `"linear"`.
-        initial_lr: float, start of the warmup. Defaults to `0.0` (linear);
-            required (> 0) for exponential warmup.
-        decay_steps: int >= 1, for `"inverse_sqrt"` (default
-            `warmup_steps`), `"step"`, `"exponential"`.
-        decay_rate: float > 0, for `"step"` (default `0.1`) and
-            `"exponential"` (default `0.5`).
+        initial_lr: float, the start (`0.0`; > 0 needed for exponential).
+        decay_steps, decay_rate: int s >= 1 and float > 0 of
+            `"inverse_sqrt"` (s defaults to `warmup_steps`), `"step"` (rate
+            `0.1`) and `"exponential"` (rate `0.5`).
         verbose: int. Defaults to `0`.
 
     Example:
@@ -76,8 +59,8 @@ class WarmupDecayLR(HyperparameterScheduler):
     ```
 
     Raises:
-        ValueError: for invalid arguments; at `fit`, when a length is needed
-            and unknown, or warmup is not shorter than the run.
+        ValueError: for invalid arguments; at `fit`, an unknown length or a
+            warmup not shorter than the run.
     """
 
     def __init__(

@@ -16,22 +16,11 @@ class Knob:
     non-trainable `keras.Variable` instead, so writes from a callback reach
     every later step without retracing.
 
-    Where the variable lives decides where it works:
-
-    * the learning rate's knob is the optimizer's own learning-rate variable
-      (`Knob.for_learning_rate`): tracked by the optimizer, saved in
-      checkpoints, part of the JAX train state;
-    * a layer's knob is a weight the layer creates (`add_weight`);
-    * a free-standing knob (``Knob(value)``) works on TensorFlow (plain, XLA,
-      `tf.distribute`) and torch. On JAX a variable that is neither a model
-      nor an optimizer variable is frozen into the step when it is traced, so
-      it must be tracked: `Knob.track(optimizer)`.
-
-    Under a `tf.distribute` strategy the variable is created in the strategy
-    scope (pass `model`, or create the knob inside ``strategy.scope()``); a
-    host-side `assign` then updates every replica. Under
-    MultiWorkerMirroredStrategy every worker must assign the same value:
-    keras_trainplus callbacks run on every worker and decide identically.
+    A free-standing ``Knob(value)`` works on TensorFlow (plain, XLA,
+    `tf.distribute`) and torch; on JAX it must be tracked
+    (`Knob.track(optimizer)`), or it is frozen when the step is traced.
+    Where a knob's variable lives, distribution, saving:
+    [docs/architecture.md](../docs/architecture.md#where-a-knob-lives).
 
     Args:
         value: float. Initial value (ignored when `variable` is given).

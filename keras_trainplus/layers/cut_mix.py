@@ -27,15 +27,10 @@ class CutMix(AugmentationLayer):
     pixel share exactly. Boxes are drawn per example (default) or once per
     batch (`per_example=False`, the paper's code).
 
-    Label targets get weights ``1 - share`` and ``share``; targets laid
-    out like the images (the images themselves, segmentation masks, also
-    integer ones) get the same box pasted. Targets are mixed as with
-    `MixUp`: inside a model after
-    `keras_trainplus.layers.mix_targets(model)` (float targets mixed, sparse
-    labels by mixing the loss), or in a data pipeline on ``(x, y)`` /
-    ``{"images": x, "labels": y}`` with ``training=True``. Identity unless
-    training. Only per-example numbers are drawn (no per-pixel noise); the
-    layer is XLA-compilable and draws differently on every replica.
+    Targets are mixed as with `MixUp` (label weights ``1 - share`` and
+    ``share``; targets laid out like the images get the same box). Identity
+    unless training. Shared mechanism and the two ways of mixing targets:
+    [docs/augmentation.md](../docs/augmentation.md).
 
     Args:
         alpha: float >= 0, the Beta concentration. Defaults to 1 (the

@@ -25,10 +25,8 @@ class Cutout(AugmentationLayer):
     own squares. The paper's sizes: 16 on CIFAR-10, 8 on CIFAR-100, 20 on
     SVHN, on normalised images (fill 0 = the mean).
 
-    Identity unless ``training=True``. Only per-example numbers are drawn
-    (no per-pixel noise), so it is cheap under XLA; `size` and
-    `probability` are knobs (``"<layer name>.size"`` in
-    `HyperparameterScheduler`).
+    Identity unless training; `size` and `probability` are knobs
+    ([docs/augmentation.md](../docs/augmentation.md)).
 
     Args:
         size: int >= 0, the side in pixels, or float in (0, 1], a fraction

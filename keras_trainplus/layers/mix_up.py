@@ -19,21 +19,12 @@ class MixUp(AugmentationLayer):
     with a random partner ``j`` from the same batch (a permutation) and
     ``lam ~ Beta(alpha, alpha)``, drawn per example (default) or once per
     batch (`per_example=False`, the paper's code). Targets and sample
-    weights are mixed with the same ``lam`` and partner:
-
-    * Inside a model: call `keras_trainplus.layers.mix_targets(model)` once
-      (the one extra line); `fit` then mixes float targets exactly like the
-      inputs, and for integer (sparse) labels mixes the loss instead
-      (``lam * L(y[i]) + (1 - lam) * L(y[j])``). Without it the layer raises
-      in training rather than silently training on unmixed labels.
-    * In a data pipeline: call it on ``(x, y)``, ``(x, y, sample_weight)``
-      or ``{"images": x, "labels": y}`` with ``training=True``
-      (float targets).
-
-    Identity unless ``training=True``. `alpha` and `probability` are knobs
-    (``"<layer name>.alpha"`` in `HyperparameterScheduler`). The Beta draw is
-    XLA-compilable and every `tf.distribute` replica draws its own numbers;
-    partners come from the replica's own batch.
+    weights are mixed with the same ``lam`` and partner: inside a model
+    after `keras_trainplus.layers.mix_targets(model)` (float targets mixed,
+    sparse labels by mixing the loss), or in a data pipeline on ``(x, y)``.
+    Identity unless training; `alpha` and `probability` are knobs. Shared
+    mechanism and the two ways of mixing targets:
+    [docs/augmentation.md](../docs/augmentation.md).
 
     Args:
         alpha: float >= 0, the Beta concentration. 0.2 (the default) is the
@@ -57,7 +48,7 @@ class MixUp(AugmentationLayer):
 
     Raises:
         ValueError: for invalid arguments; in training when the targets
-            cannot be mixed (see above).
+            cannot be mixed (no `mix_targets`; int targets in a pipeline).
     """
 
     KNOBS = ("alpha", "probability")

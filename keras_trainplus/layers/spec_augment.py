@@ -22,60 +22,30 @@ POLICIES = {
 class SpecAugment(AugmentationLayer):
     """SpecAugment masking (Park et al., 2019) on batches of spectrograms.
 
-    Input: ``(batch, time, freq)`` or ``(batch, time, freq, channels)``.
-    Each example gets its own masks (all drawn at once, no per-example
-    loop):
-
-    * `num_freq_masks` frequency masks: width ``f ~ U{0, ..., F}`` with
-      ``F = min(freq_mask_param, num_bins)``, start ``f0 ~ U{0, ...,
-      num_bins - f}``;
-    * `num_time_masks` time masks: width ``t ~ U{0, ..., T_i}`` with
-      ``T_i = min(time_mask_param, floor(time_mask_ratio * length_i))``,
-      start ``t0 ~ U{0, ..., length_i - t}``.
-
-    ``length_i`` is the example's true length, from `lengths` or from a
-    Keras mask (e.g. after `keras.layers.Masking`), else the padded length.
-    Nothing is masked in padding: frequency masks cover only the valid
-    frames, and time masks lie inside ``[0, length_i)``.
-
-    Adaptive SpecAugment (Park et al., 2020): with
-    `adaptive_time_mask_count` ``p_M`` an example gets
-    ``min(num_time_masks, floor(p_M * length_i))`` time masks, and with
-    `adaptive_time_mask_width` ``p_S`` the width bound becomes
-    ``floor(p_S * length_i)`` instead of `time_mask_param` (the Conformer
-    recipe: 10 masks, ``p_S = 0.05``).
-
-    Masks are applied with `where` (safe with inf/NaN features), filled with
-    `fill_value` or, with ``fill="mean"``, with each example's mean over
-    its valid frames. Identity unless ``training=True``. The widths,
-    counts, ratio and probability are knobs: e.g. a warm-up
-    ``{"spec_augment.num_time_masks": schedules.Linear(0, 2, 2000)}`` in
-    `HyperparameterScheduler` (counts are capped at the constructed ones).
-    Time warping is not implemented (the paper calls it the most expensive
-    and least useful part).
+    Input ``(batch, time, freq[, channels])``. Each example ``i`` of true
+    length ``length_i`` (from `lengths`, a Keras mask, or the padded
+    length; padding is never masked) gets `num_freq_masks` frequency masks
+    of width ``f ~ U{0..min(F, bins)}`` and `num_time_masks` time masks of
+    width ``t ~ U{0..min(T, floor(p * length_i))}``, at uniform starts.
+    Identity unless training; the widths, counts, ratio and probability are
+    knobs. Shared mechanism, adaptive masks (Park et al., 2020), fill:
+    [docs/augmentation.md](../docs/augmentation.md).
 
     Args:
-        freq_mask_param: int >= 0, F. Defaults to 27.
-        time_mask_param: int >= 0, T. Defaults to 100.
-        num_freq_masks: int >= 0, m_F. Defaults to 2.
-        num_time_masks: int >= 0, m_T. Defaults to 2.
+        freq_mask_param, time_mask_param: ints >= 0, F and T. 27 and 100.
+        num_freq_masks, num_time_masks: ints >= 0, m_F and m_T. 2 and 2.
         time_mask_ratio: float in [0, 1], p. Defaults to 1.
-        policy: None or one of "LB", "LD", "SM", "SS" (the paper's
-            policies; overrides the five arguments above).
-        adaptive_time_mask_count: None or float in (0, 1], p_M.
-        adaptive_time_mask_width: None or float in (0, 1], p_S.
-        probability: float in [0, 1], chance that an example is masked at
-            all. Defaults to 1.
-        fill: "constant" (default) or "mean".
-        fill_value: float, the constant fill. Defaults to 0.
+        policy: None or "LB", "LD", "SM", "SS" (overrides the five above).
+        adaptive_time_mask_count, adaptive_time_mask_width: None or floats
+            in (0, 1], p_M and p_S.
+        probability: float in [0, 1], chance an example is masked. 1.
+        fill, fill_value: "constant" (default, `fill_value`, default 0) or
+            "mean" (the example's mean).
         seed: int or None.
         **kwargs: base layer arguments.
 
-    Call arguments:
-        inputs: the spectrogram batch.
-        lengths: optional int tensor (batch,), valid frames per example.
-        training: bool.
-        mask: optional Keras mask (batch, time), passed on unchanged.
+    Call arguments: `inputs`; `lengths` (optional int tensor (batch,));
+    `training`; `mask` (optional (batch, time), passed on unchanged).
 
     Example:
 

@@ -19,9 +19,8 @@ _MAX_ITERATION_TABLE = 1 << 22
 class Cyclical(Schedule):
     """Cyclical schedule with the semantics of torch's ``CyclicLR``.
 
-    The value moves from `initial_value` towards `peak_value` over
-    `step_size_up` steps and back over `step_size_down` steps, with the
-    amplitude multiplied by a scale function:
+    Up from `initial_value` towards `peak_value` and back, the amplitude
+    multiplied by a scale function:
 
     ```
     T = step_size_up + step_size_down
@@ -31,34 +30,23 @@ class Cyclical(Schedule):
     value = initial + (peak - initial) * h * scale_fn(cycle or step)
     ```
 
-    Modes (as in torch, a built-in `mode` fixes its own scale mode):
-    `"triangular"` (scale 1), `"triangular2"` (amplitude halves each cycle),
-    `"exp_range"` (scale ``gamma ** step``). With integer step sizes the
-    cycle position is computed in integer arithmetic, exact at any step.
-
-    Cyclical momentum is the same schedule with `initial_value` set to the
-    maximum momentum and `peak_value` to the minimum (the callback
-    `keras_trainplus.callbacks.CyclicLR` does this).
+    Integer step sizes use integer arithmetic: exact at any step. Cyclical
+    momentum runs from the maximum to the minimum (as `CyclicLR` does).
 
     Args:
-        initial_value: float. Value at the start of each cycle (torch's
-            `base_lr`).
-        peak_value: float. Value at the top of the first cycle (torch's
-            `max_lr`).
-        step_size_up: positive number of steps of the rising half. Defaults
-            to `2000`.
-        step_size_down: positive number of steps of the falling half, or
-            `None` for `step_size_up`.
-        mode: `"triangular"`, `"triangular2"` or `"exp_range"`.
+        initial_value, peak_value: floats, the value at the start of each
+            cycle and at the top of the first (torch's `base_lr`, `max_lr`).
+        step_size_up, step_size_down: positive numbers of steps of the
+            rising and falling halves. Default `2000` and `None` (= up).
+        mode: `"triangular"` (scale 1), `"triangular2"` (amplitude halved
+            each cycle) or `"exp_range"` (scale ``gamma ** step``).
         gamma: float > 0, base of the `"exp_range"` scale. Defaults to `1.0`.
-        scale_fn: custom scale function, replacing `mode`: a keras_trainplus
-            schedule (evaluated at the cycle number or the step; always
-            serializable), or a Python callable of one number. Callables
-            that cannot run on tensors (e.g. using `math.sin`) are tabulated
-            on the host. A callable serializes only if registered with
-            `keras.saving.register_keras_serializable`.
-        scale_mode: `"cycle"` or `"iterations"`: what `scale_fn` receives.
-            Ignored for built-in modes, as in torch.
+        scale_fn: custom scale function replacing `mode`: a schedule, or a
+            Python callable of one number (tabulated on the host if it
+            cannot run on tensors; serializable when registered with
+            `keras.saving.register_keras_serializable`).
+        scale_mode: `"cycle"` or `"iterations"`: what `scale_fn` receives
+            (ignored for built-in modes, as in torch).
 
     Example:
 
@@ -67,8 +55,7 @@ class Cyclical(Schedule):
     [0.001, 0.0035, 0.006, 0.0035, 0.001]
 
     Raises:
-        ValueError: for non-positive step sizes, an unknown `mode` or
-            `scale_mode`, a non-callable `scale_fn`, or `gamma <= 0`.
+        ValueError: for invalid arguments (e.g. a step size <= 0).
     """
 
     def __init__(

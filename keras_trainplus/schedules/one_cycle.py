@@ -20,12 +20,9 @@ class OneCycle(Schedule):
       -> `minimum` (at ``T - 1``), Smith's original with an annihilation
       phase.
 
-    Both phases use the same anneal (`"cos"` or `"linear"`). Update 0 uses
-    `initial`, the last update ``T - 1`` uses exactly `minimum`. Past the end
-    the value is held at `minimum` (torch extrapolates one step and then
-    raises).
-
-    Use `OneCycle.momentum` for the matching inverse momentum schedule.
+    Both phases use the same anneal (`"cos"` or `"linear"`); step ``T - 1``
+    is exactly `minimum`, held past the end (torch raises). The matching
+    inverse momentum schedule: `OneCycle.momentum`.
 
     Args:
         max_value: float > 0. Peak value.

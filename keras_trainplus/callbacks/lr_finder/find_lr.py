@@ -37,14 +37,12 @@ def find_lr(
 
     Trains `model` for (at most) `num_steps` updates while the learning rate
     rises from `start_lr` to `end_lr`, records every update's own loss, then
-    puts the model back exactly as it was (weights, optimizer state
-    including `iterations`, metrics, random generators). See
-    `keras_trainplus.callbacks.LRFinder`.
+    puts the model back exactly as it was (see `LRFinder` and
+    [docs/lr_finder.md](../docs/lr_finder.md)).
 
     Args:
         model: a compiled Keras model.
-        x, y, batch_size: training data, as for `model.fit` (arrays,
-            `tf.data`, generators, `PyDataset`).
+        x, y, batch_size: training data, as for `model.fit`.
         start_lr, end_lr, num_steps, mode, smoothing, divergence_threshold:
             as for `LRFinder`.
         verbose: passed to `fit` (progress bar).
@@ -53,8 +51,7 @@ def find_lr(
             are not accepted: the test only trains.
 
     Returns:
-        An `LRFinderResult` (`lrs`, `losses`, `smoothed_losses`,
-        `suggestion()`, `suggestions()`, `plot()`).
+        An `LRFinderResult`.
 
     Example:
 
@@ -68,40 +65,26 @@ def find_lr(
     Raises:
         ValueError: for invalid arguments or an uncompiled model.
     """
-    _check_model_and_kwargs(model, kwargs)
-    batch_size = v.integer("batch_size", batch_size, minimum=1, allow_none=True)
-    v.choice("verbose", verbose, ("auto", 0, 1, 2))
-    kwargs["steps_per_epoch"] = v.integer(
-        "steps_per_epoch",
-        kwargs.get("steps_per_epoch"),
-        minimum=1,
-        allow_none=True,
-    )
+    _check_arguments(model, batch_size, verbose, kwargs)
     finder = LRFinder(
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_steps=num_steps,
-        mode=mode,
-        smoothing=smoothing,
-        divergence_threshold=divergence_threshold,
+        start_lr, end_lr, num_steps, mode, smoothing, divergence_threshold
     )
-    callbacks = _callbacks(kwargs.pop("callbacks", None))
-    # `num_steps` updates take that many micro-batches times the optimizer's
-    # gradient accumulation.
-    micro = num_steps * internals.optimizer.accumulation_steps(
-        internals.optimizer.optimizers_of(model.optimizer)[0]
-    )
-    epochs = _epochs_for(micro, x, batch_size, kwargs.get("steps_per_epoch"))
-    model.fit(
+    callbacks = [finder] + _callbacks(kwargs.pop("callbacks", None))
+    epochs = _epochs_for(
+        _micro_batches(model, num_steps),
         x,
-        y,
-        batch_size=batch_size,
-        epochs=epochs,
-        verbose=verbose,
-        callbacks=[finder] + callbacks,
-        **kwargs,
+        kwargs["batch_size"],
+        kwargs["steps_per_epoch"],
     )
+    model.fit(x, y, epochs=epochs, callbacks=callbacks, **kwargs)
     return finder.result
+
+
+def _micro_batches(model, num_steps):
+    """`num_steps` updates take that many micro-batches times the
+    optimizer's gradient accumulation."""
+    optimizer = internals.optimizer.optimizers_of(model.optimizer)[0]
+    return num_steps * internals.optimizer.accumulation_steps(optimizer)
 
 
 def _epochs_for(num_steps, x, batch_size, steps_per_epoch):
@@ -129,7 +112,8 @@ def _epochs_for(num_steps, x, batch_size, steps_per_epoch):
     return max(1, math.ceil(num_steps / batches))
 
 
-def _check_model_and_kwargs(model, kwargs):
+def _check_arguments(model, batch_size, verbose, kwargs):
+    """Checks the arguments and puts the `fit` ones into `kwargs`."""
     bad = [k for k in _NOT_FOR_THE_TEST if k in kwargs]
     if bad:
         raise ValueError(
@@ -144,6 +128,16 @@ def _check_model_and_kwargs(model, kwargs):
             "(`model.compile(optimizer=..., loss=...)`). "
             f"Received: model={model!r} (not compiled)"
         )
+    kwargs["batch_size"] = v.integer(
+        "batch_size", batch_size, minimum=1, allow_none=True
+    )
+    kwargs["verbose"] = v.choice("verbose", verbose, ("auto", 0, 1, 2))
+    kwargs["steps_per_epoch"] = v.integer(
+        "steps_per_epoch",
+        kwargs.get("steps_per_epoch"),
+        minimum=1,
+        allow_none=True,
+    )
 
 
 def _callbacks(callbacks):

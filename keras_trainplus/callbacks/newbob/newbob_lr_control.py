@@ -29,23 +29,18 @@ class NewbobLRControl(HyperparameterScheduler):
     epochs, as RETURNN's `learning_rate_control` does (Keras epoch ``i`` is
     RETURNN epoch ``i + 1``). `"newbob_rel"`: ``r = (new - old) / |new|``;
     multiply by `decay` if ``r > relative_error_threshold``, else by
-    `growth`. `"newbob_abs"`, `"newbob_multi_epoch"` and `"constant"`, the
-    resume semantics and RETURNN compatibility: [docs/newbob.md](
-    ../docs/newbob.md). A preset of the driver: the decision is written
-    into the LR knob once per epoch ([docs/architecture.md](
-    ../docs/architecture.md)); logged as ``logs["learning_rate"]``.
+    `growth`. The other controls, resuming, RETURNN compatibility and
+    how the decision reaches the step: [docs/newbob.md](../docs/newbob.md).
 
     Args:
         control: `"constant"`, `"newbob_rel"` (`"newbob"`,
             `"newbob_relative"`), `"newbob_abs"`, `"newbob_multi_epoch"`.
-        monitor: logs key; must appear. Defaults to `"val_loss"`.
-        mode: `"min"`, `"max"` or `"auto"`. Defaults to `"auto"`.
+        monitor, mode: logs key (`"val_loss"`), and `"auto"`/`"min"`/`"max"`.
         initial_lr: first LR. Defaults to the optimizer's at `fit` start.
         learning_rates: predefined LRs: list or ``{epoch: lr}`` (resets).
-        decay, growth: factor or serializable ``lr -> lr``. Defaults
-            `0.5`, `1.0`.
-        relative_error_threshold, error_threshold: Defaults `-0.01`.
-        relative_error_grow_threshold: `None`: the decay threshold.
+        decay, growth: factor or serializable ``lr -> lr``. `0.5`, `1.0`.
+        relative_error_threshold, error_threshold: `-0.01` each.
+        relative_error_grow_threshold: `None` (the decay threshold).
         multi_num_epochs, multi_update_interval: window (default 5) and
             interval (`None`: the window) of `"newbob_multi_epoch"`.
         relative_error_relative_lr, relative_error_div_by_old: bool.
@@ -60,15 +55,13 @@ class NewbobLRControl(HyperparameterScheduler):
 
     ```python
     cb = keras_trainplus.callbacks.NewbobLRControl(
-        "newbob_rel", learning_rates=[1e-4, 5e-4, 1e-3],
-        state_file="lr_state.json")
+        "newbob_rel", initial_lr=1e-3, state_file="lr_state.json")
     model.fit(x, y, validation_data=(xv, yv), epochs=30, callbacks=[cb])
     ```
 
     Raises:
-        ValueError: for invalid arguments; at `fit`, for a monitored key
-            that never appears or is not a scalar, a `decay`/`growth`
-            giving no valid LR, or a corrupt or unsafe state file.
+        ValueError: for invalid arguments; at `fit`, a monitored key not
+            in `logs`, no valid LR from `decay`/`growth`, a bad state file.
     """
 
     def __init__(
