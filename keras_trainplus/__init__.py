@@ -6,7 +6,7 @@ Public API:
 * `keras_trainplus.callbacks`: `HyperparameterScheduler` (the one driver),
   `CyclicLR`, `OneCycleLR`, `WarmupDecayLR`, `PerEpochLR`,
   `NewbobLRControl`, `DropoutScheduler`, `GradientClipScheduler`,
-  `LRFinder`.
+  `GradientAccumulationScheduler`, `GradientNoise`, `LRFinder`.
 * `keras_trainplus.layers`: `ScheduledDropout`.
 * `keras_trainplus.find_lr` / `LRFinderResult`: the LR range test.
 * `keras_trainplus.Knob`: a variable-backed value read by the compiled step.

@@ -256,6 +256,8 @@ _TARGET_RANGES = {
     "weight_decay": (0, None, True, True, False, "a weight decay"),
     "gradient_clip": (0, None, False, True, True, "a clip threshold"),
     "dropout": (0, 1, True, False, False, "a dropout rate"),
+    "gradient_noise": (0, None, True, True, False, "a noise std"),
+    "gradient_accumulation": (1, None, True, True, False, "a factor"),
 }
 
 
@@ -292,7 +294,8 @@ def target_value(target, value, argument):
     Ranges: ``"learning_rate"``/``"lr"`` and ``"weight_decay"``: finite
     and >= 0; ``"momentum"``, ``"beta_1"``, ``"beta_2"``, ``"dropout"``
     and ``"dropout:<layer>"``: in [0, 1); ``"gradient_clip"``: > 0, where
-    `math.inf` and `None` mean "no clipping"; augmentation knobs
+    `math.inf` and `None` mean "no clipping"; ``"gradient_noise"``: finite
+    and >= 0; ``"gradient_accumulation"``: an integer >= 1; augmentation knobs
     ``"<layer>.<knob>"``: finite and >= 0, in [0, 1] for probabilities
     and ratios. Other names: any finite number. NumPy scalars, 0-d arrays
     and scalar tensors are accepted.
@@ -318,6 +321,8 @@ def target_value(target, value, argument):
         what = f"{what} for {target!r}"
     if infinite:
         what += "; math.inf or None: no clipping"
+    if target == "gradient_accumulation":
+        return float(integer(argument, value, minimum=1))
     return real(
         argument,
         value,

@@ -8,6 +8,8 @@ appears anywhere else in the package.
 
 * `optimizer`: the learning-rate program, the update counters, extra
   optimizer variables.
+* `gradient_accumulation`: the apply step of an accumulation whose factor
+  changes during training, and per-replica accumulators.
 * `optimizer_update`: the update step (scheduled hyperparameters, gradient
   clipping on the aggregated gradient, instance attributes, EMA finalize).
 * `layers`: hidden layer state, the layer tree, `call` on the instance,
@@ -23,6 +25,7 @@ See docs/architecture.md for how these serve the rest of the package.
 """
 
 from keras_trainplus._internals import fit_loop
+from keras_trainplus._internals import gradient_accumulation
 from keras_trainplus._internals import layers
 from keras_trainplus._internals import multi_worker
 from keras_trainplus._internals import optimizer
@@ -33,6 +36,7 @@ from keras_trainplus._internals import version
 
 __all__ = [
     "fit_loop",
+    "gradient_accumulation",
     "layers",
     "multi_worker",
     "optimizer",

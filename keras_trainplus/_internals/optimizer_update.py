@@ -5,10 +5,11 @@
   tensors while the update step runs. SGD's update step branches on
   ``momentum != 0`` in Python, so for SGD we run the update documented for
   `keras.optimizers.SGD` (the same formula, with a tensor momentum).
-* **Gradient clipping after the cross-replica sum** on TF (Keras clips each
-  replica's gradient before the all-reduce): we wrap
-  `_all_reduce_sum_gradients` and clip its result, so every replica clips
-  the same aggregated gradient, with no extra communication.
+* **Gradient programs after the cross-replica sum** on TF (Keras clips
+  each replica's gradient before the all-reduce): we wrap
+  `_all_reduce_sum_gradients` and clip (then add noise to) its result, so
+  every replica sees the same aggregated gradient, with no extra
+  communication.
 * **Optimizer attributes overridden on the instance** (a scheduled value
   mirrored where Python reads it).
 * **Skipping one EMA finalize** after an aborted `fit` on JAX.
@@ -196,50 +197,71 @@ def update_hyperparameter_programs(optimizer, changes):
 def clear_programs(optimizer):
     optimizer_core.set_learning_rate_program(optimizer, None)
     set_hyperparameter_programs(optimizer, {})
-    set_gradient_clip_program(optimizer, None)
+    for kind in GRADIENT_PROGRAMS:
+        set_gradient_program(optimizer, kind, None)
+
+
+# The order in which gradient programs run on the aggregated gradient:
+# clipping first, so the noise added after it keeps its standard deviation.
+GRADIENT_PROGRAMS = ("clip", "noise")
 
 
 @hook("3.15")
-def set_gradient_clip_program(optimizer, clip):
-    """Replaces the optimizer's gradient clipping by ``clip(grads, step)``.
+def set_gradient_program(optimizer, kind, program):
+    """Runs ``program(grads, step)`` on the gradient the update uses.
 
-    On TF the clip runs on the all-reduced gradients (inside
+    `kind` is ``"clip"`` or ``"noise"``; they run in that order. On TF the
+    programs run on the all-reduced gradients (inside
     `_backend_update_step`, after `_all_reduce_sum_gradients`), so under
-    `tf.distribute` it acts on the aggregated gradient exactly as on one
-    device. Elsewhere (single process JAX/torch) it replaces
+    `tf.distribute` they act on the aggregated gradient exactly as on one
+    device, identically on every replica. Elsewhere (single process JAX and
+    torch, where the gradient is already global) they replace
     `_clip_gradients`. The optimizer's own `clipnorm`/`global_clipnorm`/
-    `clipvalue` are bypassed while installed. Pass None to remove.
+    `clipvalue` are bypassed while a clip program is installed. Pass None
+    to remove.
     """
+    programs = optimizer_core.state(optimizer).setdefault("gradient", {})
+    if program is None:
+        programs.pop(kind, None)
+    else:
+        programs[kind] = program
     for name in ("_clip_gradients", "_all_reduce_sum_gradients"):
         optimizer.__dict__.pop(name, None)
-    if clip is None:
+    if not programs:
         return
-    require(optimizer, "_clip_gradients", "schedule gradient clipping")
+    require(optimizer, "_clip_gradients", "schedule gradient programs")
+    stock_clip = type(optimizer)._clip_gradients
+    ordered = [programs[k] for k in GRADIENT_PROGRAMS if k in programs]
+    clipped = "clip" in programs
 
-    def no_clip(grads):
+    def run(grads):
+        step = optimizer_core.step(optimizer)
+        for program in ordered:
+            grads = program(list(grads), step)
         return grads
+
+    def own_clip(grads):
+        return grads if clipped else stock_clip(optimizer, grads)
 
     if keras.backend.backend() == "tensorflow":
         require(
             optimizer,
             "_all_reduce_sum_gradients",
-            "clip the aggregated gradient",
+            "act on the aggregated gradient",
         )
         original = type(optimizer)._all_reduce_sum_gradients
 
-        def all_reduce_then_clip(grads_and_vars):
+        def all_reduce_then_run(grads_and_vars):
             reduced = list(original(optimizer, grads_and_vars))
-            grads = clip(
-                [g for g, _ in reduced], optimizer_core.step(optimizer)
-            )
+            grads = run([g for g, _ in reduced])
             return [(g, v) for g, (_, v) in zip(grads, reduced)]
 
-        optimizer.__dict__["_clip_gradients"] = no_clip
-        optimizer.__dict__["_all_reduce_sum_gradients"] = all_reduce_then_clip
+        optimizer.__dict__["_clip_gradients"] = own_clip
+        optimizer.__dict__["_all_reduce_sum_gradients"] = all_reduce_then_run
         return
 
     def clip_gradients(grads):
-        return clip(list(grads), optimizer_core.step(optimizer))
+        return run(own_clip(list(grads)))
 
     optimizer.__dict__["_clip_gradients"] = clip_gradients
 

@@ -3,9 +3,13 @@ presets of it."""
 
 from keras_trainplus.callbacks.cyclic_lr import CyclicLR
 from keras_trainplus.callbacks.dropout_scheduler import DropoutScheduler
+from keras_trainplus.callbacks.gradient_accumulation_scheduler import (
+    GradientAccumulationScheduler,
+)
 from keras_trainplus.callbacks.gradient_clip_scheduler import (
     GradientClipScheduler,
 )
+from keras_trainplus.callbacks.gradient_noise import GradientNoise
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -18,7 +22,9 @@ from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
 __all__ = [
     "CyclicLR",
     "DropoutScheduler",
+    "GradientAccumulationScheduler",
     "GradientClipScheduler",
+    "GradientNoise",
     "HyperparameterScheduler",
     "LRFinder",
     "NewbobLRControl",

@@ -132,8 +132,8 @@ def check_schedules(schedules, argument="schedules"):
 def check_options(options, schedules):
     """Checks ``{target: {option: value}}``: `log_key` and `argument` (the
     name used in logs and messages) for any target, `mode` for
-    ``"gradient_clip"``, `layers` for ``"dropout"``, `replace_schedule` for
-    the learning rate."""
+    ``"gradient_clip"``, `seed` for ``"gradient_noise"``, `layers` for
+    ``"dropout"``, `replace_schedule` for the learning rate."""
     if options is None:
         return {}
     if not isinstance(options, dict):
@@ -167,6 +167,8 @@ def check_options(options, schedules):
             v.boolean(
                 f"{where}['replace_schedule']", values["replace_schedule"]
             )
+        if "seed" in values:
+            v.integer(f"{where}['seed']", values["seed"], allow_none=True)
         if "mode" in values:
             from keras_trainplus.knobs.gradient_clip import CLIP_MODES
 
@@ -177,6 +179,7 @@ def check_options(options, schedules):
 
 _TARGET_OPTIONS = {
     "gradient_clip": {"mode"},
+    "gradient_noise": {"seed"},
     "dropout": {"layers"},
     "learning_rate": {"replace_schedule"},
     "lr": {"replace_schedule"},

@@ -160,6 +160,18 @@ class FitGuard:
         ):
             internals.fit_loop.set_guard_of(self._holder, None)
 
+    def accumulation_factors(self):
+        """epoch -> factor of the callback of this `fit` that schedules the
+        gradient accumulation, or None (asked for the fit's lengths, in any
+        callback order)."""
+        callbacks = getattr(self._holder, "callbacks", None) or []
+        for callback in callbacks:
+            find = getattr(callback, "_accumulation_factors", None)
+            factors = find() if find is not None else None
+            if factors is not None:
+                return factors
+        return None
+
     # -- one writer per value -------------------------------------------------
 
     def claim(self, key, owner, target, role, what):

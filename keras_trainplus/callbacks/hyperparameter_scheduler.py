@@ -10,6 +10,7 @@ from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus.callbacks import _arguments
 from keras_trainplus.callbacks import _fit_guard
+from keras_trainplus.callbacks import _run_plan
 from keras_trainplus.knobs import bound_knob
 from keras_trainplus.knobs import targets as _targets
 from keras_trainplus.knobs.user_knob import is_knob
@@ -79,6 +80,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self._offset = None
         self._installed = False
         self._guard = None
+        self._factors = None
 
     # Per-fit state that deep copies leave out (they start fresh).
     _RUNTIME = ("_model", "_bindings", "_active", "_guard")
@@ -143,25 +145,33 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     def _steps_per_epoch(self):
         return (self.params or {}).get("steps")
 
-    def _accumulation(self):
-        return internals.optimizer.accumulation_steps(
-            internals.optimizer.optimizers_of(self.model.optimizer)[0]
+    def _plan(self):
+        """The `RunPlan` of this fit (Keras's or a scheduled accumulation,
+        found among the fit's callbacks)."""
+        params = self.params or {}
+        optimizer = internals.optimizer.optimizers_of(self.model.optimizer)[0]
+        guard = self._guard or _fit_guard.guard_for(self)
+        return _run_plan.RunPlan(
+            params.get("steps"),
+            params.get("epochs"),
+            internals.optimizer.accumulation_steps(optimizer),
+            guard.accumulation_factors() or self._accumulation_factors(),
         )
 
-    def _fit_length(self, fix):
-        """Updates `fit` will run (epochs x steps per epoch, divided by the
-        optimizer's `gradient_accumulation_steps`), or a clear error naming
-        `fix` when the steps per epoch are unknown."""
-        params = self.params or {}
-        steps, epochs = params.get("steps"), params.get("epochs")
-        if steps is None or epochs is None:
-            raise ValueError(
-                f"{type(self).__name__} needs the number of updates, but "
-                "`fit` does not know the steps per epoch (a dataset of "
-                "unknown length). Pass `steps_per_epoch` to `fit`, or "
-                f"{fix}."
+    def _accumulation_factors(self):
+        """epoch -> factor when this callback schedules the gradient
+        accumulation (asked by every driver of the fit), else None."""
+        schedules = self.schedules
+        if not isinstance(schedules, dict) or _TARGET not in schedules:
+            return None
+        if self._factors is None:
+            self._factors = _run_plan.factors_of(
+                schedules[_TARGET], self._argument(_TARGET)
             )
-        return steps * epochs // self._accumulation()
+        return self._factors
+
+    def _fit_length(self, fix):
+        return self._plan().length(type(self).__name__, fix)
 
     def _compute_offset(self, epoch, iterations):
         if self.origin == "global":
@@ -170,29 +180,20 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             bound_knob.is_bare_base(s) for s in self._active.values()
         ):
             return iterations  # (values per epoch only: no step to place)
-        steps = self._steps_per_epoch()
-        if steps is None:
-            raise ValueError(
-                f"`fit` starts at epoch {epoch} (resuming), but the number of "
-                "steps per epoch is unknown, so the schedule's step 0 cannot "
-                "be placed. Pass `steps_per_epoch` to `fit`, or use "
-                f"`{type(self).__name__}(..., origin='global')`."
-            )
-        return iterations - epoch * steps // self._accumulation()
+        return self._plan().offset(epoch, iterations, type(self).__name__)
 
     def _install(self, epoch):
         binding = next(iter(self._bindings.values()))
         iterations = binding.iterations()
         offset = self._compute_offset(epoch, iterations)
         first = iterations - offset
-        steps = self._steps_per_epoch()
-        epochs = (self.params or {}).get("epochs")
+        plan = self._plan()
         last = None
-        if steps is not None and epochs is not None:
-            # Updates by the end of `fit`, counted in micro-batches.
-            k = binding.accumulation()
-            micro = binding.micro_iterations() + (epochs - epoch) * steps
-            last = micro // k - 1 - offset
+        if plan.steps is not None and plan.epochs is not None:
+            last = plan.last_update(
+                epoch, iterations, binding.micro_iterations()
+            )
+            last -= offset
         self._check_plan(first, last)
         for name, schedule in self._active.items():
             schedule.set_horizon(None if last is None else last + 1)
@@ -226,6 +227,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         if not self._installed:
             self._install(epoch)
         self._check_external_writes()
+        plan = self._plan()
         for name, schedule in self._active.items():
             binding = self._bindings[name]
             for leaf in schedule.per_epoch_leaves():
@@ -237,8 +239,12 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 )
                 binding.set_base(value)
             binding.epoch_begin(
-                binding.micro_iterations()
-                - binding.accumulation() * self._offset
+                plan.position(
+                    epoch,
+                    binding.iterations(),
+                    binding.micro_iterations(),
+                    self._offset,
+                )
             )
         self._record_bases()
         if self.verbose:
@@ -384,4 +390,5 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         return cls(**config)
 
 
+_TARGET = _run_plan.TARGET
 _LENGTH_FIX = "give the callback the run's length (e.g. `total_steps`)"

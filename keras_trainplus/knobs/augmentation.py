@@ -7,7 +7,6 @@ from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus.knobs.bound_knob import BoundKnob
 from keras_trainplus.knobs.bound_knob import _like
-from keras_trainplus.knobs.bound_knob import _per_update
 from keras_trainplus.schedules.base_value import BaseValue
 
 
@@ -86,19 +85,16 @@ class AugmentationKnob(BoundKnob):
         self._uses_base = schedule.uses_base()
         if self._per_step:
             self.layer._use_counter(self.model)
-            accumulation = self.accumulation()
 
             def program(step, variable):
-                return schedule.evaluate(
-                    _per_update(step, accumulation), base=variable
-                )
+                return schedule.evaluate(step, base=variable)
 
             self.layer._set_program(self.knob, program)
 
-    def epoch_begin(self, step):
+    def epoch_begin(self, position):
         if self._per_step:
             internals.trainer.sync_jax_state(self.model)
-            self.layer._trainplus_knobs.counter.reset(step)
+            self.layer._trainplus_knobs.counter.reset(position)
 
     def set_base(self, value):
         internals.trainer.sync_jax_state(self.model)

@@ -3,7 +3,6 @@ every knob class of this package), and the helpers they share."""
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
@@ -46,9 +45,10 @@ class BoundKnob:
     def uninstall(self):
         raise NotImplementedError
 
-    def epoch_begin(self, micro_step):
-        """Called at every epoch start with the schedule's current step in
-        micro-batches (its step times the accumulation, plus the phase)."""
+    def epoch_begin(self, position):
+        """Called at every epoch start with the `SchedulePosition` of the
+        next update (the schedule's step, micro-batches per update, and
+        those already accumulated)."""
 
     def value_keys(self):
         """``[(key, description)]`` of the values this target writes (one
@@ -76,12 +76,6 @@ class BoundKnob:
 
     def mirror(self, value):
         """Leaves `value` where Keras users look for it (config, attrs)."""
-
-
-def _per_update(step, accumulation):
-    """A forward-pass counter as the update index (one value per update
-    under gradient accumulation)."""
-    return step if accumulation == 1 else ops.floor_divide(step, accumulation)
 
 
 def _like(original, value):

@@ -7,7 +7,6 @@ from keras import ops
 from keras_trainplus import _internals as internals
 from keras_trainplus.knobs import _dropout_control as _dropout
 from keras_trainplus.knobs.bound_knob import BoundKnob
-from keras_trainplus.knobs.bound_knob import _per_update
 from keras_trainplus.schedules.base_value import BaseValue
 
 
@@ -57,14 +56,14 @@ class DropoutRateKnob(BoundKnob):
         for layer in self.layers:
             control = _dropout.control_for(layer, self.model, counter=per_step)
             if per_step:
-                control.program = _rate_program(schedule, self.accumulation())
+                control.program = _rate_program(schedule)
             self.controls.append(control)
             control.attach()
 
-    def epoch_begin(self, step):
+    def epoch_begin(self, position):
         for control in self.controls:
             if control.counter is not None:
-                control.counter.reset(step)
+                control.counter.reset(position)
 
     def set_base(self, value):
         value = _dropout.check_rate("dropout rate", value)
@@ -89,11 +88,9 @@ class DropoutRateKnob(BoundKnob):
         self.controls = []
 
 
-def _rate_program(schedule, accumulation):
+def _rate_program(schedule):
     def program(step, rate_variable):
-        value = schedule.evaluate(
-            _per_update(step, accumulation), base=rate_variable
-        )
+        value = schedule.evaluate(step, base=rate_variable)
         return ops.clip(value, 0.0, 1.0)
 
     return program

@@ -61,11 +61,11 @@ class GradientClipKnob(OptimizerSideKnob):
             return clip_gradients(grads, threshold(step), mode)
 
         for opt in self.optimizers:
-            internals.optimizer_update.set_gradient_clip_program(opt, clip)
+            internals.optimizer_update.set_gradient_program(opt, "clip", clip)
 
     def uninstall(self):
         for opt in self.optimizers:
-            internals.optimizer_update.set_gradient_clip_program(opt, None)
+            internals.optimizer_update.set_gradient_program(opt, "clip", None)
         self._detach_knob()
 
 

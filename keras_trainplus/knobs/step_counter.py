@@ -1,4 +1,5 @@
-"""`StepCounter`: an in-graph count of a layer's training calls."""
+"""`StepCounter`: a layer's in-graph count of its training calls, as the
+update index of the schedule."""
 
 import keras
 from keras import ops
@@ -8,16 +9,21 @@ from keras_trainplus.knobs.knob import _strategy_scope
 
 
 class StepCounter:
-    """Counts a layer's training calls inside the compiled step.
+    """The update index of a layer's training calls, in the compiled step.
 
     A forward pass cannot read ``optimizer.iterations`` on JAX (the layer
     only sees its own state), so a per-step schedule computed in a layer
-    (a dropout rate, an augmentation knob) steps this counter instead. The
-    driver sets it to the schedule's step (in micro-batches) at every epoch
-    start; under gradient accumulation the knob divides it by the number of
-    micro-batches per update. Like a `Knob`, it lives in the model's
-    strategy scope and rides as hidden layer state (`attach`): carried by
-    the JAX train state, absent from saved files.
+    (a dropout rate, an augmentation knob) reads this counter instead. It
+    holds three int32 numbers, ``[micro, base, factor]``: the training
+    calls since the epoch started (plus the micro-batches already
+    accumulated then), the schedule's step at that moment, and the
+    micro-batches per update. A call's step is
+    ``base + micro // factor``, so under gradient accumulation (Keras's or
+    `GradientAccumulationScheduler`'s) the forward passes of one update
+    share one value. The driver sets it at every epoch start (`reset`).
+    Like a `Knob`, it lives in the model's strategy scope and rides as
+    hidden layer state (`attach`): carried by the JAX train state, absent
+    from saved files.
 
     Args:
         name: str. Variable name.
@@ -27,7 +33,7 @@ class StepCounter:
     def __init__(self, name, model=None):
         with _strategy_scope(model):
             self.variable = keras.Variable(
-                0,
+                [0, 0, 1],
                 dtype="int32",
                 trainable=False,
                 name=name,
@@ -35,16 +41,22 @@ class StepCounter:
             )
 
     def next(self):
-        """In the compiled step: the count so far, then one more."""
+        """In the compiled step: this call's update index, then one more
+        call."""
         # A snapshot: on TF and torch `variable.value` aliases the live
         # storage, which the increment below would change.
-        step = ops.copy(self.variable.value)
-        self.variable.assign(step + 1)
-        return step
+        state = ops.copy(self.variable.value)
+        self.variable.assign(state + ops.convert_to_tensor([1, 0, 0], "int32"))
+        return state[1] + ops.floor_divide(state[0], state[2])
 
-    def reset(self, value):
-        """From the host: the count the next training call sees."""
-        self.variable.assign(int(value))
+    def reset(self, position):
+        """From the host: where the next training call is, a
+        `SchedulePosition` (or an int: the update index, no accumulation)."""
+        if isinstance(position, int):
+            position = SchedulePosition(position)
+        self.variable.assign(
+            [int(position.phase), int(position.step), int(position.factor)]
+        )
 
     def attach(self, layer):
         internals.layers.attach_hidden_state(layer, self.variable)
@@ -52,3 +64,22 @@ class StepCounter:
 
     def detach(self, layer):
         internals.layers.detach_hidden_state(layer, self.variable)
+
+
+class SchedulePosition:
+    """Where a `fit` is at an epoch start, for the layer counters.
+
+    Args:
+        step: the schedule's step of the next update.
+        factor: micro-batches per update in this epoch. Defaults to 1.
+        phase: micro-batches already accumulated toward that update
+            (Keras's accumulation carries them across epochs). Defaults
+            to 0.
+        length: micro-batches in this epoch, or None (unknown).
+    """
+
+    def __init__(self, step, factor=1, phase=0, length=None):
+        self.step = int(step)
+        self.factor = int(factor)
+        self.phase = int(phase)
+        self.length = None if length is None else int(length)

@@ -3,7 +3,9 @@ target for one model."""
 
 from keras_trainplus.knobs.augmentation import AugmentationKnob
 from keras_trainplus.knobs.dropout_rate import DropoutRateKnob
+from keras_trainplus.knobs.gradient_accumulation import GradientAccumulationKnob
 from keras_trainplus.knobs.gradient_clip import GradientClipKnob
+from keras_trainplus.knobs.gradient_noise import GradientNoiseKnob
 from keras_trainplus.knobs.learning_rate import LearningRateKnob
 from keras_trainplus.knobs.optimizer_attribute import OptimizerAttributeKnob
 from keras_trainplus.knobs.user_knob import UserKnob
@@ -14,7 +16,9 @@ _TARGETS = {
     "lr": lambda model, log_key="lr", **kw: LearningRateKnob(
         model, log_key, **kw
     ),
+    "gradient_accumulation": GradientAccumulationKnob,
     "gradient_clip": GradientClipKnob,
+    "gradient_noise": GradientNoiseKnob,
     "dropout": DropoutRateKnob,
 }
 _OPTIMIZER_ATTRIBUTES = ("momentum", "beta_1", "beta_2", "weight_decay")

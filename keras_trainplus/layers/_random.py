@@ -16,6 +16,8 @@
 import keras
 from keras import ops
 
+from keras_trainplus._hash_random import uniform_from_counter
+
 # Marsaglia-Tsang accepts a candidate with probability >= 0.95 for a >= 1;
 # with 6 unrolled candidates a sample falls back to its mode-like value
 # (v = 1) with probability < 0.05 ** 6 ~ 2e-8.
@@ -60,25 +62,6 @@ def uniform(shape, seed):
     )
 
 
-_M1 = 0x7FEB352D
-_M2 = 0x846CA68B - (1 << 32)  # as int32
-
-
-def _lshr(x, k):
-    """Logical right shift of int32 `x` by `k` bits."""
-    return ops.bitwise_and(ops.right_shift(x, k), (1 << (32 - k)) - 1)
-
-
-def _mix32(x):
-    """A 32-bit integer finaliser (xorshift-multiply, "lowbias32" constants):
-    a bijection of int32 with strong avalanche. Multiplication wraps."""
-    x = ops.bitwise_xor(x, _lshr(x, 16))
-    x = x * ops.convert_to_tensor(_M1, "int32")
-    x = ops.bitwise_xor(x, _lshr(x, 15))
-    x = x * ops.convert_to_tensor(_M2, "int32")
-    return ops.bitwise_xor(x, _lshr(x, 16))
-
-
 def hashed_uniform(shape, seed):
     """float32 uniforms in [0, 1) (24 random bits each) of `shape`: two
     true random keys (one small random op, different on every replica)
@@ -91,8 +74,7 @@ def hashed_uniform(shape, seed):
     for d in shape:
         size = size * d
     counter = ops.arange(size, dtype="int32")
-    h = _mix32(ops.bitwise_xor(_mix32(counter + keys[0]), keys[1] * 256 + 1))
-    values = ops.cast(_lshr(h, 8), "float32") * (1.0 / 16777216.0)
+    values = uniform_from_counter(counter, keys[0], keys[1])
     return ops.reshape(values, shape)
 
 

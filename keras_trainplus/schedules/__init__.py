@@ -5,6 +5,7 @@ at any step (integer step arithmetic, float64 where the backend has it), and
 evaluated inside the compiled train step.
 """
 
+from keras_trainplus.schedules.annealed_noise import AnnealedNoise
 from keras_trainplus.schedules.base_value import BaseValue
 from keras_trainplus.schedules.constant import Constant
 from keras_trainplus.schedules.cosine import Cosine
@@ -24,6 +25,7 @@ from keras_trainplus.schedules.schedule import Schedule
 from keras_trainplus.schedules.step_decay import StepDecay
 
 __all__ = [
+    "AnnealedNoise",
     "BaseValue",
     "Constant",
     "Cosine",

@@ -30,12 +30,34 @@ def test_momentum_program_equals_stock_sgd_at_that_momentum():
 
 def test_clip_program_clips_the_gradient():
     opt = keras.optimizers.SGD(1.0)
-    optimizer_update.set_gradient_clip_program(
-        opt, lambda grads, step: [g * 0.0 + 0.25 for g in grads]
+    optimizer_update.set_gradient_program(
+        opt, "clip", lambda grads, step: [g * 0.0 + 0.25 for g in grads]
     )
     np.testing.assert_allclose(run(opt, steps=1), -0.25)
-    optimizer_update.set_gradient_clip_program(opt, None)
+    optimizer_update.set_gradient_program(opt, "clip", None)
     assert "_clip_gradients" not in vars(opt)
+
+
+def test_gradient_programs_run_clip_then_noise():
+    """Noise is added to the clipped gradient (whatever the install order),
+    and without a clip program the optimizer's own clipping still runs."""
+    opt = keras.optimizers.SGD(1.0)
+    optimizer_update.set_gradient_program(
+        opt, "noise", lambda grads, step: [g + 1.0 for g in grads]
+    )
+    optimizer_update.set_gradient_program(
+        opt, "clip", lambda grads, step: [g * 0.0 for g in grads]
+    )
+    np.testing.assert_allclose(run(opt, steps=1), -1.0)
+    optimizer_update.set_gradient_program(opt, "clip", None)
+    optimizer_update.set_gradient_program(opt, "noise", None)
+    assert "_clip_gradients" not in vars(opt)
+    clipped = keras.optimizers.SGD(1.0, clipvalue=0.5)
+    optimizer_update.set_gradient_program(
+        clipped, "noise", lambda grads, step: [g + 1.0 for g in grads]
+    )
+    # gradient 1.0 (see `run`), clipped to 0.5, plus 1.0 of "noise"
+    np.testing.assert_allclose(run(clipped, steps=1), -1.5)
 
 
 def test_instance_attribute_round_trip():

@@ -1,0 +1,94 @@
+"""Optimizer internals for a gradient accumulation whose factor changes
+during training (`knobs/gradient_accumulation.py`).
+
+Keras's own accumulation (`gradient_accumulation_steps`) is a constructor
+argument read when the step is traced. Here the optimizer's
+`_backend_apply_gradients` (which `apply` calls once per micro-batch,
+before it counts the micro-batch in `_iterations`) is routed through a
+program that accumulates, runs the stock update only on update
+micro-batches, and takes the micro-batch back out of `_iterations`
+otherwise, so `optimizer.iterations` counts real updates.
+"""
+
+import keras
+from keras import ops
+
+from keras_trainplus._internals.version import hook
+from keras_trainplus._internals.version import require
+
+
+@hook("3.15")
+def set_apply_program(optimizer, program):
+    """Routes ``_backend_apply_gradients(grads, variables)`` through
+    ``program(stock, grads, variables)``; `stock(grads, variables)` is the
+    optimizer's own (clipping, weight decay, the update, EMA). None
+    removes it."""
+    optimizer.__dict__.pop("_backend_apply_gradients", None)
+    if program is None:
+        return
+    require(
+        optimizer, "_backend_apply_gradients", "schedule gradient accumulation"
+    )
+    stock_apply = type(optimizer)._backend_apply_gradients
+
+    def stock(grads, variables):
+        return stock_apply(optimizer, grads, variables)
+
+    def backend_apply_gradients(grads, trainable_variables):
+        return program(stock, list(grads), list(trainable_variables))
+
+    optimizer.__dict__["_backend_apply_gradients"] = backend_apply_gradients
+
+
+@hook("3.15")
+def uncount(optimizer, skipped):
+    """Subtracts `skipped` (0 or 1, a tensor) from the micro-batch count
+    that `apply` increments after every call: a micro-batch that only
+    accumulated is not an update."""
+    require(optimizer, "_iterations", "count real updates")
+    counter = optimizer._iterations
+    counter.assign(counter - ops.cast(skipped, counter.dtype))
+
+
+@hook("3.15")
+def variable_index(optimizer, variable):
+    """The index of `variable` in the list the optimizer was built on."""
+    require(optimizer, "_get_variable_index", "accumulate gradients")
+    return optimizer._get_variable_index(variable)
+
+
+@hook("3.15")
+def built_variables(optimizer):
+    """The trainable variables the optimizer was built on, in order."""
+    require(optimizer, "_trainable_variables", "accumulate gradients")
+    return list(optimizer._trainable_variables)
+
+
+@hook("3.15")
+def assign_per_replica(optimizer, variables, values):
+    """Assigns `values` to `variables`; under `tf.distribute` (replica
+    context) each replica's copy takes its own replica's value, as Keras
+    does for its own gradient accumulators."""
+    if keras.backend.backend() != "tensorflow":
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        return
+    import tensorflow as tf
+
+    require(optimizer, "_distribution_strategy", "accumulate per replica")
+    targets = [
+        v.value if isinstance(v, keras.Variable) else v for v in variables
+    ]
+
+    def update(distribution, values, targets):
+        for value, target in zip(values, targets):
+            distribution.extended.update(
+                target,
+                lambda var, x: var.assign(x),
+                args=(value,),
+                group=False,
+            )
+
+    tf.__internal__.distribute.interim.maybe_merge_call(
+        update, optimizer._distribution_strategy, values, targets
+    )

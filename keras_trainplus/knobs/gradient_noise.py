@@ -1,0 +1,93 @@
+"""`GradientNoiseKnob`: Gaussian noise of a scheduled standard deviation,
+added to the gradient the update uses."""
+
+import math
+import random
+
+import keras
+
+from keras_trainplus import _internals as internals
+from keras_trainplus import _validation as v
+from keras_trainplus._hash_random import keys
+from keras_trainplus._hash_random import normal_from_counter
+from keras_trainplus.knobs.knob import _strategy_scope
+from keras_trainplus.knobs.optimizer_side import OptimizerSideKnob
+
+
+class GradientNoiseKnob(OptimizerSideKnob):
+    """The standard deviation sigma of the noise added to every element of
+    the gradient the update uses (0 = no noise).
+
+    The noise goes on the aggregated gradient: after the cross-replica sum,
+    after accumulation and after clipping (so the update sees exactly
+    sigma). Update ``t`` draws from a counter-based hash keyed by the seed
+    and ``t`` (``optimizer.iterations``): every replica and worker adds the
+    same noise, with no generator state; a seeded run reproduces, and a
+    resumed one continues the stream.
+    """
+
+    def __init__(self, model, seed=None, log_key="gradient_noise"):
+        super().__init__(model)
+        self.seed = v.integer("seed", seed, allow_none=True)
+        self.log_key = log_key
+        self._seed_variable = None
+
+    def initial_base(self):
+        return 0.0
+
+    def value_keys(self):
+        return [
+            (
+                ("gradient_noise", id(opt)),
+                f"the gradient noise of optimizer {opt.name!r}",
+            )
+            for opt in self.optimizers
+        ]
+
+    def install(self, schedule, offset):
+        sigma = self._make_program(schedule, offset)
+        seed = self.seed
+        if seed is None:
+            seed = random.randrange(1 << 31)
+        # A variable created in the strategy scope: under
+        # MultiWorkerMirroredStrategy its initial value is the chief's, so
+        # an unseeded run still adds the same noise on every worker.
+        with _strategy_scope(self.model):
+            self._seed_variable = keras.Variable(
+                seed,
+                dtype="int32",
+                trainable=False,
+                name="gradient_noise_seed",
+                aggregation="only_first_replica",
+            )
+        seed_variable = self._seed_variable
+
+        def noise(grads, step):
+            return add_noise(grads, sigma(step), seed_variable.value, step)
+
+        for opt in self.optimizers:
+            internals.optimizer_update.set_gradient_program(opt, "noise", noise)
+
+    def uninstall(self):
+        for opt in self.optimizers:
+            internals.optimizer_update.set_gradient_program(opt, "noise", None)
+        self._detach_knob()
+        self._seed_variable = None
+
+
+def add_noise(grads, sigma, seed, step):
+    """`grads` (a list, None entries kept) plus ``sigma * N(0, 1)`` per
+    element; variable ``i`` takes the elements of the keyed stream after
+    those of variables ``0 .. i - 1``, so no two elements share a draw."""
+    key0, key1 = keys(seed, step)
+    out, offset = [], 0
+    for g in grads:
+        if g is None:
+            out.append(None)
+            continue
+        g = keras.ops.convert_to_tensor(g)
+        z = normal_from_counter(g.shape, offset, key0, key1)
+        scale = keras.ops.cast(sigma, g.dtype)
+        out.append(g + scale * keras.ops.cast(z, g.dtype))
+        offset += math.prod(int(d) for d in g.shape)
+    return out
