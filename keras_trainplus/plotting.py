@@ -147,7 +147,8 @@ def plot_history(history, keys=None, path=None, title=None):
 
     keras_trainplus callbacks write the values they applied into the logs
     (``learning_rate``, ``momentum``, ``dropout_rate``, ``gradient_clip``,
-    augmentation knobs such as ``"mix_up.alpha"``), so History has them;
+    ``gradient_accumulation``, ``gradient_noise``, augmentation knobs such
+    as ``"mix_up.alpha"``), so History has them;
     each gets its own panel, next to the losses.
 
     Args:
@@ -206,6 +207,8 @@ _SCHEDULED = (
     "beta_2",
     "weight_decay",
     "gradient_clip",
+    "gradient_accumulation",
+    "gradient_noise",
     "lr",
     "effective_learning_rate",
 )

@@ -195,6 +195,42 @@ def run_clip():
     return {"w": weights(model), "logs": history(h)}
 
 
+def run_gradient_controls(spe):
+    """An MLP with an accumulation schedule (factors 2, 3; leftovers at the
+    epoch ends) and seeded gradient noise after the clip."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6)).astype("float32")
+    y = np.tanh(x @ rng.normal(size=(6, 1))).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(5, activation="tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(0.1, momentum=0.5),
+        loss="mse",
+        steps_per_execution=spe,
+    )
+    h = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            C.GradientAccumulationScheduler({0: 2, 1: 3}),
+            C.GradientNoise(0.05, seed=4),
+            C.GradientClipScheduler({0: 1.0}),
+        ],
+    )
+    logs = history(h)
+    logs["iterations"] = [float(model.optimizer.iterations)]
+    return {"w": weights(model), "logs": logs}
+
+
 def run_finder():
     rng = np.random.RandomState(0)
     x = rng.normal(size=(256, 8)).astype("float32")
@@ -300,6 +336,8 @@ def run(case, distribution):
     if case == "augment":
         return run_augment()
     name, _, spe = case.partition("@")
+    if name == "gradient_controls":
+        return run_gradient_controls(int(spe or 1))
     return run_probe(name, int(spe or 1))
 
 
@@ -321,6 +359,8 @@ CASES = [
     "clip",
     "finder",
     "augment",
+    "gradient_controls",
+    "gradient_controls@3",
 ]
 if len(sys.argv) > 1:
     CASES = sys.argv[1].split(",")

@@ -54,6 +54,9 @@ callbacks = [
     newbob,
     ktp.callbacks.DropoutScheduler({0: 0.0, 1: 0.3}),
     ktp.callbacks.GradientClipScheduler({0: 0.5, 2: None}),
+    # unseeded: the seed variable takes the chief's value on every worker
+    ktp.callbacks.GradientNoise(0.01),
+    ktp.callbacks.GradientAccumulationScheduler({0: 1, 1: 2}),
 ]
 history = model.fit(
     x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=callbacks

@@ -152,3 +152,14 @@ def test_fit_with_mixed_targets(results, name):
         logs = results["augment"][run][name]
         assert max(logs["loss"]) < 1e-10, run
         assert min(logs["vs_orig"]) > 1e-3, run
+
+
+@pytest.mark.parametrize("case", ["gradient_controls", "gradient_controls@3"])
+def test_gradient_controls_match_one_device(results, case):
+    """Accumulation schedule (10 micro-batches an epoch at factors 2 and 3:
+    5 + 4 updates) and seeded noise: the same weights as one device."""
+    single, parallel = results[case]["single"], results[case]["parallel"]
+    _same_weights(single, parallel)
+    _same_logs(single["logs"], parallel["logs"])
+    assert parallel["logs"]["iterations"] == [9.0]
+    assert parallel["logs"]["gradient_accumulation"] == [2.0, 3.0]

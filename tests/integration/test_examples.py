@@ -40,6 +40,12 @@ def _png_ok(path):
             ["one_cycle_schedule.png", "one_cycle_applied.png"],
         ),
         (
+            "gradient_controls.py",
+            ["--png", "{tmp}/gradient_controls.png"],
+            "worst val_acc",
+            ["gradient_controls.png"],
+        ),
+        (
             "spec_augment.py",
             ["--png", "{tmp}/spec_augment.png"],
             "SpecAugment on",

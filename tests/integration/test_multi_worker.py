@@ -1,8 +1,9 @@
 """A real 2-worker `fit` under MultiWorkerMirroredStrategy on localhost
 (free ports, TF_CONFIG per process, launched by
 `keras_trainplus.distribute.launch_local_workers`), with newbob, a per-step
-warmup shape, dropout scheduling, clip switching and a Cutout layer: both
-workers end with identical weights and identical decisions, and only the
+warmup shape, dropout scheduling, clip switching, unseeded gradient noise,
+an accumulation schedule and a Cutout layer: both workers end with
+identical weights and identical decisions, and only the
 chief writes its state file."""
 
 import json
@@ -47,6 +48,8 @@ def test_two_workers_agree(workers):
     assert hist["dropout_rate"] == [0.0, 0.3, 0.3]
     assert hist["gradient_clip"][:2] == [0.5, 0.5]
     assert hist["gradient_clip"][2] == float("inf")
+    assert hist["gradient_accumulation"] == [1.0, 2.0, 2.0]
+    assert hist["gradient_noise"][0] > hist["gradient_noise"][2] > 0
     # newbob decided from the all-reduced loss: decays after epoch 1.
     assert hist["learning_rate"][2] == pytest.approx(
         hist["learning_rate"][1] / 2

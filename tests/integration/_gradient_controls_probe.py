@@ -1,0 +1,116 @@
+"""Gradient accumulation schedules and gradient noise on 1 device and under
+MirroredStrategy (2 logical CPUs): prints one JSON line.
+
+Started in a subprocess by test_gradient_controls_distributed.py (logical
+devices must be configured before TensorFlow initializes).
+"""
+
+import json
+import os
+
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_trainplus import callbacks as C  # noqa: E402
+
+SAMPLES, B = 96, 8
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(SAMPLES, 6)).astype("float32")
+    y = (np.tanh(x @ rng.normal(size=(6, 1))) + 0.1).astype("float32")
+    return x, y
+
+
+def run(strategy, case, spe=1):
+    x, y = data()
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(5, activation="tanh"),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile(
+            keras.optimizers.SGD(0.1, momentum=0.5),
+            loss="mse",
+            steps_per_execution=spe,
+        )
+    batch, callbacks = B, []
+    if case == "accumulation":
+        callbacks = [C.GradientAccumulationScheduler({0: 2, 1: 4, 2: 5})]
+    elif case == "reference":  # batch k*B without accumulation, per epoch
+        for k in (2, 4):
+            model.fit(
+                x, y, batch_size=k * B, epochs=1, shuffle=False, verbose=0
+            )
+        batch, callbacks = B, []
+        for lo, hi in ((0, 40), (40, 80), (80, 96)):
+            model.train_on_batch(x[lo:hi], y[lo:hi])
+        return result(model, strategy, {})
+    elif case == "noise":
+        callbacks = [C.GradientNoise(0.05, seed=11)]
+    elif case == "noise_unseeded":
+        callbacks = [C.GradientNoise(0.05)]
+    elif case == "both":
+        callbacks = [
+            C.GradientNoise(0.05, seed=11),
+            C.GradientAccumulationScheduler({0: 3}),
+            C.GradientClipScheduler({0: 0.5}),
+        ]
+    epochs = 3 if case == "accumulation" else 2
+    history = model.fit(
+        x,
+        y,
+        batch_size=batch,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    logs = {k: v for k, v in history.history.items() if k != "loss"}
+    return result(model, strategy, logs)
+
+
+def result(model, strategy, logs):
+    replicas = []
+    for variable in model.trainable_variables:
+        values = getattr(variable.value, "values", [variable.value])
+        replicas.append([np.asarray(v).ravel().tolist() for v in values])
+    return {
+        "w": np.concatenate([w.ravel() for w in model.get_weights()]).tolist(),
+        "replicas": replicas,
+        "iterations": int(model.optimizer.iterations.numpy()),
+        "logs": logs,
+        "n": strategy.num_replicas_in_sync,
+    }
+
+
+MIRRORED = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+out = {}
+for case, spe in (
+    ("accumulation", 1),
+    ("accumulation", 3),
+    ("noise", 1),
+    ("noise_unseeded", 1),
+    ("both", 3),
+):
+    out[f"{case}-{spe}"] = {
+        "single": run(tf.distribute.get_strategy(), case, spe),
+        "mirrored": run(MIRRORED, case, spe),
+    }
+out["reference"] = run(tf.distribute.get_strategy(), "reference")
+print("RESULT " + json.dumps(out))
