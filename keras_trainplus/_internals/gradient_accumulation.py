@@ -64,6 +64,22 @@ def built_variables(optimizer):
     return list(optimizer._trainable_variables)
 
 
+def conditional_update_allowed():
+    """False where the update cannot sit inside a conditional: on JAX (the
+    train step is stateless) and inside a `tf.distribute` strategy, whose
+    update synchronizes the replicas (`merge_call`), which TensorFlow does
+    not allow inside a `tf.cond`. There the update runs on every
+    micro-batch and is kept only on update micro-batches."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return False
+    if backend != "tensorflow":
+        return True
+    import tensorflow as tf
+
+    return not tf.distribute.has_strategy()
+
+
 @hook("3.15")
 def assign_per_replica(optimizer, variables, values):
     """Assigns `values` to `variables`; under `tf.distribute` (replica

@@ -67,3 +67,7 @@ class GradientNoise(HyperparameterScheduler):
             "seed": self.seed,
             "verbose": self.verbose,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

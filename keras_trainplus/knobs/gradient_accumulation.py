@@ -7,7 +7,6 @@ from keras import ops
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus.knobs.bound_knob import BoundKnob
-from keras_trainplus.knobs.bound_knob import _jax
 from keras_trainplus.knobs.bound_knob import is_bare_base
 from keras_trainplus.knobs.knob import _strategy_scope
 
@@ -26,9 +25,10 @@ class GradientAccumulationKnob(BoundKnob):
     updates. k, the micro-batch count and the epoch length are variables,
     so changing k never retraces. Under `tf.distribute` each replica
     accumulates its own gradients and the update all-reduces their means,
-    exactly as one device. On JAX the update is computed every micro-batch
-    and kept only on update micro-batches (the stateless train step has no
-    conditional assignment), as Keras does for its own accumulation.
+    exactly as one device. On JAX and under `tf.distribute` the update is
+    computed every micro-batch and kept only on update micro-batches (a
+    stateless step, resp. a replica synchronization, cannot sit inside a
+    conditional), as Keras does for its own accumulation on JAX.
     """
 
     log_key = "gradient_accumulation"
@@ -168,7 +168,7 @@ class _AccumulationState:
         self.counters.assign(
             counters + ops.convert_to_tensor([1, 0, 0], "int32")
         )
-        if _jax():
+        if not ga.conditional_update_allowed():
             self._select(stock, update, means, sums, accs, variables)
             return
         zeros = [ops.zeros_like(s) for s in sums]
@@ -184,15 +184,23 @@ class _AccumulationState:
         ops.cond(update, apply_update, accumulate)
 
     def _select(self, stock, update, means, sums, accs, variables):
-        """JAX: run the update, keep it only on update micro-batches."""
+        """Runs the update, keeps it only on update micro-batches."""
+        opt = self.optimizer
         own = {id(v) for v in self.own}
         touched = list(variables) + [
-            v for v in self.optimizer.variables if id(v) not in own
+            v for v in opt.variables if id(v) not in own
         ]
-        before = [v.value for v in touched]
+        before = [ops.copy(v.value) for v in touched]
         stock(means, variables)
-        for variable, old in zip(touched, before):
-            variable.assign(ops.where(update, variable.value, old))
-        for acc, s in zip(accs, sums):
-            acc.assign(ops.where(update, ops.zeros_like(s), s))
-        ga.uncount(self.optimizer, ops.where(update, 0, 1))
+        ga.assign_per_replica(
+            opt,
+            touched,
+            [
+                ops.where(update, v.value, old)
+                for v, old in zip(touched, before)
+            ],
+        )
+        ga.assign_per_replica(
+            opt, accs, [ops.where(update, ops.zeros_like(s), s) for s in sums]
+        )
+        ga.uncount(opt, ops.where(update, 0, 1))
