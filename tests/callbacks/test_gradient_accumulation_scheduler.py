@@ -401,3 +401,23 @@ def test_factor_1_is_plain_training():
     assert math.isclose(
         float(ops.convert_to_numpy(model.optimizer.iterations)), 12
     )
+
+
+def test_lr_finder_with_an_accumulation_schedule_is_an_error():
+    x, y = _data()
+    model = _model()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        model.fit(
+            x,
+            y,
+            batch_size=B,
+            epochs=1,
+            verbose=0,
+            callbacks=[
+                C.GradientAccumulationScheduler({0: 2}),
+                C.LRFinder(num_steps=5),
+            ],
+        )
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

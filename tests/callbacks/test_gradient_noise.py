@@ -287,3 +287,24 @@ def test_config_round_trip_and_deepcopy():
     assert copy.deepcopy(callback).get_config() == config
     schedule = S.AnnealedNoise(0.3, 0.5)
     assert S.AnnealedNoise.from_config(schedule.get_config()) == schedule
+
+
+def test_same_noise_at_any_steps_per_execution():
+    from tests.helpers import spe_values
+
+    x, y = _data()
+    finals = []
+    for spe in spe_values():
+        model = _model(spe=spe)
+        model.fit(
+            x,
+            y,
+            batch_size=4,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=[C.GradientNoise(0.2, seed=9)],
+        )
+        finals.append(np.concatenate([w.ravel() for w in model.get_weights()]))
+    for other in finals[1:]:
+        np.testing.assert_allclose(other, finals[0], rtol=1e-6, atol=1e-7)

@@ -130,6 +130,16 @@ class LRFinder(HyperparameterScheduler):
     def on_train_begin(self, logs=None):
         self.result = None
         super().on_train_begin(logs)  # the LR knob; claims the LR
+        if self._guard.accumulation_factors() is not None:
+            self._guard.abort()
+            raise ValueError(
+                "LRFinder cannot run with a gradient accumulation schedule "
+                "(GradientAccumulationScheduler or the target "
+                "'gradient_accumulation'): its updates would mix "
+                "micro-batch counts. For a range test at an effective "
+                "batch of k batches, create the optimizer with "
+                "`gradient_accumulation_steps=k`."
+            )
         if self.restore:
             self._snapshot = Snapshot(self.model)
 
