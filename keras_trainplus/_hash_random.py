@@ -4,8 +4,8 @@ counter, keyed by two int32 keys.
 Every backend computes the same numbers for the same keys (integer
 arithmetic only, wrapping multiplication), inside XLA, with no random op
 and no generator state. Used for per-example draws of the augmentation
-layers (`layers/_random.py`) and for gradient noise (one draw per update,
-keyed by the seed and the update number, so every replica and every
+layers (`layers/_random.py`) and for the stateless seeds of gradient noise
+(keyed by the seed and the update number, so every replica and every
 worker adds the same noise).
 """
 
@@ -14,8 +14,6 @@ from keras import ops
 _M1 = 0x7FEB352D
 _M2 = 0x846CA68B - (1 << 32)  # as int32
 _GOLDEN = 0x9E3779B9 - (1 << 32)  # as int32
-_TINY = 1e-30
-_TWO_PI = 6.283185307179586
 
 
 def lshr(x, k):
@@ -48,17 +46,3 @@ def keys(seed, step):
     k0 = mix32(ops.bitwise_xor(mix32(ops.cast(seed, "int32")), step))
     k1 = mix32(k0 + ops.convert_to_tensor(_GOLDEN, "int32"))
     return k0, k1
-
-
-def normal_from_counter(shape, offset, key0, key1):
-    """float32 standard normals of `shape` for the elements
-    ``offset .. offset + size - 1`` of the keyed stream (Box-Muller, cosine
-    branch; 24-bit uniforms bound |z| by about 5.8)."""
-    size = 1
-    for d in shape:
-        size *= int(d)
-    counter = ops.arange(size, dtype="int32") + offset
-    u1 = uniform_from_counter(counter, key0, key1)
-    u2 = uniform_from_counter(counter, key1, key0 + 1)
-    radius = ops.sqrt(-2.0 * ops.log(ops.maximum(1.0 - u1, _TINY)))
-    return ops.reshape(radius * ops.cos(_TWO_PI * u2), tuple(shape))

@@ -15,7 +15,9 @@ def test_public_api():
     assert set(ktp.callbacks.__all__) == {
         "CyclicLR",
         "DropoutScheduler",
+        "GradientAccumulationScheduler",
         "GradientClipScheduler",
+        "GradientNoise",
         "HyperparameterScheduler",
         "LRFinder",
         "NewbobLRControl",

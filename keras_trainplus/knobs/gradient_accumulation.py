@@ -64,17 +64,11 @@ class GradientAccumulationKnob(BoundKnob):
         return v.target_value("gradient_accumulation", value, argument)
 
     def install(self, schedule, offset):
-        if not is_bare_base(schedule) and schedule.per_epoch_leaves():
+        if not (is_bare_base(schedule) or _is_constant(schedule)):
             raise ValueError(
                 "The gradient accumulation factor changes between epochs "
-                "only: give a number, a dict {epoch: factor} or a callable "
-                f"epoch -> factor. Received: {schedule!r}"
-            )
-        if not is_bare_base(schedule) and not _is_constant(schedule):
-            raise ValueError(
-                "The gradient accumulation factor changes between epochs "
-                "only; a per-step schedule cannot set it. Received: "
-                f"{schedule!r}"
+                "only: give a number, a dict {epoch: factor}, a list or a "
+                f"callable epoch -> factor. Received: {schedule!r}"
             )
         if not self.model.optimizer.built:  # TF builds it at the first step
             with _strategy_scope(self.model):

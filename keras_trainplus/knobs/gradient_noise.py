@@ -1,7 +1,6 @@
 """`GradientNoiseKnob`: Gaussian noise of a scheduled standard deviation,
 added to the gradient the update uses."""
 
-import math
 import random
 
 import keras
@@ -9,7 +8,6 @@ import keras
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus._hash_random import keys
-from keras_trainplus._hash_random import normal_from_counter
 from keras_trainplus.knobs.knob import _strategy_scope
 from keras_trainplus.knobs.optimizer_side import OptimizerSideKnob
 
@@ -20,10 +18,11 @@ class GradientNoiseKnob(OptimizerSideKnob):
 
     The noise goes on the aggregated gradient: after the cross-replica sum,
     after accumulation and after clipping (so the update sees exactly
-    sigma). Update ``t`` draws from a counter-based hash keyed by the seed
-    and ``t`` (``optimizer.iterations``): every replica and worker adds the
-    same noise, with no generator state; a seeded run reproduces, and a
-    resumed one continues the stream.
+    sigma). Update ``t`` draws with the backend's stateless generator,
+    seeded from the noise seed, the variable and ``t``
+    (``optimizer.iterations``): every replica and worker adds the same
+    noise, with no generator state; a seeded run reproduces, and a resumed
+    one continues the stream.
     """
 
     def __init__(self, model, seed=None, log_key="gradient_noise"):
@@ -75,19 +74,38 @@ class GradientNoiseKnob(OptimizerSideKnob):
         self._seed_variable = None
 
 
+class StepSeed(keras.random.SeedGenerator):
+    """A stateless seed for one `keras.random` draw: `next()` always gives
+    the same two keys, computed in the step from the noise seed, the
+    variable's index and the update number (no generator state to carry
+    through the JAX train state or to keep in sync across replicas).
+    Deliberately skips `SeedGenerator.__init__`, which creates the state
+    variable this seed does not have."""
+
+    def __init__(self, seed, index, step):
+        spread = (index * 0x9E3779B9 + (1 << 31)) % (1 << 32) - (1 << 31)
+        k0, k1 = keys(seed + spread, step)
+        dtype = "uint32" if keras.backend.backend() == "jax" else "int32"
+        self.value = keras.ops.cast(keras.ops.stack([k0, k1]), dtype)
+
+    def next(self, ordered=True):
+        return self.value
+
+
 def add_noise(grads, sigma, seed, step):
     """`grads` (a list, None entries kept) plus ``sigma * N(0, 1)`` per
-    element; variable ``i`` takes the elements of the keyed stream after
-    those of variables ``0 .. i - 1``, so no two elements share a draw."""
-    key0, key1 = keys(seed, step)
-    out, offset = [], 0
-    for g in grads:
+    element, drawn with the backend's stateless generator from a seed of
+    (noise seed, variable index, update number): independent across
+    elements, variables and updates, identical on every replica."""
+    out = []
+    for index, g in enumerate(grads):
         if g is None:
             out.append(None)
             continue
         g = keras.ops.convert_to_tensor(g)
-        z = normal_from_counter(g.shape, offset, key0, key1)
+        z = keras.random.normal(
+            g.shape, dtype="float32", seed=StepSeed(seed, index, step)
+        )
         scale = keras.ops.cast(sigma, g.dtype)
         out.append(g + scale * keras.ops.cast(z, g.dtype))
-        offset += math.prod(int(d) for d in g.shape)
     return out

@@ -81,14 +81,24 @@ def _sigma(eta, gamma, t):
     return math.sqrt(eta / (1 + t) ** gamma)
 
 
+def assert_gaussian(noise, sigmas):
+    """Each row has standard deviation sigmas[t] (within 6 standard errors)
+    and mean 0 (within 5), and all rows scaled by their sigma are N(0, 1)
+    together (KS test; one test, so no correction for many steps)."""
+    scaled = []
+    for t, (n, sigma) in enumerate(zip(noise, sigmas)):
+        size = n.size
+        assert abs(n.std() / sigma - 1) < 6 / math.sqrt(2 * size), t
+        assert abs(n.mean()) < 5 * sigma / math.sqrt(size), t
+        scaled.append(n / sigma)
+    assert stats.kstest(np.concatenate(scaled), "norm").pvalue > 1e-4
+
+
 def test_applied_noise_has_sigma_t_mean_0_and_no_correlation():
     eta, gamma = 0.5, 0.55
     noise = _applied_noise(lambda: [C.GradientNoise(eta, gamma, seed=7)])
     assert noise.shape == (STEPS, IN * OUT + OUT)
-    for t, n in enumerate(noise):
-        sigma = _sigma(eta, gamma, t)
-        assert stats.kstest(n / sigma, "norm").pvalue > 1e-4, t
-        assert abs(n.mean()) < 5 * sigma / math.sqrt(n.size)
+    assert_gaussian(noise, [_sigma(eta, gamma, t) for t in range(STEPS)])
     # across steps and across variables (kernel vs bias)
     scaled = (
         noise / np.array([_sigma(eta, gamma, t) for t in range(STEPS)])[:, None]
@@ -108,8 +118,7 @@ def test_noise_goes_after_clipping():
         lambda: [C.GradientNoise(eta, gamma=0.0, seed=1)],
         common=lambda: [C.GradientClipScheduler({0: 1e-6})],
     )
-    for n in noise:
-        assert stats.kstest(n / math.sqrt(eta), "norm").pvalue > 1e-4
+    assert_gaussian(noise, [math.sqrt(eta)] * len(noise))
 
 
 def test_noise_goes_after_accumulation_once_per_update():
@@ -145,9 +154,7 @@ def test_noise_goes_after_accumulation_once_per_update():
     clean = np.diff(np.array(plain.weights), axis=0)
     noise = -(noisy - clean)
     assert int(model.optimizer.iterations) == STEPS
-    for t, n in enumerate(noise):
-        sigma = _sigma(eta, 0.55, t)
-        assert stats.kstest(n / sigma, "norm").pvalue > 1e-4, t
+    assert_gaussian(noise, [_sigma(eta, 0.55, t) for t in range(STEPS)])
 
 
 def test_seeded_runs_reproduce_and_seeds_differ():
@@ -198,8 +205,7 @@ def test_driver_target_is_the_standard_deviation():
             )
         ]
     )
-    for n in noise:
-        assert stats.kstest(n / 0.1, "norm").pvalue > 1e-4
+    assert_gaussian(noise, [0.1] * len(noise))
     zero = _applied_noise(
         lambda: [C.HyperparameterScheduler({"gradient_noise": 0.0})]
     )
@@ -308,3 +314,17 @@ def test_same_noise_at_any_steps_per_execution():
         finals.append(np.concatenate([w.ravel() for w in model.get_weights()]))
     for other in finals[1:]:
         np.testing.assert_allclose(other, finals[0], rtol=1e-6, atol=1e-7)
+
+
+def test_plot_history_shows_both_by_default():
+    from keras_trainplus.plotting import _history_keys
+
+    logs = {
+        "loss": [1.0, 0.5],
+        "accuracy": [0.1, 0.2],
+        "gradient_noise": [0.1, 0.05],
+        "gradient_accumulation": [1.0, 2.0],
+    }
+    keys = _history_keys(logs, None)
+    assert "gradient_noise" in keys and "gradient_accumulation" in keys
+    assert "accuracy" not in keys
