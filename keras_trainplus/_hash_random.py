@@ -14,6 +14,8 @@ from keras import ops
 _M1 = 0x7FEB352D
 _M2 = 0x846CA68B - (1 << 32)  # as int32
 _GOLDEN = 0x9E3779B9 - (1 << 32)  # as int32
+_TINY = 1e-30
+_TWO_PI = 6.283185307179586
 
 
 def lshr(x, k):
@@ -46,3 +48,18 @@ def keys(seed, step):
     k0 = mix32(ops.bitwise_xor(mix32(ops.cast(seed, "int32")), step))
     k1 = mix32(k0 + ops.convert_to_tensor(_GOLDEN, "int32"))
     return k0, k1
+
+
+def normal_from_counter(shape, key0, key1):
+    """float32 standard normals of `shape` (Box-Muller, cosine branch, on
+    two keyed uniform streams; 24-bit uniforms bound |z| by about 5.8).
+    Under XLA this fuses into one loop: faster than the backends' own
+    normal samplers there (see BENCHMARKS.md, gradient noise)."""
+    size = 1
+    for d in shape:
+        size *= int(d)
+    counter = ops.arange(size, dtype="int32")
+    u1 = uniform_from_counter(counter, key0, key1)
+    u2 = uniform_from_counter(counter, key1, key0 + 1)
+    radius = ops.sqrt(-2.0 * ops.log(ops.maximum(1.0 - u1, _TINY)))
+    return ops.reshape(radius * ops.cos(_TWO_PI * u2), tuple(shape))

@@ -8,6 +8,8 @@ import keras
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus._hash_random import keys
+from keras_trainplus._hash_random import normal_from_counter
+from keras_trainplus.knobs.bound_knob import _jax
 from keras_trainplus.knobs.knob import _strategy_scope
 from keras_trainplus.knobs.optimizer_side import OptimizerSideKnob
 
@@ -18,11 +20,12 @@ class GradientNoiseKnob(OptimizerSideKnob):
 
     The noise goes on the aggregated gradient: after the cross-replica sum,
     after accumulation and after clipping (so the update sees exactly
-    sigma). Update ``t`` draws with the backend's stateless generator,
-    seeded from the noise seed, the variable and ``t``
-    (``optimizer.iterations``): every replica and worker adds the same
-    noise, with no generator state; a seeded run reproduces, and a resumed
-    one continues the stream.
+    sigma). Update ``t`` draws statelessly, seeded from the noise seed, the
+    variable and ``t`` (``optimizer.iterations``): every replica and
+    worker adds the same noise; a seeded run reproduces, and a resumed one
+    continues the stream. Under XLA (JAX, `jit_compile=True`) the normals
+    come from a counter hash, which XLA fuses; otherwise from the backend's
+    stateless sampler.
     """
 
     def __init__(self, model, seed=None, log_key="gradient_noise"):
@@ -60,9 +63,12 @@ class GradientNoiseKnob(OptimizerSideKnob):
                 aggregation="only_first_replica",
             )
         seed_variable = self._seed_variable
+        hashed = _jax() or self.model.jit_compile is True
 
         def noise(grads, step):
-            return add_noise(grads, sigma(step), seed_variable.value, step)
+            return add_noise(
+                grads, sigma(step), seed_variable.value, step, hashed
+            )
 
         for opt in self.optimizers:
             internals.optimizer_update.set_gradient_program(opt, "noise", noise)
@@ -76,36 +82,38 @@ class GradientNoiseKnob(OptimizerSideKnob):
 
 class StepSeed(keras.random.SeedGenerator):
     """A stateless seed for one `keras.random` draw: `next()` always gives
-    the same two keys, computed in the step from the noise seed, the
-    variable's index and the update number (no generator state to carry
-    through the JAX train state or to keep in sync across replicas).
-    Deliberately skips `SeedGenerator.__init__`, which creates the state
-    variable this seed does not have."""
+    the same two keys (no generator state to carry through the JAX train
+    state or to keep in sync across replicas). Deliberately skips
+    `SeedGenerator.__init__`, which creates the state variable this seed
+    does not have."""
 
-    def __init__(self, seed, index, step):
-        spread = (index * 0x9E3779B9 + (1 << 31)) % (1 << 32) - (1 << 31)
-        k0, k1 = keys(seed + spread, step)
+    def __init__(self, keys):
         dtype = "uint32" if keras.backend.backend() == "jax" else "int32"
-        self.value = keras.ops.cast(keras.ops.stack([k0, k1]), dtype)
+        self.value = keras.ops.cast(keras.ops.stack(keys), dtype)
 
     def next(self, ordered=True):
         return self.value
 
 
-def add_noise(grads, sigma, seed, step):
+def add_noise(grads, sigma, seed, step, hashed=False):
     """`grads` (a list, None entries kept) plus ``sigma * N(0, 1)`` per
-    element, drawn with the backend's stateless generator from a seed of
-    (noise seed, variable index, update number): independent across
-    elements, variables and updates, identical on every replica."""
+    element, seeded per variable from (noise seed, variable index, update
+    number): independent across elements, variables and updates, identical
+    on every replica. `hashed` draws with the counter hash of
+    `_hash_random` (fast under XLA), else with the backend's stateless
+    generator (`keras.random.normal`, fast without XLA)."""
     out = []
     for index, g in enumerate(grads):
         if g is None:
             out.append(None)
             continue
         g = keras.ops.convert_to_tensor(g)
-        z = keras.random.normal(
-            g.shape, dtype="float32", seed=StepSeed(seed, index, step)
-        )
+        spread = (index * 0x9E3779B9 + (1 << 31)) % (1 << 32) - (1 << 31)
+        k = keys(seed + spread, step)
+        if hashed:
+            z = normal_from_counter(g.shape, *k)
+        else:
+            z = keras.random.normal(g.shape, seed=StepSeed(k))
         scale = keras.ops.cast(sigma, g.dtype)
         out.append(g + scale * keras.ops.cast(z, g.dtype))
     return out

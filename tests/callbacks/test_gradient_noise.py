@@ -15,6 +15,7 @@ from scipy import stats
 
 from keras_trainplus import callbacks as C
 from keras_trainplus import schedules as S
+from tests.helpers import jit_values
 
 IN, OUT, STEPS = 40, 50, 12
 
@@ -24,13 +25,14 @@ def _mean_output(y_true, y_pred):
     return ops.mean(y_pred)
 
 
-def _model(lr=1.0, spe=1, **optimizer_kwargs):
+def _model(lr=1.0, spe=1, jit_compile="auto", **optimizer_kwargs):
     keras.utils.set_random_seed(2)
     model = keras.Sequential([keras.Input((IN,)), keras.layers.Dense(OUT)])
     model.compile(
         keras.optimizers.SGD(lr, **optimizer_kwargs),
         loss=_mean_output,
         steps_per_execution=spe,
+        jit_compile=jit_compile,
     )
     return model
 
@@ -94,9 +96,13 @@ def assert_gaussian(noise, sigmas):
     assert stats.kstest(np.concatenate(scaled), "norm").pvalue > 1e-4
 
 
-def test_applied_noise_has_sigma_t_mean_0_and_no_correlation():
+@pytest.mark.parametrize("jit_compile", jit_values())
+def test_applied_noise_has_sigma_t_mean_0_and_no_correlation(jit_compile):
+    """Both samplers: the backend's (no XLA) and the counter hash (XLA)."""
     eta, gamma = 0.5, 0.55
-    noise = _applied_noise(lambda: [C.GradientNoise(eta, gamma, seed=7)])
+    noise = _applied_noise(
+        lambda: [C.GradientNoise(eta, gamma, seed=7)], jit_compile=jit_compile
+    )
     assert noise.shape == (STEPS, IN * OUT + OUT)
     assert_gaussian(noise, [_sigma(eta, gamma, t) for t in range(STEPS)])
     # across steps and across variables (kernel vs bias)
