@@ -165,11 +165,14 @@ class _AccumulationState:
         if not ga.conditional_update_allowed():
             self._select(stock, update, means, sums, accs, variables)
             return
-        zeros = [ops.zeros_like(s) for s in sums]
+
+        def reset():
+            ga.assign_per_replica(opt, accs, [ops.zeros_like(s) for s in sums])
 
         def apply_update():
             stock(means, variables)
-            ga.assign_per_replica(opt, accs, zeros)
+            # A window of one micro-batch left the accumulators at zero.
+            ops.cond(count > 1, reset, lambda: None)
 
         def accumulate():
             ga.assign_per_replica(opt, accs, sums)
