@@ -322,7 +322,10 @@ def target_value(target, value, argument):
     if infinite:
         what += "; math.inf or None: no clipping"
     if target == "gradient_accumulation":
-        return float(integer(argument, value, minimum=1))
+        factor = integer(argument, value, minimum=1)
+        if factor > 2**31 - 1:  # an int32 in the compiled step
+            fail(argument, value, "an integer in [1, 2**31 - 1]")
+        return float(factor)
     return real(
         argument,
         value,

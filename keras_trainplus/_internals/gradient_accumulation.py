@@ -64,6 +64,7 @@ def built_variables(optimizer):
     return list(optimizer._trainable_variables)
 
 
+@hook("3.15")
 def conditional_update_allowed():
     """False where the update cannot sit inside a conditional: on JAX (the
     train step is stateless) and inside a `tf.distribute` strategy, whose

@@ -130,6 +130,21 @@ def state(optimizer):
     return state
 
 
+@hook("3.15")
+def forget_if_idle(optimizer):
+    """Removes the per-optimizer state and cache once no program is
+    installed, so the optimizer is stock again."""
+    programs = optimizer.__dict__.get(_STATE)
+    if programs is None:
+        return
+    if programs.get("lr") or programs.get("hyper") or programs.get("gradient"):
+        return
+    if programs.get("depth"):
+        return
+    optimizer.__dict__.pop(_STATE, None)
+    optimizer.__dict__.pop("_keras_trainplus_cache", None)
+
+
 _APPLYING = threading.local()
 
 
@@ -177,6 +192,7 @@ def set_learning_rate_program(
         optimizer.__dict__.pop(_LR_HOOK, None)
         optimizer.__dict__.pop("apply", None)
         programs["lr"] = None
+        forget_if_idle(optimizer)
         return
     if needs_variable and learning_rate_variable(optimizer) is None:
         raise ValueError(

@@ -96,6 +96,7 @@ def set_hyperparameter_programs(optimizer, programs):
         optimizer.__dict__.pop(name, None)
     state["hyper"] = dict(programs)
     if not programs:
+        optimizer_core.forget_if_idle(optimizer)
         return
     for name in programs:
         require(optimizer, name, f"schedule `{name}`")
@@ -228,6 +229,7 @@ def set_gradient_program(optimizer, kind, program):
     for name in ("_clip_gradients", "_all_reduce_sum_gradients"):
         optimizer.__dict__.pop(name, None)
     if not programs:
+        optimizer_core.forget_if_idle(optimizer)
         return
     require(optimizer, "_clip_gradients", "schedule gradient programs")
     stock_clip = type(optimizer)._clip_gradients

@@ -65,3 +65,25 @@ def _keras_global_seed_generator():
     except ImportError:  # pragma: no cover - layout changed
         return None
     return global_state.get_global_attribute("global_seed_generator")
+
+
+class _StatelessSeed(keras.random.SeedGenerator):
+    """A seed whose `next()` always gives the same two keys. Keras's random
+    ops call `next()` on a `SeedGenerator` to get their seed; skipping
+    `SeedGenerator.__init__` (which creates a state variable) leaves no
+    generator state to carry through the JAX train state or to keep in
+    sync across replicas."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def next(self, ordered=True):
+        return self.value
+
+
+@hook("3.15")
+def stateless_seed(keys):
+    """A `seed=` for `keras.random` ops from two int32 keys (tensors): the
+    same numbers every time, on every replica."""
+    dtype = "uint32" if keras.backend.backend() == "jax" else "int32"
+    return _StatelessSeed(keras.ops.cast(keras.ops.stack(keys), dtype))

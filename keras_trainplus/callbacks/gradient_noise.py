@@ -34,7 +34,8 @@ class GradientNoise(HyperparameterScheduler):
         eta: float > 0, the variance at ``t = 0``. The paper uses 0.01,
             0.3 or 1.0. Defaults to `0.01`.
         gamma: float >= 0, the annealing exponent. Defaults to `0.55`.
-        seed: int or None (a random seed per `fit`).
+        seed: int or None (a random seed per `fit`). Its low 32 bits are
+            used.
         verbose: int. Defaults to `0`.
 
     Example:

@@ -45,6 +45,15 @@ class GradientAccumulationKnob(BoundKnob):
                     f"has gradient_accumulation_steps={own}. Create it "
                     "without `gradient_accumulation_steps`."
                 )
+        if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
+            raise ValueError(
+                "A gradient accumulation schedule does not support "
+                "`LossScaleOptimizer` (mixed_float16) yet: a micro-batch "
+                "whose scaled gradient overflows is skipped before the "
+                "accumulation sees it, so an epoch's last window would be "
+                "lost. Use mixed_bfloat16 (no loss scaling) or the "
+                "optimizer's own `gradient_accumulation_steps`."
+            )
         self._state = None
         self._factor = 1
 
@@ -100,6 +109,11 @@ class GradientAccumulationKnob(BoundKnob):
             ga.set_apply_program(state.optimizer, None)
             state.release()
         self._state = None
+
+
+def _is_sparse(gradient):
+    """A TensorFlow `IndexedSlices` gradient (e.g. of an `Embedding`)."""
+    return type(gradient).__name__ == "IndexedSlices"
 
 
 def _is_constant(schedule):
@@ -170,7 +184,17 @@ class _AccumulationState:
             ga.assign_per_replica(opt, accs, [ops.zeros_like(s) for s in sums])
 
         def apply_update():
-            stock(means, variables)
+            if any(_is_sparse(g) for g in grads):
+                # A window of one micro-batch updates with the gradients as
+                # they came (sparse, like plain training); a longer one
+                # with the dense means.
+                ops.cond(
+                    count > 1,
+                    lambda: stock(means, variables),
+                    lambda: stock(grads, variables),
+                )
+            else:
+                stock(means, variables)
             # A window of one micro-batch left the accumulators at zero.
             ops.cond(count > 1, reset, lambda: None)
 

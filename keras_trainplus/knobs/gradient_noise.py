@@ -51,6 +51,8 @@ class GradientNoiseKnob(OptimizerSideKnob):
         seed = self.seed
         if seed is None:
             seed = random.randrange(1 << 31)
+        # Any integer seed, as its low 32 bits (an int32 in the step).
+        seed = (seed + (1 << 31)) % (1 << 32) - (1 << 31)
         # A variable created in the strategy scope: under
         # MultiWorkerMirroredStrategy its initial value is the chief's, so
         # an unseeded run still adds the same noise on every worker.
@@ -80,21 +82,6 @@ class GradientNoiseKnob(OptimizerSideKnob):
         self._seed_variable = None
 
 
-class StepSeed(keras.random.SeedGenerator):
-    """A stateless seed for one `keras.random` draw: `next()` always gives
-    the same two keys (no generator state to carry through the JAX train
-    state or to keep in sync across replicas). Deliberately skips
-    `SeedGenerator.__init__`, which creates the state variable this seed
-    does not have."""
-
-    def __init__(self, keys):
-        dtype = "uint32" if keras.backend.backend() == "jax" else "int32"
-        self.value = keras.ops.cast(keras.ops.stack(keys), dtype)
-
-    def next(self, ordered=True):
-        return self.value
-
-
 def add_noise(grads, sigma, seed, step, hashed=False):
     """`grads` (a list, None entries kept) plus ``sigma * N(0, 1)`` per
     element, seeded per variable from (noise seed, variable index, update
@@ -113,7 +100,9 @@ def add_noise(grads, sigma, seed, step, hashed=False):
         if hashed:
             z = normal_from_counter(g.shape, *k)
         else:
-            z = keras.random.normal(g.shape, seed=StepSeed(k))
+            z = keras.random.normal(
+                g.shape, seed=internals.random_state.stateless_seed(k)
+            )
         scale = keras.ops.cast(sigma, g.dtype)
         out.append(g + scale * keras.ops.cast(z, g.dtype))
     return out

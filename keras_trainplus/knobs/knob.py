@@ -113,7 +113,7 @@ class Knob:
         """The value as a tensor (use inside compiled code): the variable,
         or the in-graph program a driver installed (a per-step schedule)."""
         if self._program is not None:
-            return self._program()
+            return keras.ops.cast(self._program(), self.variable.dtype)
         return self.variable.value
 
     def set_program(self, program):

@@ -6,6 +6,7 @@ from keras_trainplus import _validation as v
 from keras_trainplus.knobs.bound_knob import BoundKnob
 from keras_trainplus.knobs.bound_knob import _jax
 from keras_trainplus.knobs.bound_knob import is_bare_base
+from keras_trainplus.schedules.constant import Constant
 
 
 class UserKnob(BoundKnob):
@@ -13,9 +14,12 @@ class UserKnob(BoundKnob):
 
     Per-epoch values are written into the knob's variable; a per-step
     schedule becomes the knob's in-graph program, so ``knob.read()`` in the
-    compiled step returns ``schedule(optimizer.iterations - offset)``. On
-    JAX a knob that is neither a model nor an optimizer variable is carried
-    as hidden optimizer state while installed (no `Knob.track` needed).
+    compiled step returns ``schedule(optimizer.iterations - offset)``, in
+    the knob's dtype. On JAX a knob that is neither a model nor an
+    optimizer variable is carried as hidden optimizer state while installed
+    (no `Knob.track` needed); a forward pass on JAX cannot see the
+    optimizer's step, so there a knob read in a layer's `call` takes
+    per-epoch values and constants (attach it to the layer).
     """
 
     def __init__(self, model, knob, log_key=None):
@@ -56,6 +60,9 @@ class UserKnob(BoundKnob):
                 )
             self._hidden = True
         if is_bare_base(schedule):
+            return
+        if isinstance(schedule, Constant):  # a value, no program
+            self.knob.assign(float(schedule.value), model=self.model)
             return
         optimizer, variable = self.optimizers[0], self.knob.variable
 

@@ -23,3 +23,17 @@ def test_restore_gives_the_same_draws():
     first = draws()
     random_state.restore_rng(state)
     assert draws() == first
+
+
+def test_stateless_seed_gives_the_same_numbers_every_time():
+    import keras
+
+    from keras_trainplus._internals import random_state
+
+    keys = [keras.ops.convert_to_tensor(3, "int32")] * 2
+    a = keras.random.normal((5,), seed=random_state.stateless_seed(keys))
+    b = keras.random.normal((5,), seed=random_state.stateless_seed(keys))
+    other = [keys[0], keras.ops.convert_to_tensor(4, "int32")]
+    c = keras.random.normal((5,), seed=random_state.stateless_seed(other))
+    a, b, c = (keras.ops.convert_to_numpy(t) for t in (a, b, c))
+    assert (a == b).all() and not (a == c).all()

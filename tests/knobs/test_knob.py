@@ -96,3 +96,47 @@ def test_track_adds_one_optimizer_variable_once():
     knob.track(opt)
     knob.track(opt)
     assert len(opt.variables) == before + 1
+
+
+class _Scale(keras.layers.Layer):
+    """Multiplies by a knob read in `call`."""
+
+    def __init__(self, knob, **kwargs):
+        super().__init__(**kwargs)
+        self.knob = knob
+
+    def call(self, x):
+        return x * self.knob.read()
+
+
+@pytest.mark.parametrize("kind", ["linear", "constant", "per_epoch"])
+def test_knob_read_in_a_layer_call(kind):
+    """A driver target read in a forward pass, in the knob's dtype (a
+    per-step program on JAX is for the optimizer step only)."""
+    from keras_trainplus import callbacks as C
+    from keras_trainplus import schedules as S
+
+    if kind == "linear" and keras.backend.backend() == "jax":
+        pytest.skip("a JAX forward pass cannot read the optimizer step")
+    schedule = {
+        "linear": S.Linear(1.0, 0.0, 20),
+        "constant": 0.5,
+        "per_epoch": S.PerEpoch([1.0, 0.5]),
+    }[kind]
+    knob = Knob(1.0, name="scale")
+    layer = _Scale(knob)
+    knob.attach(layer)
+    model = keras.Sequential([keras.Input((5,)), layer, keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.ones((32, 5), "float32"), np.ones((32, 1), "float32")
+    history = model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[C.HyperparameterScheduler({knob: schedule})],
+    )
+    expected = {"linear": [1.0, 0.95], "constant": [0.5, 0.5]}.get(
+        kind, [1.0, 0.5]
+    )
+    np.testing.assert_allclose(history.history["scale"], expected, rtol=1e-6)
