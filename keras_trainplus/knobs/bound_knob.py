@@ -55,6 +55,14 @@ class BoundKnob:
         writer per value, see `_fit_guard`)."""
         return []
 
+    def _optimizer_keys(self, kind, what):
+        """`value_keys` of a value held once per optimizer: ``(kind,
+        id(optimizer))``, described as "the <what> of optimizer '<name>'"."""
+        return [
+            ((kind, id(opt)), f"the {what} of optimizer {opt.name!r}")
+            for opt in self.optimizers
+        ]
+
     def restore_original(self):
         """Puts back the values of before `fit` (after an exception)."""
 

@@ -7,7 +7,6 @@ from keras import ops
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus.knobs.bound_knob import BoundKnob
-from keras_trainplus.knobs.bound_knob import is_bare_base
 from keras_trainplus.knobs.knob import _strategy_scope
 
 ga = internals.gradient_accumulation
@@ -58,13 +57,9 @@ class GradientAccumulationKnob(BoundKnob):
         self._factor = 1
 
     def value_keys(self):
-        return [
-            (
-                ("gradient_accumulation", id(opt)),
-                f"the gradient accumulation of optimizer {opt.name!r}",
-            )
-            for opt in self.optimizers
-        ]
+        return self._optimizer_keys(
+            "gradient_accumulation", "gradient accumulation"
+        )
 
     def base(self):
         return float(self._factor)
@@ -73,12 +68,8 @@ class GradientAccumulationKnob(BoundKnob):
         return v.target_value("gradient_accumulation", value, argument)
 
     def install(self, schedule, offset):
-        if not (is_bare_base(schedule) or _is_constant(schedule)):
-            raise ValueError(
-                "The gradient accumulation factor changes between epochs "
-                "only: give a number, a dict {epoch: factor}, a list or a "
-                f"callable epoch -> factor. Received: {schedule!r}"
-            )
+        # The schedule is a number or per-epoch (checked by the run plan,
+        # `callbacks/_run_plan.factors_of`, before any install).
         if not self.model.optimizer.built:  # TF builds it at the first step
             with _strategy_scope(self.model):
                 self.model.optimizer.build(self.model.trainable_variables)
@@ -114,12 +105,6 @@ class GradientAccumulationKnob(BoundKnob):
 def _is_sparse(gradient):
     """A TensorFlow `IndexedSlices` gradient (e.g. of an `Embedding`)."""
     return type(gradient).__name__ == "IndexedSlices"
-
-
-def _is_constant(schedule):
-    from keras_trainplus.schedules.constant import Constant
-
-    return isinstance(schedule, Constant)
 
 
 class _AccumulationState:

@@ -45,13 +45,7 @@ class GradientClipKnob(OptimizerSideKnob):
         return math.inf
 
     def value_keys(self):
-        return [
-            (
-                ("gradient_clip", id(opt)),
-                f"the gradient clipping of optimizer {opt.name!r}",
-            )
-            for opt in self.optimizers
-        ]
+        return self._optimizer_keys("gradient_clip", "gradient clipping")
 
     def install(self, schedule, offset):
         threshold = self._make_program(schedule, offset)

@@ -38,13 +38,7 @@ class GradientNoiseKnob(OptimizerSideKnob):
         return 0.0
 
     def value_keys(self):
-        return [
-            (
-                ("gradient_noise", id(opt)),
-                f"the gradient noise of optimizer {opt.name!r}",
-            )
-            for opt in self.optimizers
-        ]
+        return self._optimizer_keys("gradient_noise", "gradient noise")
 
     def install(self, schedule, offset):
         sigma = self._make_program(schedule, offset)
