@@ -278,6 +278,8 @@ def _target_range(target):
         fail_type("target", target, "a hyperparameter target name")
     if target.startswith("dropout:"):
         return _TARGET_RANGES["dropout"]
+    if target.startswith("lr_multiplier:"):
+        return (0, None, True, True, False, "a learning-rate multiplier")
     if target in _TARGET_RANGES:
         return _TARGET_RANGES[target]
     layer, dot, knob = target.rpartition(".")
@@ -294,8 +296,9 @@ def target_value(target, value, argument):
     Ranges: ``"learning_rate"``/``"lr"`` and ``"weight_decay"``: finite
     and >= 0; ``"momentum"``, ``"beta_1"``, ``"beta_2"``, ``"dropout"``
     and ``"dropout:<layer>"``: in [0, 1); ``"gradient_clip"``: > 0, where
-    `math.inf` and `None` mean "no clipping"; ``"gradient_noise"``: finite
-    and >= 0; ``"gradient_accumulation"``: an integer >= 1; augmentation knobs
+    `math.inf` and `None` mean "no clipping"; ``"gradient_noise"`` and
+    ``"lr_multiplier:<layer>"``: finite and >= 0;
+    ``"gradient_accumulation"``: an integer >= 1; augmentation knobs
     ``"<layer>.<knob>"``: finite and >= 0, in [0, 1] for probabilities
     and ratios. Other names: any finite number. NumPy scalars, 0-d arrays
     and scalar tensors are accepted.

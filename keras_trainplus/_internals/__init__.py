@@ -12,6 +12,7 @@ appears anywhere else in the package.
   changes during training, and per-replica accumulators.
 * `optimizer_update`: the update step (scheduled hyperparameters, gradient
   clipping on the aggregated gradient, instance attributes, EMA finalize).
+* `layerwise`: a learning-rate multiplier per variable, freezing at 0.
 * `layers`: hidden layer state, the layer tree, `call` on the instance,
   dropout's noise shape.
 * `trainer`: metrics attached after build, `compute_loss`/`train_step` on
@@ -27,6 +28,7 @@ See docs/architecture.md for how these serve the rest of the package.
 from keras_trainplus._internals import fit_loop
 from keras_trainplus._internals import gradient_accumulation
 from keras_trainplus._internals import layers
+from keras_trainplus._internals import layerwise
 from keras_trainplus._internals import multi_worker
 from keras_trainplus._internals import optimizer
 from keras_trainplus._internals import optimizer_update
@@ -38,6 +40,7 @@ __all__ = [
     "fit_loop",
     "gradient_accumulation",
     "layers",
+    "layerwise",
     "multi_worker",
     "optimizer",
     "optimizer_update",

@@ -13,6 +13,7 @@ otherwise, so `optimizer.iterations` counts real updates.
 import keras
 from keras import ops
 
+from keras_trainplus._internals import optimizer as optimizer_core
 from keras_trainplus._internals.version import hook
 from keras_trainplus._internals.version import require
 
@@ -23,21 +24,18 @@ def set_apply_program(optimizer, program):
     ``program(stock, grads, variables)``; `stock(grads, variables)` is the
     optimizer's own (clipping, weight decay, the update, EMA). None
     removes it."""
-    optimizer.__dict__.pop("_backend_apply_gradients", None)
-    if program is None:
-        return
-    require(
-        optimizer, "_backend_apply_gradients", "schedule gradient accumulation"
+    factory = None
+    if program is not None:
+
+        def factory(stock):
+            def backend_apply_gradients(grads, trainable_variables):
+                return program(stock, list(grads), list(trainable_variables))
+
+            return backend_apply_gradients
+
+    optimizer_core.set_method_layer(
+        optimizer, "_backend_apply_gradients", "accumulation", factory, rank=0
     )
-    stock_apply = type(optimizer)._backend_apply_gradients
-
-    def stock(grads, variables):
-        return stock_apply(optimizer, grads, variables)
-
-    def backend_apply_gradients(grads, trainable_variables):
-        return program(stock, list(grads), list(trainable_variables))
-
-    optimizer.__dict__["_backend_apply_gradients"] = backend_apply_gradients
 
 
 @hook("3.15")

@@ -17,8 +17,14 @@ variables.
   graph, and gradient accumulation's micro-batch counter.
 * **Extra optimizer variables** (so a knob read by the optimizer is part of
   the JAX train state), optionally hidden from saved files.
+* **Layers of instance methods**: every feature that changes how one of
+  the optimizer's methods runs installs a named layer over it
+  (`set_method_layer`), so features compose in a fixed order and each
+  removes only its own; and attributes substituted by per-step tensors
+  while one call runs (`substituted`).
 """
 
+import contextlib
 import threading
 import warnings
 import weakref
@@ -83,11 +89,31 @@ class _PerGraphCache:
 
     def __init__(self):
         self._store = weakref.WeakKeyDictionary()
+        self._eager = None  # values of the one eager step in progress
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def eager_step(self):
+        """Eagerly (torch), values computed inside are shared until the
+        outermost scope exits: one update step."""
+        if self._depth == 0:
+            self._eager = {}
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._eager = None
 
     def get(self, key, compute):
         graph = _current_tf_graph()
         if graph is None:
-            return compute()
+            if self._eager is None or keras.backend.backend() != "torch":
+                return compute()
+            if key not in self._eager:
+                self._eager[key] = compute()
+            return self._eager[key]
         entries = self._store.setdefault(graph, {})
         if key not in entries:
             entries[key] = compute()
@@ -137,7 +163,10 @@ def forget_if_idle(optimizer):
     programs = optimizer.__dict__.get(_STATE)
     if programs is None:
         return
-    if programs.get("lr") or programs.get("hyper") or programs.get("gradient"):
+    if any(
+        programs.get(k)
+        for k in ("lr", "hyper", "gradient", "multipliers", "layers")
+    ):
         return
     if programs.get("depth"):
         return
@@ -301,3 +330,109 @@ def detach_hidden_optimizer_state(optimizer, variable):
     if not hidden:
         for name in ("save_own_variables", "load_own_variables", _HIDDEN):
             optimizer.__dict__.pop(name, None)
+
+
+_SUBSTITUTION_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def substituted(optimizer, values):
+    """Temporarily replaces optimizer attributes by per-step tensors.
+
+    Under MirroredStrategy replica threads can be inside at the same time
+    (one paused in a `merge_call`): the originals are saved by the first to
+    enter and restored by the last to leave; threads enter with equal
+    values (all come from the same step and run the same code). A nested
+    substitution sets its values and leaves them to the outer one's exit.
+    """
+    state_ = state(optimizer)
+    with _SUBSTITUTION_LOCK:
+        if state_.setdefault("depth", 0) == 0:
+            state_["saved"] = {n: optimizer.__dict__[n] for n in values}
+        else:
+            for n in values:
+                state_["saved"].setdefault(n, optimizer.__dict__[n])
+        state_["depth"] += 1
+        optimizer.__dict__.update(values)
+    try:
+        yield
+    finally:
+        with _SUBSTITUTION_LOCK:
+            state_["depth"] -= 1
+            if state_["depth"] == 0:
+                optimizer.__dict__.update(state_.pop("saved"))
+
+
+@hook("3.15")
+def set_method_layer(optimizer, method, name, factory, rank=0):
+    """Installs ``factory(inner) -> function`` as the layer `name` of the
+    optimizer's `method`, on this instance. Layers compose by `rank` (the
+    lowest runs innermost, directly over the class's method; a factory may
+    ignore `inner` and replace it). ``factory=None`` removes the layer; with
+    no layer left the method is the class's again."""
+    require(optimizer, method, f"change `{method}`")
+    all_layers = state(optimizer).setdefault("layers", {})
+    layers = all_layers.setdefault(method, {})
+    if factory is None:
+        layers.pop(name, None)
+    else:
+        layers[name] = (rank, factory)
+    optimizer.__dict__.pop(method, None)
+    if not layers:
+        all_layers.pop(method, None)
+        forget_if_idle(optimizer)
+        return
+    stock = getattr(type(optimizer), method)
+
+    def fn(*args, **kwargs):
+        return stock(optimizer, *args, **kwargs)
+
+    for _, make in sorted(layers.values(), key=lambda layer: layer[0]):
+        fn = make(fn)
+    optimizer.__dict__[method] = fn
+
+
+def method_layers(optimizer, method):
+    """The names of the layers installed over `method`."""
+    return set(state(optimizer).get("layers", {}).get(method, {}))
+
+
+@hook("3.15")
+def per_variable_updates(optimizer, user, needed):
+    """On torch, Keras's fused optimizers (`_parallel_update_step`) never
+    call `update_step`; a feature that changes `update_step` (`user`)
+    needs the per-variable path of the optimizer's backend-independent
+    class (Nadam's included). Elsewhere the update always runs per
+    variable."""
+    if keras.backend.backend() != "torch":
+        return
+    users = state(optimizer).setdefault("per_variable", set())
+    if needed:
+        users.add(user)
+    else:
+        users.discard(user)
+    factory = _per_variable_factory(optimizer) if users else None
+    set_method_layer(
+        optimizer, "_backend_update_step", "per_variable", factory, rank=0
+    )
+
+
+def _per_variable_factory(optimizer):
+    import torch
+
+    generic = next(
+        cls.__dict__["_backend_update_step"]
+        for cls in type(optimizer).__mro__
+        if "_backend_update_step" in cls.__dict__
+        and not cls.__module__.startswith("keras.src.backend.torch")
+    )
+    cache = caches(optimizer)
+
+    def factory(inner):
+        def backend_update_step(grads, trainable_variables, learning_rate):
+            with torch.no_grad(), cache.eager_step():
+                generic(optimizer, grads, trainable_variables, learning_rate)
+
+        return backend_update_step
+
+    return factory

@@ -15,9 +15,6 @@
 * **Skipping one EMA finalize** after an aborted `fit` on JAX.
 """
 
-import contextlib
-import threading
-
 import keras
 from keras import ops
 
@@ -33,30 +30,7 @@ def has_momentum_slots(optimizer):
     return True
 
 
-_SUBSTITUTION_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _substituted(optimizer, values):
-    """Temporarily replaces optimizer attributes by per-step tensors.
-
-    Under MirroredStrategy replica threads can be inside at the same time:
-    the originals are saved by the first to enter and restored by the last
-    to leave (the values are equal: all come from the same step).
-    """
-    state = optimizer_core.state(optimizer)
-    with _SUBSTITUTION_LOCK:
-        if state.setdefault("depth", 0) == 0:
-            state["saved"] = {n: optimizer.__dict__[n] for n in values}
-        state["depth"] += 1
-        optimizer.__dict__.update(values)
-    try:
-        yield
-    finally:
-        with _SUBSTITUTION_LOCK:
-            state["depth"] -= 1
-            if state["depth"] == 0:
-                optimizer.__dict__.update(state.pop("saved"))
+_substituted = optimizer_core.substituted
 
 
 def _sgd_momentum_update(
@@ -89,15 +63,13 @@ def set_hyperparameter_programs(optimizer, programs):
     """Makes optimizer attributes per-step tensors ``program(step)``.
 
     `programs` maps attribute names (``"momentum"``, ``"beta_1"``) to
-    callables of ``optimizer.iterations``. Pass ``{}`` to remove.
+    callables of ``optimizer.iterations``. Pass ``{}`` to remove. They are
+    substituted while `update_step` runs (and `_apply_weight_decay` for
+    ``"weight_decay"``), as layers over those methods
+    (`optimizer.set_method_layer`).
     """
     state = optimizer_core.state(optimizer)
-    for name in ("update_step", "_backend_update_step", "_apply_weight_decay"):
-        optimizer.__dict__.pop(name, None)
     state["hyper"] = dict(programs)
-    if not programs:
-        optimizer_core.forget_if_idle(optimizer)
-        return
     for name in programs:
         require(optimizer, name, f"schedule `{name}`")
     cache = optimizer_core.caches(optimizer)
@@ -110,76 +82,86 @@ def set_hyperparameter_programs(optimizer, programs):
 
         return cache.get("hyper", compute)
 
-    if "weight_decay" in programs:
-        _substitute_weight_decay(optimizer, values)
-        programs = {k: f for k, f in programs.items() if k != "weight_decay"}
+    per_step = {k: f for k, f in programs.items() if k != "weight_decay"}
+    layer = optimizer_core.set_method_layer
+    layer(
+        optimizer,
+        "_apply_weight_decay",
+        "hyper",
+        _weight_decay_layer(optimizer, values)
+        if "weight_decay" in programs
+        else None,
+        rank=1,
+    )
+    layer(
+        optimizer,
+        "update_step",
+        "hyper",
+        _update_step_layer(optimizer, values, per_step) if per_step else None,
+        rank=0,
+    )
+    optimizer_core.per_variable_updates(optimizer, "hyper", bool(per_step))
+    graph = per_step and keras.backend.backend() != "torch"
+    layer(
+        optimizer,
+        "_backend_update_step",
+        "hyper",
+        _values_first(values) if graph else None,
+        rank=1,
+    )
     if not programs:
-        return
-    if keras.backend.backend() == "torch":
-        _substitute_eagerly(optimizer, values, programs)
-    else:
-        _substitute_in_graph(optimizer, values, programs)
+        optimizer_core.forget_if_idle(optimizer)
 
 
-def _substitute_weight_decay(optimizer, values):
-    original = type(optimizer)._apply_weight_decay
+def _weight_decay_layer(optimizer, values):
+    def factory(inner):
+        def apply_weight_decay(variables):
+            with _substituted(
+                optimizer, {"weight_decay": values()["weight_decay"]}
+            ):
+                return inner(variables)
 
-    def apply_weight_decay(variables):
-        with _substituted(
-            optimizer, {"weight_decay": values()["weight_decay"]}
-        ):
-            return original(optimizer, variables)
+        return apply_weight_decay
 
-    optimizer.__dict__["_apply_weight_decay"] = apply_weight_decay
-
-
-def _substitute_eagerly(optimizer, values, programs):
-    """torch: compute once per step, then run the per-variable update (the
-    fused torch path needs Python numbers for some arguments)."""
-    import torch
-
-    require(optimizer, "_backend_update_step", "schedule momentum")
-    cls = type(optimizer)
-
-    def backend_update_step(grads, trainable_variables, learning_rate):
-        vals = {k: v for k, v in values().items() if k in programs}
-        with torch.no_grad(), _substituted(optimizer, vals):
-            for grad, var in zip(grads, trainable_variables):
-                cls.update_step(optimizer, grad, var, learning_rate)
-
-    optimizer.__dict__["_backend_update_step"] = backend_update_step
+    return factory
 
 
-def _substitute_in_graph(optimizer, values, programs):
-    cls = type(optimizer)
+def _values_first(values):
+    """Builds the values outside the per-variable colocation scopes of
+    `update_step`, next to the learning-rate program: the graph optimizer
+    can then merge their common work. `update_step` reads them from the
+    per-graph cache."""
+
+    def factory(inner):
+        def backend_update_step(grads, trainable_variables, learning_rate):
+            values()
+            return inner(grads, trainable_variables, learning_rate)
+
+        return backend_update_step
+
+    return factory
+
+
+def _update_step_layer(optimizer, values, programs):
     is_sgd = isinstance(optimizer, keras.optimizers.SGD)
-    original_backend_update_step = cls._backend_update_step
 
-    def backend_update_step(grads, trainable_variables, learning_rate):
-        # Build the values here, outside the per-variable colocation scopes
-        # of `update_step`, next to the learning-rate program: the graph
-        # optimizer can then merge their common work. `update_step` reads
-        # them from the per-graph cache.
-        values()
-        return original_backend_update_step(
-            optimizer, grads, trainable_variables, learning_rate
-        )
+    def factory(inner):
+        def update_step(gradient, variable, learning_rate):
+            vals = {k: v for k, v in values().items() if k in programs}
+            with _substituted(optimizer, vals):
+                if is_sgd and "momentum" in vals:
+                    return _sgd_momentum_update(
+                        optimizer,
+                        gradient,
+                        variable,
+                        learning_rate,
+                        vals["momentum"],
+                    )
+                return inner(gradient, variable, learning_rate)
 
-    def update_step(gradient, variable, learning_rate):
-        vals = {k: v for k, v in values().items() if k in programs}
-        with _substituted(optimizer, vals):
-            if is_sgd and "momentum" in vals:
-                return _sgd_momentum_update(
-                    optimizer,
-                    gradient,
-                    variable,
-                    learning_rate,
-                    vals["momentum"],
-                )
-            return cls.update_step(optimizer, gradient, variable, learning_rate)
+        return update_step
 
-    optimizer.__dict__["_backend_update_step"] = backend_update_step
-    optimizer.__dict__["update_step"] = update_step
+    return factory
 
 
 @hook("3.15")

@@ -25,12 +25,15 @@ class OptimizerSideKnob(BoundKnob):
     def initial_base(self):
         raise NotImplementedError
 
+    def knob_name(self):
+        return f"{self.log_key}_knob"
+
     def _make_program(self, schedule, offset):
         uses_base = schedule.uses_base()
         if uses_base:
             self.knob = Knob(
                 self.initial_base(),
-                name=f"{self.log_key}_knob",
+                name=self.knob_name(),
                 model=self.model,
                 allow_infinite=self.allow_infinite,
             )

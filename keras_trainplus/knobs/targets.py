@@ -7,6 +7,8 @@ from keras_trainplus.knobs.gradient_accumulation import GradientAccumulationKnob
 from keras_trainplus.knobs.gradient_clip import GradientClipKnob
 from keras_trainplus.knobs.gradient_noise import GradientNoiseKnob
 from keras_trainplus.knobs.learning_rate import LearningRateKnob
+from keras_trainplus.knobs.lr_multiplier import PREFIX as _MULTIPLIER
+from keras_trainplus.knobs.lr_multiplier import LRMultiplierKnob
 from keras_trainplus.knobs.optimizer_attribute import OptimizerAttributeKnob
 from keras_trainplus.knobs.user_knob import UserKnob
 from keras_trainplus.knobs.user_knob import is_knob
@@ -27,6 +29,7 @@ _OPTIMIZER_ATTRIBUTES = ("momentum", "beta_1", "beta_2", "weight_decay")
 def target_names():
     return sorted(list(_TARGETS) + list(_OPTIMIZER_ATTRIBUTES)) + [
         "dropout:<layer name>",
+        "lr_multiplier:<layer name>",
         "<augmentation layer name>.<knob>",
         "a keras_trainplus.Knob",
     ]
@@ -38,8 +41,9 @@ def check_target_name(name):
             "A hyperparameter target must be a name or a "
             f"`keras_trainplus.Knob`. Received: {name!r}"
         )
-    if name.startswith("dropout:") and len(name) > len("dropout:"):
-        return name
+    for prefix in ("dropout:", _MULTIPLIER):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return name
     layer, dot, knob = name.rpartition(".")
     if dot and layer and knob:
         return name
@@ -61,6 +65,8 @@ def bind(target, model, **options):
         layer = target[len("dropout:") :]
         options.setdefault("log_key", f"dropout_rate:{layer}")
         return DropoutRateKnob(model, layers=[layer], **options)
+    if target.startswith(_MULTIPLIER):
+        return LRMultiplierKnob(model, target[len(_MULTIPLIER) :], **options)
     if "." in target:
         layer, _, knob = target.rpartition(".")
         return AugmentationKnob(model, layer, knob, **options)

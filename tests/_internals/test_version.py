@@ -11,7 +11,14 @@ from keras_trainplus import _internals
 from keras_trainplus._internals import version
 
 # Plumbing shared by the hooks (no Keras attribute of its own).
-PLUMBING = {"step", "caches", "state", "HiddenState"}
+PLUMBING = {
+    "step",
+    "caches",
+    "state",
+    "substituted",
+    "method_layers",
+    "HiddenState",
+}
 
 
 def test_every_hook_declares_the_versions_it_was_tested_on():

@@ -1,0 +1,262 @@
+"""Optimizer internals: a learning-rate multiplier per variable (layer-wise
+learning rates) and freezing at multiplier 0.
+
+Installed as layers over the optimizer's methods
+(`optimizer.set_method_layer`):
+
+* ``update_step(grad, var, lr)`` runs with ``lr * m`` for a variable with
+  multiplier ``m``: the update of every Keras optimizer is then exactly
+  the update at that learning rate (Adam's bias correction keeps reading
+  the global ``iterations``). On torch the fused update skips
+  `update_step`, so the per-variable path runs there
+  (`optimizer.per_variable_updates`).
+* ``_apply_weight_decay`` decays those variables with ``weight_decay * m``
+  (the decoupled decay is ``lr * wd``, so it becomes ``lr * m * wd``).
+* Freezing (``m == 0``): the update and the decay of the variable are
+  skipped in-graph: inside a conditional on TF (one device) and torch; on
+  JAX and under `tf.distribute` (where the update synchronizes replicas)
+  they run and the variable and its optimizer slots are put back by
+  selection, bit for bit. Its gradient is zeroed at the start of the
+  apply step, so it neither enters a global-norm clip nor an accumulator.
+"""
+
+import collections.abc
+
+import keras
+from keras import ops
+
+from keras_trainplus._internals import gradient_accumulation as accumulation
+from keras_trainplus._internals import optimizer as optimizer_core
+from keras_trainplus._internals.version import hook
+from keras_trainplus._internals.version import require
+
+
+@hook("3.15")
+def set_lr_multiplier(optimizer, key, variables, program, freezable=True):
+    """Multiplies the learning rate of `variables` by ``program(step)``.
+
+    `key` identifies the caller (several multipliers of one variable
+    multiply); `step` is ``optimizer.iterations``. With `freezable`, a
+    value of 0 freezes the variables and their slots (see module doc);
+    without, values must stay positive. ``program=None`` removes it.
+    """
+    require(optimizer, "_get_variable_index", "scale a layer's learning rate")
+    entries = optimizer_core.state(optimizer).setdefault("multipliers", {})
+    if program is None:
+        entries.pop(key, None)
+    else:
+        entries[key] = (list(variables), program, bool(freezable))
+    layer = optimizer_core.set_method_layer
+    on = bool(entries)
+    freeze = any(entry[2] for entry in entries.values())
+    layer(
+        optimizer,
+        "update_step",
+        "lr_multiplier",
+        _update_step_layer(optimizer) if on else None,
+        rank=1,
+    )
+    layer(
+        optimizer,
+        "_apply_weight_decay",
+        "lr_multiplier",
+        _weight_decay_layer(optimizer) if on else None,
+        rank=0,
+    )
+    layer(
+        optimizer,
+        "_backend_apply_gradients",
+        "frozen_gradients",
+        _frozen_gradients_layer(optimizer) if freeze else None,
+        rank=1,
+    )
+    optimizer_core.per_variable_updates(optimizer, "lr_multiplier", on)
+    if not entries:
+        optimizer_core.state(optimizer).pop("multipliers", None)
+        optimizer_core.forget_if_idle(optimizer)
+
+
+def _index(optimizer, variable):
+    try:
+        return optimizer._get_variable_index(variable)
+    except (KeyError, ValueError):
+        return None
+
+
+def _factors(optimizer):
+    """``{variable index: (factor tensor, freezable)}`` for this step,
+    computed once per traced graph (one product per set of multipliers)."""
+    entries = optimizer_core.state(optimizer).get("multipliers") or {}
+
+    def compute():
+        step = optimizer_core.step(optimizer)
+        values = {
+            key: ops.cast(program(step), "float32")
+            for key, (_, program, _) in entries.items()
+        }
+        keys_of = collections.defaultdict(list)
+        for key, (variables, _, _) in entries.items():
+            for variable in variables:
+                index = _index(optimizer, variable)
+                if index is not None and key not in keys_of[index]:
+                    keys_of[index].append(key)
+        products = {}
+        table = {}
+        for index, keys in keys_of.items():
+            combo = tuple(id(k) for k in keys)
+            if combo not in products:
+                factor = values[keys[0]]
+                for key in keys[1:]:
+                    factor = factor * values[key]
+                freezable = any(entries[k][2] for k in keys)
+                products[combo] = (factor, freezable, combo)
+            table[index] = products[combo]
+        return table
+
+    return optimizer_core.caches(optimizer).get("multipliers", compute)
+
+
+def _update_step_layer(optimizer):
+    def factory(inner):
+        def update_step(gradient, variable, learning_rate):
+            index = _index(optimizer, variable)
+            entry = _factors(optimizer).get(index)
+            if entry is None:
+                return inner(gradient, variable, learning_rate)
+            factor, freezable, _ = entry
+            scaled = ops.cast(learning_rate, factor.dtype) * factor
+
+            def run():
+                inner(gradient, variable, scaled)
+
+            if not freezable:
+                return run()
+            slots = slots_by_index(optimizer)[index]
+            _unless_frozen(optimizer, factor, [variable, *slots], run, False)
+
+        return update_step
+
+    return factory
+
+
+def _weight_decay_layer(optimizer):
+    def factory(inner):
+        def apply_weight_decay(variables):
+            if optimizer.weight_decay is None:
+                return inner(variables)
+            table = _factors(optimizer)
+            plain, groups = [], {}
+            for variable in variables:
+                entry = table.get(_index(optimizer, variable))
+                if entry is None:
+                    plain.append(variable)
+                else:
+                    groups.setdefault(entry[2], (entry, []))[1].append(variable)
+            if plain:
+                inner(plain)
+            decay = optimizer.weight_decay
+            for (factor, freezable, _), group in groups.values():
+
+                def run(group=group, factor=factor):
+                    scaled = ops.multiply(ops.cast(decay, factor.dtype), factor)
+                    with optimizer_core.substituted(
+                        optimizer, {"weight_decay": scaled}
+                    ):
+                        inner(group)
+
+                if freezable:
+                    _unless_frozen(optimizer, factor, group, run, True)
+                else:
+                    run()
+
+        return apply_weight_decay
+
+    return factory
+
+
+def _frozen_gradients_layer(optimizer):
+    def factory(inner):
+        def backend_apply_gradients(grads, trainable_variables):
+            table = _factors(optimizer)
+            grads = list(grads)
+            for i, variable in enumerate(trainable_variables):
+                entry = table.get(_index(optimizer, variable))
+                if entry is None or not entry[1] or not _dense(grads[i]):
+                    continue
+                grads[i] = ops.where(
+                    entry[0] > 0, grads[i], ops.zeros_like(grads[i])
+                )
+            return inner(grads, trainable_variables)
+
+        return backend_apply_gradients
+
+    return factory
+
+
+def _dense(gradient):
+    if gradient is None:
+        return False
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return not isinstance(gradient, tf.IndexedSlices)
+    return True
+
+
+def _unless_frozen(optimizer, factor, variables, run, replica_context):
+    """Runs `run` (which updates `variables`) unless ``factor == 0``."""
+    if accumulation.conditional_update_allowed():
+        ops.cond(factor > 0, lambda: _none(run), lambda: None)
+        return
+    olds = [ops.copy(_read(v)) for v in variables]
+    run()
+    kept = [
+        ops.where(factor > 0, _read(v), old) for v, old in zip(variables, olds)
+    ]
+    if replica_context:
+        accumulation.assign_per_replica(optimizer, variables, kept)
+    else:
+        for variable, value in zip(variables, kept):
+            optimizer.assign(variable, value)
+
+
+def _none(run):
+    run()
+    return None
+
+
+def _read(variable):
+    if isinstance(variable, keras.Variable):
+        return variable.value
+    return ops.convert_to_tensor(variable)
+
+
+@hook("3.15")
+def slots_by_index(optimizer):
+    """The optimizer variables of each trainable variable (momentum,
+    velocities, ...), by the index `update_step` uses: every list attribute
+    of the optimizer aligned with the variables it was built on (Keras's
+    optimizers keep one slot list per kind)."""
+    require(optimizer, "_trainable_variables", "find optimizer slots")
+    built = list(optimizer._trainable_variables)
+    count = len(built)
+    skip = {"_trainable_variables", "_variables", "_accumulated_gradients"}
+    skip.add("_model_variables_moving_average")
+    model_ids = {id(v) for v in built}
+    out = [[] for _ in range(count)]
+    for name, value in vars(optimizer).items():
+        if name in skip or isinstance(value, (str, bytes)):
+            continue
+        if not isinstance(value, collections.abc.Sequence):
+            continue
+        if len(value) != count or count == 0:
+            continue
+        items = list(value)
+        if not all(x is None or isinstance(x, keras.Variable) for x in items):
+            continue
+        if any(id(x) in model_ids for x in items if x is not None):
+            continue
+        for i, slot in enumerate(items):
+            if slot is not None:
+                out[i].append(slot)
+    return out
