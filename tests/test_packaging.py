@@ -14,10 +14,12 @@ def test_public_api():
     assert ktp.__version__
     assert set(ktp.callbacks.__all__) == {
         "CyclicLR",
+        "DiscriminativeLR",
         "DropoutScheduler",
         "GradientAccumulationScheduler",
         "GradientClipScheduler",
         "GradientNoise",
+        "GradualUnfreezing",
         "HyperparameterScheduler",
         "LRFinder",
         "NewbobLRControl",

@@ -2,6 +2,7 @@
 presets of it."""
 
 from keras_trainplus.callbacks.cyclic_lr import CyclicLR
+from keras_trainplus.callbacks.discriminative_lr import DiscriminativeLR
 from keras_trainplus.callbacks.dropout_scheduler import DropoutScheduler
 from keras_trainplus.callbacks.gradient_accumulation_scheduler import (
     GradientAccumulationScheduler,
@@ -10,6 +11,7 @@ from keras_trainplus.callbacks.gradient_clip_scheduler import (
     GradientClipScheduler,
 )
 from keras_trainplus.callbacks.gradient_noise import GradientNoise
+from keras_trainplus.callbacks.gradual_unfreezing import GradualUnfreezing
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -21,10 +23,12 @@ from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
 
 __all__ = [
     "CyclicLR",
+    "DiscriminativeLR",
     "DropoutScheduler",
     "GradientAccumulationScheduler",
     "GradientClipScheduler",
     "GradientNoise",
+    "GradualUnfreezing",
     "HyperparameterScheduler",
     "LRFinder",
     "NewbobLRControl",

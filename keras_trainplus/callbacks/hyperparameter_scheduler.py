@@ -95,6 +95,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         for key, value in self.__dict__.items():
             if key in self._RUNTIME:
                 continue
+            _share_layers(value, memo)
             new.__dict__[key] = copy.deepcopy(value, memo)
         new.set_model(None)
         new._reset_runtime()
@@ -183,6 +184,9 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         return self._plan().offset(epoch, iterations, type(self).__name__)
 
     def _install(self, epoch):
+        if not self._bindings:  # a preset with nothing to schedule here
+            self._offset = 0
+            return
         binding = next(iter(self._bindings.values()))
         iterations = binding.iterations()
         offset = self._compute_offset(epoch, iterations)
@@ -332,7 +336,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
                 )
                 logs["effective_learning_rate"] = value
             else:
-                logs[binding.log_key] = value
+                logs[binding.log_key] = binding.logged(value)
         for name, value in self._checked(self._values(True)).items():
             self._bindings[name].mirror(value)
 
@@ -388,6 +392,21 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             for t, values in config.get("options") or []
         } or None
         return cls(**config)
+
+
+def _share_layers(value, memo):
+    """Deep copies of a callback refer to the same Keras layers (given as
+    dict keys or in lists), as to the same model."""
+    items = []
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    for item in [value, *items]:
+        if isinstance(item, keras.layers.Layer):
+            memo[id(item)] = item
+        elif isinstance(item, (list, tuple)) and item is not value:
+            _share_layers(item, memo)
 
 
 _TARGET = _run_plan.TARGET

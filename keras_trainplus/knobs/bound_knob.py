@@ -82,6 +82,10 @@ class BoundKnob:
         """Writes the per-epoch base value into the knob."""
         raise NotImplementedError
 
+    def logged(self, value):
+        """What `logs` gets for the value the last update used."""
+        return value
+
     def mirror(self, value):
         """Leaves `value` where Keras users look for it (config, attrs)."""
 

@@ -11,6 +11,8 @@ from keras_trainplus.schedules.constant import Constant
 
 PREFIX = "lr_multiplier:"
 
+_INSTALLED = {}  # id(layer) -> the multiplier knobs installed on it
+
 
 class LRMultiplierKnob(OptimizerSideKnob):
     """The learning-rate multiplier of one layer (target
@@ -47,6 +49,7 @@ class LRMultiplierKnob(OptimizerSideKnob):
             internals.layerwise.set_lr_multiplier(
                 opt, self, self.variables, program, freezable
             )
+        _INSTALLED.setdefault(id(self.layer), []).append(self)
         if freezable:
             self._norms = [
                 frozen_bn.acquire(layer, self.model, self)
@@ -61,7 +64,25 @@ class LRMultiplierKnob(OptimizerSideKnob):
         for norm in self._norms:
             norm.set(self, frozen)
 
+    def logged(self, value):
+        """The multiplier the layer's last update used: `value` times the
+        other multipliers installed on this layer (another callback's), so
+        every writer logs the same effective value."""
+        for other in _INSTALLED.get(id(self.layer), []):
+            if other is not self:
+                value *= other.last_value()
+        return value
+
+    def last_value(self):
+        step = max(self.iterations() - self._offset - 1, 0)
+        base = self.base() if self._schedule.uses_base() else None
+        return host_value(self._schedule, step, base)
+
     def uninstall(self):
+        mine = _INSTALLED.get(id(self.layer), [])
+        mine[:] = [k for k in mine if k is not self]
+        if not mine:
+            _INSTALLED.pop(id(self.layer), None)
         for opt in self.optimizers:
             internals.layerwise.set_lr_multiplier(opt, self, None, None)
         for norm in self._norms:
@@ -98,3 +119,21 @@ def find_layer(model, layer, argument=None):
         f"Model {model.name!r} has {len(found)} layers named {name!r}"
         f"{where}: pass the layer object instead."
     )
+
+
+def trainable_layers(model):
+    """The layers with trainable weights, from input to output:
+    `model.layers` order, nested models flattened into their layers (a
+    layer the user set ``trainable=False`` has no trainable weights)."""
+    out = []
+
+    def visit(layer):
+        if isinstance(layer, keras.Model):
+            for inner in layer.layers:
+                visit(inner)
+        elif layer.trainable_weights and not any(x is layer for x in out):
+            out.append(layer)
+
+    for layer in model.layers:
+        visit(layer)
+    return out

@@ -1,0 +1,142 @@
+"""`DiscriminativeLR`: a learning-rate factor per layer (discriminative
+fine-tuning, layer-wise LR decay)."""
+
+import math
+
+import keras
+
+from keras_trainplus import _export
+from keras_trainplus import _validation as v
+from keras_trainplus.callbacks import _arguments
+from keras_trainplus.callbacks.hyperparameter_scheduler import (
+    HyperparameterScheduler,
+)
+from keras_trainplus.knobs.lr_multiplier import PREFIX
+from keras_trainplus.knobs.lr_multiplier import find_layer
+from keras_trainplus.knobs.lr_multiplier import trainable_layers
+
+
+@_export.register
+class DiscriminativeLR(HyperparameterScheduler):
+    """A learning-rate factor per layer, without recompiling.
+
+    Discriminative fine-tuning (Howard & Ruder 2018, ULMFiT: each layer
+    below gets the LR of the layer above divided by 2.6) and layer-wise
+    LR decay (Clark et al. 2020, ELECTRA; Bao et al. 2021, BEiT: factor
+    ``decay ** depth from the top``). Every update of a layer's trainable
+    variables uses ``learning rate x factor``, for every optimizer and
+    whatever LR schedule runs; decoupled weight decay scales with it
+    (``lr x factor x wd``) and Adam's bias correction keeps the global
+    ``iterations``. A factor of 0 freezes the layer. Give exactly one of:
+
+    * `multipliers`: ``{layer name or layer: factor}``; other layers keep
+      factor 1;
+    * `decay`: the top layer gets 1, each layer below the factor of the
+      layer above times `decay`. Layers are those with trainable weights,
+      in `model.layers` order with nested models flattened into their
+      layers (`knobs.lr_multiplier.trainable_layers`).
+
+    With `GradualUnfreezing` in the same `fit` the factors multiply (a
+    frozen layer stays frozen), in either order. A preset of the driver
+    (targets ``"lr_multiplier:<layer>"``, logged per layer as the factor
+    the layer's last update used): [docs/fine_tuning.md](
+    ../docs/fine_tuning.md). Checkpoints stay plain Keras files.
+
+    Args:
+        multipliers: dict ``{layer name or layer: factor}``, factors finite
+            and >= 0. Defaults to `None`.
+        decay: float > 0, the layer-wise decay. Defaults to `None`.
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=5, callbacks=[
+        keras_trainplus.callbacks.DiscriminativeLR(decay=1 / 2.6),
+    ])
+    ```
+
+    Raises:
+        ValueError: unless exactly one of `multipliers` and `decay` is
+            given; for a factor < 0 or not finite, a `decay` <= 0; at
+            `fit`, for a layer the model does not have (naming it).
+    """
+
+    def __init__(self, multipliers=None, decay=None):
+        if (multipliers is None) == (decay is None):
+            raise ValueError(
+                "Pass exactly one of `multipliers` and `decay`. Received: "
+                f"multipliers={multipliers!r}, decay={decay!r}"
+            )
+        if multipliers is not None:
+            multipliers = _check_multipliers(multipliers)
+        if decay is not None:
+            decay = v.positive("decay", decay)
+        self.multipliers = multipliers
+        self.decay = decay
+        super().__init__(_built_at_fit, origin="fit")
+
+    def _resolve_schedules(self):
+        factors = self._layer_factors(self.model)
+        self.options = {
+            PREFIX + layer.name: {"argument": argument}
+            for layer, (_, argument) in factors.items()
+        }
+        return _arguments.check_schedules(
+            {PREFIX + layer.name: f for layer, (f, _) in factors.items()},
+            type(self).__name__,
+        )
+
+    def _layer_factors(self, model):
+        """``{layer: (factor, argument)}`` for `model`."""
+        if self.multipliers is not None:
+            out = {}
+            for key, factor in self.multipliers.items():
+                argument = f"multipliers[{key!r}]"
+                out[find_layer(model, key, argument)] = (factor, argument)
+            return out
+        layers = trainable_layers(model)
+        return {
+            layer: (self.decay ** (len(layers) - 1 - i), "decay")
+            for i, layer in enumerate(layers)
+        }
+
+    def get_config(self):
+        multipliers = self.multipliers
+        if multipliers is not None:
+            multipliers = {
+                getattr(k, "name", k): f for k, f in multipliers.items()
+            }
+        return {"multipliers": multipliers, "decay": self.decay}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _built_at_fit(length):
+    raise AssertionError("the schedules are built from the model at fit")
+
+
+def _check_multipliers(multipliers):
+    if not isinstance(multipliers, dict) or not multipliers:
+        v.fail_type(
+            "multipliers",
+            multipliers,
+            "a non-empty dict {layer name or layer: factor}",
+        )
+    out = {}
+    for key, factor in multipliers.items():
+        if not (
+            isinstance(key, keras.layers.Layer)
+            or (isinstance(key, str) and key)
+        ):
+            v.fail_type(
+                "multipliers", multipliers, "keys that are layer names or layers"
+            )
+        value = v.target_value(
+            PREFIX + getattr(key, "name", key), factor, f"multipliers[{key!r}]"
+        )
+        if not math.isfinite(value):
+            v.fail(f"multipliers[{key!r}]", factor, "a finite factor >= 0")
+        out[key] = value
+    return out
