@@ -131,7 +131,9 @@ def _check_multipliers(multipliers):
             or (isinstance(key, str) and key)
         ):
             v.fail_type(
-                "multipliers", multipliers, "keys that are layer names or layers"
+                "multipliers",
+                multipliers,
+                "keys that are layer names or layers",
             )
         value = v.target_value(
             PREFIX + getattr(key, "name", key), factor, f"multipliers[{key!r}]"
