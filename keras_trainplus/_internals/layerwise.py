@@ -154,7 +154,7 @@ def _weight_decay_layer(optimizer):
                     groups.setdefault(entry[2], (entry, []))[1].append(variable)
             if plain:
                 inner(plain)
-            decay = optimizer.weight_decay
+            decay = _base_weight_decay(optimizer)
             for (factor, freezable, _), group in groups.values():
 
                 def run(group=group, factor=factor):
@@ -172,6 +172,19 @@ def _weight_decay_layer(optimizer):
         return apply_weight_decay
 
     return factory
+
+
+def _base_weight_decay(optimizer):
+    """The weight decay of this step before any multiplier: a scheduled
+    one's value, else the attribute (not read through a substitution that
+    another replica thread holds: that would multiply twice)."""
+    state = optimizer_core.state(optimizer)
+    program = (state.get("hyper") or {}).get("weight_decay")
+    if program is not None:
+        return optimizer_core.caches(optimizer).get(
+            "weight_decay", lambda: program(optimizer_core.step(optimizer))
+        )
+    return optimizer_core.unsubstituted(optimizer, "weight_decay")
 
 
 def _frozen_gradients_layer(optimizer):

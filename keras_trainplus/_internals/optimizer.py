@@ -363,6 +363,16 @@ def substituted(optimizer, values):
                 optimizer.__dict__.update(state_.pop("saved"))
 
 
+def unsubstituted(optimizer, name):
+    """The attribute `name` as it is outside every substitution (another
+    replica thread may be inside one)."""
+    state_ = state(optimizer)
+    with _SUBSTITUTION_LOCK:
+        if state_.get("depth") and name in state_.get("saved", {}):
+            return state_["saved"][name]
+        return optimizer.__dict__[name]
+
+
 @hook("3.15")
 def set_method_layer(optimizer, method, name, factory, rank=0):
     """Installs ``factory(inner) -> function`` as the layer `name` of the

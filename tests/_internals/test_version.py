@@ -16,6 +16,7 @@ PLUMBING = {
     "caches",
     "state",
     "substituted",
+    "unsubstituted",
     "method_layers",
     "HiddenState",
 }

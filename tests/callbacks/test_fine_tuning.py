@@ -478,3 +478,28 @@ def test_layers_the_user_froze_never_train():
     )
     for a, b in zip(before, model.get_layer("a").get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_scheduled_weight_decay_composes_with_multipliers():
+    """A weight-decay schedule and multiplier 0.5 on every layer: the run
+    at half the learning rate with the same schedule."""
+    x, y = _data()
+    decay = S.Linear(0.4, 0.0, 12)
+    runs = []
+    for lr, multipliers in ((LR, True), (LR * 0.5, False)):
+        model = _model(keras.optimizers.AdamW(lr, weight_decay=0.1))
+        schedules = {"weight_decay": decay}
+        if multipliers:
+            for name in ("a", "b", "head"):
+                schedules[f"lr_multiplier:{name}"] = S.PerEpoch([0.5])
+        model.fit(
+            x,
+            y,
+            batch_size=B,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=[C.HyperparameterScheduler(schedules)],
+        )
+        runs.append(model.get_weights())
+    _close(runs[0], runs[1], rtol=1e-5)

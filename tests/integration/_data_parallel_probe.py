@@ -231,6 +231,41 @@ def run_gradient_controls(spe):
     return {"w": weights(model), "logs": logs}
 
 
+def run_fine_tuning(spe):
+    """Layer-wise factors and gradual unfreezing (a BatchNormalization layer
+    frozen in inference mode, then trained on the global batch)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6)).astype("float32")
+    y = np.tanh(x @ rng.normal(size=(6, 1))).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(5, use_bias=False, name="a"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dense(4, activation="tanh", name="b"),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    model.compile(
+        keras.optimizers.AdamW(0.02, weight_decay=0.1),
+        loss="mse",
+        steps_per_execution=spe,
+    )
+    h = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            C.GradualUnfreezing({0: 1, 1: 2, 2: "all"}),
+            C.DiscriminativeLR(decay=0.5),
+        ],
+    )
+    return {"w": weights(model), "logs": history(h)}
+
+
 def run_finder():
     rng = np.random.RandomState(0)
     x = rng.normal(size=(256, 8)).astype("float32")
@@ -338,6 +373,8 @@ def run(case, distribution):
     name, _, spe = case.partition("@")
     if name == "gradient_controls":
         return run_gradient_controls(int(spe or 1))
+    if name == "fine_tuning":
+        return run_fine_tuning(int(spe or 1))
     return run_probe(name, int(spe or 1))
 
 
@@ -361,6 +398,8 @@ CASES = [
     "augment",
     "gradient_controls",
     "gradient_controls@3",
+    "fine_tuning",
+    "fine_tuning@3",
 ]
 if len(sys.argv) > 1:
     CASES = sys.argv[1].split(",")

@@ -33,7 +33,42 @@ def data():
     return x, y
 
 
+def run_fine_tuning(strategy):
+    """Layer-wise factors and gradual unfreezing under AdamW; the
+    BatchNormalization layer stays frozen (inference mode: the same on
+    every replica; trained, Keras's BN would use per-replica statistics)."""
+    x, y = data()
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(5, use_bias=False, name="a"),
+                keras.layers.BatchNormalization(name="bn"),
+                keras.layers.Dense(4, activation="tanh", name="b"),
+                keras.layers.Dense(1, name="head"),
+            ]
+        )
+        model.compile(keras.optimizers.AdamW(0.02, weight_decay=0.1), "mse")
+    history = model.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            C.DiscriminativeLR({"a": 0.5, "b": 0.25}),
+            C.GradualUnfreezing({0: 1, 1: ["b", "head"], 2: ["a", "b"]}),
+        ],
+    )
+    logs = {k: v for k, v in history.history.items() if k != "loss"}
+    return result(model, strategy, logs)
+
+
 def run(strategy, case, spe=1):
+    if case == "fine_tuning":
+        return run_fine_tuning(strategy)
     x, y = data()
     with strategy.scope():
         keras.utils.set_random_seed(1)
@@ -108,6 +143,7 @@ for case, spe in (
     ("noise", 1),
     ("noise_unseeded", 1),
     ("both", 1),
+    ("fine_tuning", 1),
 ):
     out[f"{case}-{spe}"] = {
         "single": run(tf.distribute.get_strategy(), case, spe),

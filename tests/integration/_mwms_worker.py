@@ -57,6 +57,8 @@ callbacks = [
     # unseeded: the seed variable takes the chief's value on every worker
     ktp.callbacks.GradientNoise(0.01),
     ktp.callbacks.GradientAccumulationScheduler({0: 1, 1: 2}),
+    ktp.callbacks.DiscriminativeLR(decay=0.5),
+    ktp.callbacks.GradualUnfreezing({0: 1, 1: "all"}),
 ]
 history = model.fit(
     x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=callbacks

@@ -163,3 +163,13 @@ def test_gradient_controls_match_one_device(results, case):
     _same_logs(single["logs"], parallel["logs"])
     assert parallel["logs"]["iterations"] == [9.0]
     assert parallel["logs"]["gradient_accumulation"] == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("case", ["fine_tuning", "fine_tuning@3"])
+def test_fine_tuning_matches_one_device(results, case):
+    """Gradual unfreezing with layer-wise factors (AdamW, a BatchNormalization
+    layer frozen, then trained): the same weights as one device."""
+    single, parallel = results[case]["single"], results[case]["parallel"]
+    _same_weights(single, parallel)
+    _same_logs(single["logs"], parallel["logs"])
+    assert parallel["logs"]["lr_multiplier:bn"] == [0.0, 0.0, 0.25]

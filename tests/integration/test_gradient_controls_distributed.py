@@ -20,7 +20,7 @@ def results():
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-CASES = ["accumulation-1", "noise-1", "both-1"]
+CASES = ["accumulation-1", "noise-1", "both-1", "fine_tuning-1"]
 
 
 @pytest.mark.tf_only
@@ -58,3 +58,11 @@ def test_accumulation_equals_bigger_batches(results, case):
         4.0,
         5.0,
     ]
+
+
+@pytest.mark.tf_only
+def test_fine_tuning_logs(results):
+    logs = results["fine_tuning-1"]["single"]["logs"]
+    assert logs["lr_multiplier:a"] == [0.0, 0.0, 0.5]
+    assert logs["lr_multiplier:b"] == [0.0, 0.25, 0.25]
+    assert logs["lr_multiplier:head"] == [1.0, 1.0, 0.0]

@@ -49,6 +49,7 @@ def test_two_workers_agree(workers):
     assert hist["gradient_clip"][:2] == [0.5, 0.5]
     assert hist["gradient_clip"][2] == float("inf")
     assert hist["gradient_accumulation"] == [1.0, 2.0, 2.0]
+    assert hist["lr_multiplier:dense"] == [0.0, 0.5, 0.5]
     assert hist["gradient_noise"][0] > hist["gradient_noise"][2] > 0
     # newbob decided from the all-reduced loss: decays after epoch 1.
     assert hist["learning_rate"][2] == pytest.approx(
