@@ -28,7 +28,8 @@ class HyperparameterScheduler(keras.callbacks.Callback):
 
     Targets: ``"learning_rate"``/``"lr"``, ``"momentum"``, ``"beta_1"``,
     ``"beta_2"``, ``"weight_decay"``, ``"gradient_clip"``, ``"dropout"``,
-    ``"dropout:<layer>"``, ``"<layer>.<knob>"``, or any `Knob`. `logs` gets
+    ``"dropout:<layer>"``, ``"lr_multiplier:<layer>"``, ``"<layer>.<knob>"``,
+    or any `Knob`. `logs` gets
     the value each epoch's last update used, under the target's name.
 
     Args:

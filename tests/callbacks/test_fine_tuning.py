@@ -503,3 +503,31 @@ def test_scheduled_weight_decay_composes_with_multipliers():
         )
         runs.append(model.get_weights())
     _close(runs[0], runs[1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("clip", ["optimizer", "scheduler"])
+def test_frozen_is_trainable_false_under_global_norm_clipping(clip):
+    """Only the head trains, the gradient clipped by its global norm: the
+    same run as with the other layers set `trainable=False` (their
+    gradients leave the norm; BatchNormalization in inference mode)."""
+    x, y = _data()
+    kwargs = {"global_clipnorm": 0.05} if clip == "optimizer" else {}
+    extra = [] if kwargs else [C.GradientClipScheduler({0: 0.05})]
+    ours = _model(keras.optimizers.Adam(LR, **kwargs), bn=True)
+    ours.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[C.GradualUnfreezing({0: 1}), *extra],
+    )
+    stock = _model("adam", bn=True)
+    for name in ("a", "bn", "b"):
+        stock.get_layer(name).trainable = False
+    stock.compile(keras.optimizers.Adam(LR, **kwargs), "mse")
+    stock.fit(
+        x, y, batch_size=B, epochs=2, shuffle=False, verbose=0, callbacks=extra
+    )
+    _close(ours.get_weights(), stock.get_weights(), rtol=1e-5)

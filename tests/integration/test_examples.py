@@ -46,6 +46,12 @@ def _png_ok(path):
             ["gradient_controls.png"],
         ),
         (
+            "fine_tuning.py",
+            ["--png", "{tmp}/fine_tuning.png"],
+            "final accuracy",
+            ["fine_tuning.png"],
+        ),
+        (
             "spec_augment.py",
             ["--png", "{tmp}/spec_augment.png"],
             "SpecAugment on",
