@@ -12,6 +12,8 @@ appears anywhere else in the package.
   changes during training, and per-replica accumulators.
 * `optimizer_update`: the update step (scheduled hyperparameters, gradient
   clipping on the aggregated gradient, instance attributes, EMA finalize).
+* `method_layers`: named layers over optimizer methods (how features
+  compose), substituted attributes, the per-variable update on torch.
 * `layerwise`: a learning-rate multiplier per variable, freezing at 0.
 * `layers`: hidden layer state, the layer tree, `call` on the instance,
   dropout's noise shape.
@@ -29,6 +31,7 @@ from keras_trainplus._internals import fit_loop
 from keras_trainplus._internals import gradient_accumulation
 from keras_trainplus._internals import layers
 from keras_trainplus._internals import layerwise
+from keras_trainplus._internals import method_layers
 from keras_trainplus._internals import multi_worker
 from keras_trainplus._internals import optimizer
 from keras_trainplus._internals import optimizer_update
@@ -41,6 +44,7 @@ __all__ = [
     "gradient_accumulation",
     "layers",
     "layerwise",
+    "method_layers",
     "multi_worker",
     "optimizer",
     "optimizer_update",

@@ -13,7 +13,7 @@ otherwise, so `optimizer.iterations` counts real updates.
 import keras
 from keras import ops
 
-from keras_trainplus._internals import optimizer as optimizer_core
+from keras_trainplus._internals import method_layers
 from keras_trainplus._internals.version import hook
 from keras_trainplus._internals.version import require
 
@@ -33,7 +33,7 @@ def set_apply_program(optimizer, program):
 
             return backend_apply_gradients
 
-    optimizer_core.set_method_layer(
+    method_layers.set_method_layer(
         optimizer, "_backend_apply_gradients", "accumulation", factory, rank=0
     )
 

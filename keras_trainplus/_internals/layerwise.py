@@ -26,6 +26,7 @@ import keras
 from keras import ops
 
 from keras_trainplus._internals import gradient_accumulation as accumulation
+from keras_trainplus._internals import method_layers
 from keras_trainplus._internals import optimizer as optimizer_core
 from keras_trainplus._internals.version import hook
 from keras_trainplus._internals.version import require
@@ -46,7 +47,7 @@ def set_lr_multiplier(optimizer, key, variables, program, freezable=True):
         entries.pop(key, None)
     else:
         entries[key] = (list(variables), program, bool(freezable))
-    layer = optimizer_core.set_method_layer
+    layer = method_layers.set_method_layer
     on = bool(entries)
     freeze = any(entry[2] for entry in entries.values())
     layer(
@@ -70,7 +71,7 @@ def set_lr_multiplier(optimizer, key, variables, program, freezable=True):
         _frozen_gradients_layer(optimizer) if freeze else None,
         rank=1,
     )
-    optimizer_core.per_variable_updates(optimizer, "lr_multiplier", on)
+    method_layers.per_variable_updates(optimizer, "lr_multiplier", on)
     if not entries:
         optimizer_core.state(optimizer).pop("multipliers", None)
         optimizer_core.forget_if_idle(optimizer)
@@ -159,7 +160,7 @@ def _weight_decay_layer(optimizer):
 
                 def run(group=group, factor=factor):
                     scaled = ops.multiply(ops.cast(decay, factor.dtype), factor)
-                    with optimizer_core.substituted(
+                    with method_layers.substituted(
                         optimizer, {"weight_decay": scaled}
                     ):
                         inner(group)
@@ -184,7 +185,7 @@ def _base_weight_decay(optimizer):
         return optimizer_core.caches(optimizer).get(
             "weight_decay", lambda: program(optimizer_core.step(optimizer))
         )
-    return optimizer_core.unsubstituted(optimizer, "weight_decay")
+    return method_layers.unsubstituted(optimizer, "weight_decay")
 
 
 def _frozen_gradients_layer(optimizer):

@@ -18,6 +18,7 @@
 import keras
 from keras import ops
 
+from keras_trainplus._internals import method_layers
 from keras_trainplus._internals import optimizer as optimizer_core
 from keras_trainplus._internals.version import hook
 from keras_trainplus._internals.version import require
@@ -30,7 +31,7 @@ def has_momentum_slots(optimizer):
     return True
 
 
-_substituted = optimizer_core.substituted
+_substituted = method_layers.substituted
 
 
 def _sgd_momentum_update(
@@ -83,7 +84,7 @@ def set_hyperparameter_programs(optimizer, programs):
         return cache.get("hyper", compute)
 
     per_step = {k: f for k, f in programs.items() if k != "weight_decay"}
-    layer = optimizer_core.set_method_layer
+    layer = method_layers.set_method_layer
     layer(
         optimizer,
         "_apply_weight_decay",
@@ -100,7 +101,7 @@ def set_hyperparameter_programs(optimizer, programs):
         _update_step_layer(optimizer, values, per_step) if per_step else None,
         rank=0,
     )
-    optimizer_core.per_variable_updates(optimizer, "hyper", bool(per_step))
+    method_layers.per_variable_updates(optimizer, "hyper", bool(per_step))
     graph = per_step and keras.backend.backend() != "torch"
     layer(
         optimizer,

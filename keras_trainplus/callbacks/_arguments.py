@@ -249,3 +249,18 @@ def target_from_config(config, knobs):
     if key not in knobs:
         knobs[key] = Knob.from_config(config["knob"])
     return knobs[key]
+
+
+def share_layers(value, memo):
+    """Deep copies of a callback refer to the same Keras layers (given as
+    dict keys or in lists), as to the same model."""
+    items = []
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    for item in [value, *items]:
+        if isinstance(item, keras.layers.Layer):
+            memo[id(item)] = item
+        elif isinstance(item, (list, tuple)) and item is not value:
+            share_layers(item, memo)

@@ -20,27 +20,21 @@ from keras_trainplus.knobs.lr_multiplier import trainable_layers
 class DiscriminativeLR(HyperparameterScheduler):
     """A learning-rate factor per layer, without recompiling.
 
-    Discriminative fine-tuning (Howard & Ruder 2018, ULMFiT: each layer
-    below gets the LR of the layer above divided by 2.6) and layer-wise
-    LR decay (Clark et al. 2020, ELECTRA; Bao et al. 2021, BEiT: factor
-    ``decay ** depth from the top``). Every update of a layer's trainable
-    variables uses ``learning rate x factor``, for every optimizer and
-    whatever LR schedule runs; decoupled weight decay scales with it
-    (``lr x factor x wd``) and Adam's bias correction keeps the global
-    ``iterations``. A factor of 0 freezes the layer. Give exactly one of:
+    Discriminative fine-tuning (Howard & Ruder 2018, ULMFiT: LR / 2.6 per
+    layer down) and layer-wise LR decay (ELECTRA, Clark et al. 2020; BEiT,
+    Bao et al. 2021). Every update of a layer's trainable variables is the
+    optimizer's update at ``LR x factor`` (any optimizer, any LR
+    schedule), decoupled weight decay included; 0 freezes the layer. Give
+    exactly one of:
 
-    * `multipliers`: ``{layer name or layer: factor}``; other layers keep
-      factor 1;
-    * `decay`: the top layer gets 1, each layer below the factor of the
-      layer above times `decay`. Layers are those with trainable weights,
-      in `model.layers` order with nested models flattened into their
-      layers (`knobs.lr_multiplier.trainable_layers`).
+    * `multipliers`: ``{layer name or layer: factor}`` (others keep 1);
+    * `decay`: the top layer with trainable weights gets 1, each one below
+      the factor of the layer above times `decay` (depth order:
+      [docs/fine_tuning.md](../docs/fine_tuning.md)).
 
-    With `GradualUnfreezing` in the same `fit` the factors multiply (a
-    frozen layer stays frozen), in either order. A preset of the driver
-    (targets ``"lr_multiplier:<layer>"``, logged per layer as the factor
-    the layer's last update used): [docs/fine_tuning.md](
-    ../docs/fine_tuning.md). Checkpoints stay plain Keras files.
+    With `GradualUnfreezing` the factors multiply, in either order. A
+    preset of the driver: targets ``"lr_multiplier:<layer>"``, logged per
+    layer (the factor its last update used). Checkpoints stay plain.
 
     Args:
         multipliers: dict ``{layer name or layer: factor}``, factors finite

@@ -19,34 +19,23 @@ from keras_trainplus.schedules.per_epoch import PerEpoch
 class GradualUnfreezing(HyperparameterScheduler):
     """Unfreezes layers epoch by epoch, without recompiling.
 
-    Gradual unfreezing (Howard & Ruder 2018, ULMFiT; fastai's `freeze_to`):
-    fine-tune the top layers first, then more. A frozen layer is one whose
-    learning-rate multiplier is 0: its variables and optimizer slots do not
-    change at all and no weight decay is applied, so unfreezing resumes as
-    if it had been ``trainable=False`` until then; its gradient is left out
-    of gradient clipping. A frozen `BatchNormalization` layer runs in
-    inference mode (Keras's convention for ``trainable=False``: moving
-    statistics used and kept; gamma and beta kept); the mode switches at
-    epoch starts through a variable, with no retrace, as does every
-    unfreezing. The layers' ``trainable`` flags are never touched, so
-    checkpoints written meanwhile load as plain models.
+    Gradual unfreezing (Howard & Ruder 2018, ULMFiT; fastai's `freeze_to`).
+    A frozen layer has learning-rate multiplier 0: its variables and
+    optimizer slots stay bit-identical, no weight decay, its gradient out
+    of clipping, so unfreezing resumes as if it had been
+    ``trainable=False``. A frozen `BatchNormalization` runs in inference
+    mode (Keras's convention for ``trainable=False``), switched at epoch
+    starts through a variable: no retrace. ``trainable`` flags are never
+    touched: checkpoints load as plain models.
 
-    `schedule` maps epochs (0-based) to what trains from that epoch on:
-
-    * an int ``n``: the top ``n`` layers with trainable weights (more than
-      there are: all);
-    * ``"all"``: every layer;
-    * a list of layer names (or layers): exactly those (a nested model's
-      name stands for its layers).
-
-    Layers are those with trainable weights in `model.layers` order, nested
-    models flattened (`knobs.lr_multiplier.trainable_layers`); a layer the
-    user set ``trainable=False`` never trains. Before the first key every
-    layer trains. ULMFiT's recipe is ``{0: 1, 1: 2, 2: 3, 3: "all"}``.
-    With `DiscriminativeLR` the factors multiply (frozen stays 0, unfrozen
-    layers get their discriminative factor). A preset of the driver
-    (targets ``"lr_multiplier:<layer>"``, 0 or 1; logged per layer as the
-    effective multiplier, and ``logs["unfrozen_layers"]``):
+    `schedule` maps epochs (0-based) to what trains from then on: an int
+    ``n`` (the top ``n`` layers with trainable weights; more: all),
+    ``"all"``, or a list of layer names (exactly those; a nested model's
+    name stands for its layers). Before the first key all layers train; a
+    layer the user set ``trainable=False`` never does. ULMFiT's recipe is
+    ``{0: 1, 1: 2, 2: 3, 3: "all"}``. With `DiscriminativeLR` the factors
+    multiply. A preset of the driver (targets ``"lr_multiplier:<layer>"``,
+    logged as the effective multiplier, and ``logs["unfrozen_layers"]``):
     [docs/fine_tuning.md](../docs/fine_tuning.md).
 
     Args:

@@ -26,11 +26,10 @@ class HyperparameterScheduler(keras.callbacks.Callback):
     one writer per value, failures: [docs/architecture.md](
     ../docs/architecture.md).
 
-    Targets: ``"learning_rate"``/``"lr"``, ``"momentum"``, ``"beta_1"``,
-    ``"beta_2"``, ``"weight_decay"``, ``"gradient_clip"``, ``"dropout"``,
-    ``"dropout:<layer>"``, ``"lr_multiplier:<layer>"``, ``"<layer>.<knob>"``,
-    or any `Knob`. `logs` gets
-    the value each epoch's last update used, under the target's name.
+    Targets (the list: `docs/architecture.md`): ``"learning_rate"``,
+    ``"momentum"``, ``"gradient_clip"``, ``"dropout:<layer>"``,
+    ``"lr_multiplier:<layer>"``, ``"<layer>.<knob>"``, any `Knob`, ...
+    `logs` gets the value each epoch's last update used, under its name.
 
     Args:
         schedules: dict ``{target: schedule}`` (a schedule or a number), or
@@ -96,7 +95,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         for key, value in self.__dict__.items():
             if key in self._RUNTIME:
                 continue
-            _share_layers(value, memo)
+            _arguments.share_layers(value, memo)
             new.__dict__[key] = copy.deepcopy(value, memo)
         new.set_model(None)
         new._reset_runtime()
@@ -393,21 +392,6 @@ class HyperparameterScheduler(keras.callbacks.Callback):
             for t, values in config.get("options") or []
         } or None
         return cls(**config)
-
-
-def _share_layers(value, memo):
-    """Deep copies of a callback refer to the same Keras layers (given as
-    dict keys or in lists), as to the same model."""
-    items = []
-    if isinstance(value, dict):
-        items = [*value.keys(), *value.values()]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    for item in [value, *items]:
-        if isinstance(item, keras.layers.Layer):
-            memo[id(item)] = item
-        elif isinstance(item, (list, tuple)) and item is not value:
-            _share_layers(item, memo)
 
 
 _TARGET = _run_plan.TARGET
