@@ -188,9 +188,26 @@ def _base_weight_decay(optimizer):
     return method_layers.unsubstituted(optimizer, "weight_decay")
 
 
+def _gradients_shared(optimizer):
+    """Whether a frozen variable's gradient could reach other variables'
+    updates: through a global-norm clip or a gradient accumulator (decided
+    when the step is traced)."""
+    state = optimizer_core.state(optimizer)
+    programs = state.get("gradient") or {}
+    layers = (state.get("layers") or {}).get("_backend_apply_gradients", {})
+    return bool(
+        getattr(optimizer, "global_clipnorm", None)
+        or "clip" in programs
+        or getattr(optimizer, "gradient_accumulation_steps", None)
+        or "accumulation" in layers
+    )
+
+
 def _frozen_gradients_layer(optimizer):
     def factory(inner):
         def backend_apply_gradients(grads, trainable_variables):
+            if not _gradients_shared(optimizer):
+                return inner(grads, trainable_variables)
             table = _factors(optimizer)
             grads = list(grads)
             for i, variable in enumerate(trainable_variables):
