@@ -298,3 +298,45 @@ def test_tf_data_without_cardinality():
     )
     np.testing.assert_allclose(sgd_applied_lrs(model), 0.25, rtol=1e-6)
     assert not math.isnan(float(kernel(model)[0]))
+
+
+@pytest.mark.parametrize("option", ["plain", *OPTIONS])
+@pytest.mark.parametrize(
+    "name", ["one_cycle", "warmup_cosine", "newbob_shape", "driver"]
+)
+def test_lr_multiplier_multiplies_every_lr_schedule(name, option):
+    """A per-step multiplier on the probe layer: update i uses the LR
+    callback's LR i times the multiplier i, under every option."""
+    if option == "jit" and BACKEND == "jax":
+        pytest.skip("JAX always compiles (covered by every other test)")
+    _skip_slow_torch_jit(option, keep=name == "one_cycle")
+    make = LR_CALLBACKS[name]
+    factor = S.Linear(1.0, 0.25, N)
+    expected = _reference_lrs(make) * np.array([factor(i) for i in range(N)])
+    opt = keras.optimizers.SGD(0.5, use_ema=option == "ema", ema_momentum=0.9)
+    model = (
+        probe_model(N, opt) if option == "plain" else _option_model(option, opt)
+    )
+    target = f"lr_multiplier:{model.layers[-1].name}"
+    multiplier = C.HyperparameterScheduler({target: factor})
+    fit_probe(model, N, [make(), multiplier], epochs=2)
+    if option == "ema":
+        np.testing.assert_allclose(
+            -kernel(model), -_ema(expected, 0.9), rtol=1e-5
+        )
+    else:
+        np.testing.assert_allclose(sgd_applied_lrs(model), expected, rtol=1e-5)
+
+
+def test_lr_multiplier_multiplies_the_optimizers_own_schedule():
+    decay = keras.optimizers.schedules.ExponentialDecay(0.5, 4, 0.5)
+    model = probe_model(N, keras.optimizers.SGD(decay))
+    target = f"lr_multiplier:{model.layers[-1].name}"
+    fit_probe(
+        model,
+        N,
+        [C.HyperparameterScheduler({target: S.PerEpoch([0.5, 0.25])})],
+        epochs=2,
+    )
+    expected = [float(decay(i)) * (0.5 if i < 8 else 0.25) for i in range(N)]
+    np.testing.assert_allclose(sgd_applied_lrs(model), expected, rtol=1e-5)
