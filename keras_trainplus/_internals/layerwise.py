@@ -236,6 +236,13 @@ def _dense(gradient):
 
 def _unless_frozen(optimizer, factor, variables, run, replica_context):
     """Runs `run` (which updates `variables`) unless ``factor == 0``."""
+    if keras.backend.backend() == "torch":  # eager: one host read a step
+        active = optimizer_core.caches(optimizer).get(
+            ("active", id(factor)), lambda: bool(ops.all(factor > 0))
+        )
+        if active:
+            run()
+        return
     if accumulation.conditional_update_allowed():
         ops.cond(factor > 0, lambda: _none(run), lambda: None)
         return
