@@ -212,11 +212,8 @@ def _frozen_gradients_layer(optimizer):
             grads = list(grads)
             for i, variable in enumerate(trainable_variables):
                 entry = table.get(_index(optimizer, variable))
-                if entry is None or not entry[1] or not _dense(grads[i]):
-                    continue
-                grads[i] = ops.where(
-                    entry[0] > 0, grads[i], ops.zeros_like(grads[i])
-                )
+                if entry is not None and entry[1] and grads[i] is not None:
+                    grads[i] = _zero_unless(entry[0] > 0, grads[i])
             return inner(grads, trainable_variables)
 
         return backend_apply_gradients
@@ -224,14 +221,19 @@ def _frozen_gradients_layer(optimizer):
     return factory
 
 
-def _dense(gradient):
-    if gradient is None:
-        return False
+def _zero_unless(active, gradient):
+    """`gradient`, or zeros where not `active` (a sparse TF gradient keeps
+    its indices, its values zeroed)."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return not isinstance(gradient, tf.IndexedSlices)
-    return True
+        if isinstance(gradient, tf.IndexedSlices):
+            values = gradient.values
+            values = tf.where(active, values, tf.zeros_like(values))
+            return tf.IndexedSlices(
+                values, gradient.indices, gradient.dense_shape
+            )
+    return ops.where(active, gradient, ops.zeros_like(gradient))
 
 
 def _unless_frozen(optimizer, factor, variables, run, replica_context):

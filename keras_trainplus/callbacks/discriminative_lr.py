@@ -13,6 +13,7 @@ from keras_trainplus.callbacks.hyperparameter_scheduler import (
 )
 from keras_trainplus.knobs.lr_multiplier import PREFIX
 from keras_trainplus.knobs.lr_multiplier import find_layer
+from keras_trainplus.knobs.lr_multiplier import label
 from keras_trainplus.knobs.lr_multiplier import trainable_layers
 
 
@@ -70,29 +71,34 @@ class DiscriminativeLR(HyperparameterScheduler):
         super().__init__(_built_at_fit, origin="fit")
 
     def _resolve_schedules(self):
-        factors = self._layer_factors(self.model)
-        self.options = {
-            PREFIX + layer.name: {"argument": argument}
-            for layer, (_, argument) in factors.items()
-        }
-        return _arguments.check_schedules(
-            {PREFIX + layer.name: f for layer, (f, _) in factors.items()},
-            type(self).__name__,
-        )
+        model = self.model
+        schedules, self.options = {}, {}
+        for layer, own_only, factor, argument in self._layer_factors(model):
+            target = PREFIX + label(model, layer)
+            if target in schedules:
+                v.fail(argument, factor, "a layer not already given")
+            schedules[target] = factor
+            self.options[target] = {
+                "argument": argument,
+                "layer": layer,
+                "own_only": own_only,
+            }
+        return _arguments.check_schedules(schedules, type(self).__name__)
 
     def _layer_factors(self, model):
-        """``{layer: (factor, argument)}`` for `model`."""
+        """``[(layer, own_only, factor, argument)]`` for `model`."""
         if self.multipliers is not None:
-            out = {}
-            for key, factor in self.multipliers.items():
-                argument = f"multipliers[{key!r}]"
-                out[find_layer(model, key, argument)] = (factor, argument)
-            return out
+            return [
+                (find_layer(model, key, f"multipliers[{key!r}]"), False)
+                + (factor, f"multipliers[{key!r}]")
+                for key, factor in self.multipliers.items()
+            ]
         layers = trainable_layers(model)
-        return {
-            layer: (self.decay ** (len(layers) - 1 - i), "decay")
+        return [
+            (layer, isinstance(layer, keras.Model))
+            + (self.decay ** (len(layers) - 1 - i), "decay")
             for i, layer in enumerate(layers)
-        }
+        ]
 
     def get_config(self):
         multipliers = self.multipliers

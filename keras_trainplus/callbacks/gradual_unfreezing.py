@@ -11,6 +11,7 @@ from keras_trainplus.callbacks.hyperparameter_scheduler import (
 )
 from keras_trainplus.knobs.lr_multiplier import PREFIX
 from keras_trainplus.knobs.lr_multiplier import find_layer
+from keras_trainplus.knobs.lr_multiplier import label
 from keras_trainplus.knobs.lr_multiplier import trainable_layers
 from keras_trainplus.schedules.per_epoch import PerEpoch
 
@@ -69,25 +70,30 @@ class GradualUnfreezing(HyperparameterScheduler):
             for epoch, what in self.schedule.items()
         }
         self._unfrozen = {e: len(t) for e, t in training.items()}
-        out = {}
-        for layer in layers:
-            values = {e: float(id(layer) in t) for e, t in training.items()}
+        out, self.options = {}, {}
+        for i, layer in enumerate(layers):
+            values = {e: float(i in t) for e, t in training.items()}
             if any(value == 0.0 for value in values.values()):
-                out[PREFIX + layer.name] = PerEpoch(values)
-        self.options = {name: {"argument": "schedule"} for name in out}
+                target = PREFIX + label(model, layer)
+                out[target] = PerEpoch(values)
+                self.options[target] = {
+                    "argument": "schedule",
+                    "layer": layer,
+                    "own_only": isinstance(layer, keras.Model),
+                }
         return out
 
     def _training(self, model, layers, epoch, what):
-        """The ids of the layers that train from `epoch` on."""
+        """The positions in `layers` of those that train from `epoch` on."""
         if what == "all":
-            return {id(x) for x in layers}
+            return set(range(len(layers)))
         if isinstance(what, int):
-            return {id(x) for x in layers[max(len(layers) - what, 0) :]}
+            return set(range(max(len(layers) - what, 0), len(layers)))
         out = set()
         for name in what:
             found = find_layer(model, name, f"schedule[{epoch!r}]")
             ids = {id(x) for x in [found, *iter_layers(found)]}
-            out |= {id(x) for x in layers if id(x) in ids}
+            out |= {i for i, x in enumerate(layers) if id(x) in ids}
         return out
 
     def on_epoch_end(self, epoch, logs=None):
@@ -138,7 +144,9 @@ def _check_schedule(schedule):
                 ):
                     v.fail_type(where, what, "a list of layer names")
             what = list(what)
-        else:
+        elif isinstance(what, int) and not isinstance(what, bool):
             what = v.integer(where, what, minimum=0)
+        else:
+            v.fail_type(where, what, '"all", a count or a list of layer names')
         out[epoch] = what
     return dict(sorted(out.items()))

@@ -1,6 +1,8 @@
 """`LRMultiplierKnob`: a factor on the learning rate of one layer's
 trainable variables (0 freezes them)."""
 
+import warnings
+
 import keras
 
 from keras_trainplus import _internals as internals
@@ -11,26 +13,35 @@ from keras_trainplus.schedules.constant import Constant
 
 PREFIX = "lr_multiplier:"
 
-_INSTALLED = {}  # id(layer) -> the multiplier knobs installed on it
+_INSTALLED = []  # the multiplier knobs installed now (every driver)
 
 
 class LRMultiplierKnob(OptimizerSideKnob):
     """The learning-rate multiplier of one layer (target
-    ``"lr_multiplier:<layer name>"``).
+    ``"lr_multiplier:<layer name or path>"``).
 
     Every update of the layer's trainable variables uses the learning rate
     times the multiplier (weight decay too); 0 freezes the variables, their
     optimizer slots and BatchNormalization statistics below the layer
     (`_internals/layerwise.py`, `knobs/_frozen_batch_norm.py`). Several
     multipliers of one variable (two callbacks, a model and a layer inside
-    it) multiply.
+    it) multiply. Presets pass the `layer` object itself, and `own_only`
+    for a nested model's own weights (not its layers').
     """
 
-    def __init__(self, model, layer, log_key=None):
+    def __init__(self, model, name, log_key=None, layer=None, own_only=False):
         super().__init__(model)
-        self.layer = find_layer(model, layer)
-        self.log_key = log_key or f"{PREFIX}{self.layer.name}"
-        self.variables = list(self.layer.trainable_variables)
+        self.layer = find_layer(model, name if layer is None else layer)
+        self.log_key = log_key or f"{PREFIX}{name}"
+        self.own_only = own_only
+        self.variables = own_variables(self.layer, own_only)
+        if not self.variables:
+            warnings.warn(
+                f"The layer {self.layer.name!r} has no trainable weights: "
+                f"its learning-rate multiplier ({self.log_key!r}) has no "
+                "effect.",
+                stacklevel=4,
+            )
         self._schedule = None
         self._offset = 0
         self._norms = []
@@ -49,8 +60,8 @@ class LRMultiplierKnob(OptimizerSideKnob):
             internals.layerwise.set_lr_multiplier(
                 opt, self, self.variables, program, freezable
             )
-        _INSTALLED.setdefault(id(self.layer), []).append(self)
-        if freezable:
+        _INSTALLED.append(self)
+        if freezable and not self.own_only:
             self._norms = [
                 frozen_bn.acquire(layer, self.model, self)
                 for layer in frozen_bn.batch_norm_layers(self.layer)
@@ -66,11 +77,13 @@ class LRMultiplierKnob(OptimizerSideKnob):
 
     def logged(self, value):
         """The multiplier the layer's last update used: `value` times the
-        other multipliers installed on this layer (another callback's), so
-        every writer logs the same effective value."""
-        for other in _INSTALLED.get(id(self.layer), []):
-            if other is not self:
-                value *= other.last_value()
+        other multipliers installed on all of its variables (another
+        callback's, or one of a model the layer is part of)."""
+        mine = {id(v) for v in self.variables}
+        for other in _INSTALLED:
+            if other is not self and mine:
+                if mine <= {id(v) for v in other.variables}:
+                    value *= other.last_value()
         return value
 
     def last_value(self):
@@ -79,10 +92,7 @@ class LRMultiplierKnob(OptimizerSideKnob):
         return host_value(self._schedule, step, base)
 
     def uninstall(self):
-        mine = _INSTALLED.get(id(self.layer), [])
-        mine[:] = [k for k in mine if k is not self]
-        if not mine:
-            _INSTALLED.pop(id(self.layer), None)
+        _INSTALLED[:] = [k for k in _INSTALLED if k is not self]
         for opt in self.optimizers:
             internals.layerwise.set_lr_multiplier(opt, self, None, None)
         for norm in self._norms:
@@ -92,46 +102,82 @@ class LRMultiplierKnob(OptimizerSideKnob):
 
 
 def find_layer(model, layer, argument=None):
-    """The layer of `model` (nested models included) named `layer`, or
-    `layer` itself if it is one of them.
+    """The layer of `model` (nested models included) named `layer`, at the
+    path `layer` (``"tower/fc"``, for names used twice), or `layer` itself
+    if it is one of them.
 
     Raises:
         ValueError: naming the layer (and `argument`) if the model has no
             such layer, or several of that name.
     """
     below = internals.layers.iter_layers(model)
+    where = f" (in `{argument}`)" if argument else ""
     if isinstance(layer, keras.layers.Layer):
         if any(x is layer for x in below):
             return layer
-        name, found = layer.name, []
-    else:
-        name = layer
-        found = [x for x in below if x.name == layer]
-    where = f" (in `{argument}`)" if argument else ""
+        raise ValueError(
+            f"The layer object {layer.name!r}{where} is not part of model "
+            f"{model.name!r} (a layer of the same name in it is another "
+            "object)."
+        )
+    found = [x for x in below if x.name == layer]
+    if len(found) != 1:
+        found = [x for x in below if getattr(x, "path", None) == layer] or found
     if len(found) == 1:
         return found[0]
     if not found:
         raise ValueError(
-            f"Model {model.name!r} has no layer {name!r}{where}. Layers: "
+            f"Model {model.name!r} has no layer {layer!r}{where}. Layers: "
             f"{[x.name for x in below]}"
         )
+    paths = [getattr(x, "path", None) for x in found]
     raise ValueError(
-        f"Model {model.name!r} has {len(found)} layers named {name!r}"
-        f"{where}: pass the layer object instead."
+        f"Model {model.name!r} has {len(found)} layers named {layer!r}"
+        f"{where}: give the path ({', '.join(map(repr, paths))}) or the "
+        "layer object."
     )
+
+
+def label(model, layer):
+    """How targets and logs name `layer`: its name, or its path when
+    another layer of `model` has the same name."""
+    below = internals.layers.iter_layers(model)
+    if sum(x.name == layer.name for x in below) > 1:
+        return getattr(layer, "path", None) or layer.name
+    return layer.name
+
+
+def own_variables(layer, own_only=False):
+    """The trainable variables of `layer`; with `own_only`, of a nested
+    model without those of its layers."""
+    variables = list(layer.trainable_variables)
+    if not own_only:
+        return variables
+    inner = {
+        id(v)
+        for x in internals.layers.iter_layers(layer)
+        for v in x.trainable_variables
+    }
+    return [v for v in variables if id(v) not in inner]
 
 
 def trainable_layers(model):
     """The layers with trainable weights, from input to output:
     `model.layers` order, nested models flattened into their layers (a
-    layer the user set ``trainable=False`` has no trainable weights)."""
+    layer the user set ``trainable=False`` has no trainable weights). A
+    nested model that owns weights itself (``add_weight`` in a subclassed
+    model) follows its layers, standing for those weights only."""
     out = []
 
     def visit(layer):
+        if any(x is layer for x in out):
+            return
         if isinstance(layer, keras.Model):
             for inner in layer.layers:
                 visit(inner)
-        elif layer.trainable_weights and not any(x is layer for x in out):
+            if own_variables(layer, own_only=True):
+                out.append(layer)
+        elif layer.trainable_weights:
             out.append(layer)
 
     for layer in model.layers:

@@ -531,3 +531,118 @@ def test_frozen_is_trainable_false_under_global_norm_clipping(clip):
         x, y, batch_size=B, epochs=2, shuffle=False, verbose=0, callbacks=extra
     )
     _close(ours.get_weights(), stock.get_weights(), rtol=1e-5)
+
+
+def _towers():
+    """Two nested towers with a layer named "fc" each (legal in Keras),
+    and a subclassed backbone that owns a weight besides its layer."""
+
+    class Scaled(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.fc = keras.layers.Dense(4, name="fc")
+
+        def build(self, shape):
+            self.scale = self.add_weight(shape=(4,), initializer="ones")
+            self.fc.build(shape)
+
+        def call(self, x):
+            return keras.ops.tanh(self.fc(x)) * self.scale
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    towers = [
+        keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dense(4, name="fc")], name=name
+        )
+        for name in ("tower_a", "tower_b")
+    ]
+    parts = [t(inputs) for t in towers] + [Scaled(name="scaled")(inputs)]
+    joined = keras.layers.Concatenate()(parts)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(joined))
+    model.compile(keras.optimizers.Adam(LR), "mse")
+    return model
+
+
+def test_names_used_twice_and_a_nested_models_own_weights():
+    x, y = _data()
+    model = _towers()
+    before = {v.path: v.numpy().copy() for v in model.trainable_variables}
+    history = model.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            C.GradualUnfreezing({0: ["head"], 1: ["tower_a/fc", "head"]}),
+            C.DiscriminativeLR(decay=0.5),
+        ],
+    )
+    logs = history.history
+    # Depth order: tower_a/fc, tower_b/fc, scaled/fc, scaled (own), head.
+    assert logs["lr_multiplier:tower_a/fc"] == [0.0, 0.0625]
+    assert logs["lr_multiplier:tower_b/fc"] == [0.0, 0.0]
+    assert logs["lr_multiplier:scaled"] == [0.0, 0.0]  # its own `scale`
+    for v in model.trainable_variables:
+        moved = not np.array_equal(before[v.path], v.numpy())
+        assert moved == v.path.startswith(("tower_a", "head")), v.path
+    with pytest.raises(ValueError, match="tower_a/fc"):
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            callbacks=[C.HyperparameterScheduler({"lr_multiplier:fc": 0.5})],
+        )
+
+
+def test_a_layer_inside_a_scaled_model_logs_the_product():
+    x, y = _data()
+    model = _towers()
+    history = model.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=1,
+        verbose=0,
+        callbacks=[C.DiscriminativeLR({"tower_a": 0.5, "tower_a/fc": 0.5})],
+    )
+    assert history.history["lr_multiplier:tower_a/fc"] == [0.25]
+    # tower_a's variables are all fc's: they all used 0.25.
+    assert history.history["lr_multiplier:tower_a"] == [0.25]
+
+
+def test_frozen_sparse_gradients_stay_out_of_the_global_norm():
+    """An Embedding's gradient is sparse on TF: frozen, it must leave the
+    global norm of the clip too (= `trainable=False`)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 20, size=(N, 3))
+    y = rng.normal(size=(N, 1)).astype("float32")
+    runs = []
+    for frozen_by in ("callback", "trainable"):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((3,), dtype="int32"),
+                keras.layers.Embedding(20, 4, name="emb"),
+                keras.layers.Flatten(),
+                keras.layers.Dense(1, name="head"),
+            ]
+        )
+        callbacks = [C.GradualUnfreezing({0: ["head"]})]
+        if frozen_by == "trainable":
+            model.get_layer("emb").trainable = False
+            callbacks = []
+        model.compile(keras.optimizers.SGD(0.1, global_clipnorm=0.01), "mse")
+        model.fit(
+            x,
+            y,
+            batch_size=B,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=callbacks,
+        )
+        runs.append(model.get_weights())
+    _close(runs[0], runs[1], rtol=1e-6)
