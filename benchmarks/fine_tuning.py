@@ -11,8 +11,15 @@ execution block of every fit untimed), with Adam. Ratios against plain
   can be frozen: the in-graph skip runs on every update; target >= 0.98);
 * `GradualUnfreezing({0: 1})`: everything but the head frozen (recorded).
 
+With `--update-cost` (TensorFlow, JAX) it times `optimizer.apply` alone for
+the MLP's six variables in a compiled loop (as `schedule_cost.py`): Adam
+plain against multipliers on every layer (constant, freezable, frozen),
+best of `--rounds`; the extra microseconds per update are a fixed cost,
+independent of the batch, that the noisy `fit` ratios cannot resolve.
+
 Usage:
     KERAS_BACKEND=tensorflow python benchmarks/fine_tuning.py
+    KERAS_BACKEND=tensorflow python benchmarks/fine_tuning.py --update-cost
     python benchmarks/fine_tuning.py --rounds 2 --quick   # smoke test
 """
 
@@ -82,6 +89,73 @@ def build(spe):
     return model
 
 
+def _compiled_updates(opt, variables, steps):
+    """A function running `steps` updates of `opt` in one compiled loop."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        grads = [jax.numpy.ones(v.shape) for v in variables]
+        state = ([v.value for v in variables], [v.value for v in opt.variables])
+
+        @jax.jit
+        def run_jax(state):
+            def body(i, carry):
+                return opt.stateless_apply(carry[1], grads, carry[0])
+
+            return jax.lax.fori_loop(0, steps, body, state)
+
+        run_jax(state)
+        return lambda: jax.block_until_ready(run_jax(state))
+    import tensorflow as tf
+
+    grads = [tf.ones(v.shape) for v in variables]
+
+    @tf.function
+    def run():
+        for _ in tf.range(steps):
+            opt.apply(grads, variables)
+
+    run()
+    return run
+
+
+def update_cost(rounds, steps=2000):
+    import time
+
+    from keras_trainplus.knobs.lr_multiplier import LRMultiplierKnob
+
+    S = ktp.schedules
+
+    def loop(schedule):
+        model = build(1)
+        opt = model.optimizer
+        variables = model.trainable_variables
+        opt.build(variables)
+        if schedule is not None:
+            for name in LAYERS:
+                LRMultiplierKnob(model, name).install(schedule, offset=0)
+        return _compiled_updates(opt, variables, steps)
+
+    loops = {
+        "plain Adam": loop(None),
+        "constant 0.5, all layers": loop(S.Constant(0.5)),
+        "freezable, all layers": loop(S.PerEpoch([0.5])),
+        "frozen (0), all layers": loop(S.PerEpoch([0.0])),
+    }
+    best = {n: float("inf") for n in loops}
+    for r in range(rounds):
+        names = list(loops)
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            loops[n]()
+            best[n] = min(best[n], (time.perf_counter() - start) / steps)
+    base = best["plain Adam"]
+    print(f"\noptimizer.apply alone, best of {rounds} x {steps} updates")
+    print(f"{'variant':<26} {'us/update':>9} {'extra us':>8}")
+    for n, t in best.items():
+        print(f"{n:<26} {t * 1e6:>9.1f} {(t - base) * 1e6:>8.1f}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
@@ -90,12 +164,15 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write raw results here")
+    parser.add_argument("--update-cost", action="store_true")
     args = parser.parse_args()
     if keras.backend.backend() == "tensorflow" and args.threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.update_cost:
+        return update_cost(args.rounds)
     if args.quick:
         args.samples = 6400
     rng = np.random.RandomState(0)

@@ -7,9 +7,11 @@ Installed as layers over the optimizer's methods
 * ``update_step(grad, var, lr)`` runs with ``lr * m`` for a variable with
   multiplier ``m``: the update of every Keras optimizer is then exactly
   the update at that learning rate (Adam's bias correction keeps reading
-  the global ``iterations``). On torch the fused update skips
-  `update_step`, so the per-variable path runs there
-  (`optimizer.per_variable_updates`).
+  the global ``iterations``). On torch Keras's fused update
+  (`_parallel_update_step`) takes one learning rate for a list of
+  variables: it runs once per group of variables with the same
+  multiplier, at ``lr * m`` (state shared by all variables, Nadam's
+  running product, advances once per update).
 * ``_apply_weight_decay`` decays those variables with ``weight_decay * m``
   (the decoupled decay is ``lr * wd``, so it becomes ``lr * m * wd``).
 * Freezing (``m == 0``): the update and the decay of the variable are
@@ -71,10 +73,31 @@ def set_lr_multiplier(optimizer, key, variables, program, freezable=True):
         _frozen_gradients_layer(optimizer) if freeze else None,
         rank=1,
     )
-    method_layers.per_variable_updates(optimizer, "lr_multiplier", on)
+    if keras.backend.backend() == "torch":
+        layer(
+            optimizer,
+            "_backend_update_step",
+            "lr_multiplier",
+            _torch_groups_layer(optimizer) if on else None,
+            rank=1,
+        )
     if not entries:
         optimizer_core.state(optimizer).pop("multipliers", None)
         optimizer_core.forget_if_idle(optimizer)
+
+
+def _as_factor(value):
+    """A multiplier's value: a Python number stays one (a constant costs
+    no op), anything else a float32 tensor."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    return ops.cast(value, "float32")
+
+
+def _host_positive(factor):
+    if isinstance(factor, float):
+        return factor > 0
+    return bool(ops.all(factor > 0))
 
 
 def _index(optimizer, variable):
@@ -92,7 +115,7 @@ def _factors(optimizer):
     def compute():
         step = optimizer_core.step(optimizer)
         values = {
-            key: ops.cast(program(step), "float32")
+            key: _as_factor(program(step))
             for key, (_, program, _) in entries.items()
         }
         keys_of = collections.defaultdict(list)
@@ -117,15 +140,76 @@ def _factors(optimizer):
     return optimizer_core.caches(optimizer).get("multipliers", compute)
 
 
+def _torch_groups_layer(optimizer):
+    """torch: the update of each group of variables with one multiplier at
+    ``lr * m`` (frozen groups skipped), unless another feature needs the
+    per-variable path (then `update_step` scales)."""
+    cache = optimizer_core.caches(optimizer)
+    state = optimizer_core.state(optimizer)
+
+    def factory(inner):
+        def backend_update_step(grads, variables, learning_rate):
+            if state.get("per_variable"):
+                return inner(grads, variables, learning_rate)
+            with cache.eager_step():
+                table = _factors(optimizer)
+                groups = {}
+                for grad, variable in zip(grads, variables):
+                    entry = table.get(_index(optimizer, variable))
+                    key = None if entry is None else entry[2]
+                    group = groups.setdefault(key, (entry, [], []))
+                    group[1].append(grad)
+                    group[2].append(variable)
+                shared = _shared_state(optimizer)
+                before = [ops.copy(v.value) for v in shared]
+                state["scaled"] = True
+                try:
+                    first = True
+                    for entry, group_grads, group_vars in groups.values():
+                        rate = learning_rate
+                        if entry is not None:
+                            if entry[1] and not _host_positive(entry[0]):
+                                continue  # frozen
+                            rate = ops.cast(learning_rate, "float32") * entry[0]
+                        if not first:  # shared state advances once
+                            for v, old in zip(shared, before):
+                                v.assign(old)
+                        first = False
+                        inner(group_grads, group_vars, rate)
+                finally:
+                    state.pop("scaled", None)
+
+        return backend_update_step
+
+    return factory
+
+
+def _shared_state(optimizer):
+    """Optimizer variables of no single variable and not the step or the
+    learning rate (Nadam's running product)."""
+    lists = _aligned_lists(optimizer).values()
+    per_variable = {id(x) for items in lists for x in items}
+    skip = per_variable | {id(optimizer.iterations)}
+    skip.add(id(getattr(optimizer, "_learning_rate", None)))
+    skip |= {id(v) for v in optimizer_core.hidden_optimizer_state(optimizer)}
+    return [v for v in optimizer.variables if id(v) not in skip]
+
+
 def _update_step_layer(optimizer):
     def factory(inner):
         def update_step(gradient, variable, learning_rate):
+            if optimizer_core.state(optimizer).get("scaled"):
+                return inner(gradient, variable, learning_rate)
             index = _index(optimizer, variable)
             entry = _factors(optimizer).get(index)
             if entry is None:
                 return inner(gradient, variable, learning_rate)
-            factor, freezable, _ = entry
-            scaled = ops.cast(learning_rate, factor.dtype) * factor
+            factor, freezable, combo = entry
+            # One product per multiplier and traced graph, not per variable.
+            scaled = optimizer_core.caches(optimizer).get(
+                ("scaled", combo, id(learning_rate)),
+                lambda: ops.cast(learning_rate, "float32") * factor,
+            )
 
             def run():
                 inner(gradient, variable, scaled)
@@ -159,7 +243,7 @@ def _weight_decay_layer(optimizer):
             for (factor, freezable, _), group in groups.values():
 
                 def run(group=group, factor=factor):
-                    scaled = ops.multiply(ops.cast(decay, factor.dtype), factor)
+                    scaled = ops.multiply(ops.cast(decay, "float32"), factor)
                     with method_layers.substituted(
                         optimizer, {"weight_decay": scaled}
                     ):
@@ -240,7 +324,7 @@ def _unless_frozen(optimizer, factor, variables, run, replica_context):
     """Runs `run` (which updates `variables`) unless ``factor == 0``."""
     if keras.backend.backend() == "torch":  # eager: one host read a step
         active = optimizer_core.caches(optimizer).get(
-            ("active", id(factor)), lambda: bool(ops.all(factor > 0))
+            ("active", id(factor)), lambda: _host_positive(factor)
         )
         if active:
             run()
@@ -276,27 +360,40 @@ def slots_by_index(optimizer):
     """The optimizer variables of each trainable variable (momentum,
     velocities, ...), by the index `update_step` uses: every list attribute
     of the optimizer aligned with the variables it was built on (Keras's
-    optimizers keep one slot list per kind)."""
+    optimizers keep one slot list per kind); not the gradient accumulators
+    or the EMA."""
+    skip = {"_accumulated_gradients", "_model_variables_moving_average"}
+    out = [[] for _ in range(len(optimizer._trainable_variables))]
+    for name, items in _aligned_lists(optimizer).items():
+        if name in skip:
+            continue
+        for i, slot in enumerate(items):
+            if slot is not None:
+                out[i].append(slot)
+    return out
+
+
+def _aligned_lists(optimizer):
+    """``{attribute: list}`` of the optimizer's lists of variables aligned
+    with the variables it was built on."""
     require(optimizer, "_trainable_variables", "find optimizer slots")
     built = list(optimizer._trainable_variables)
     count = len(built)
-    skip = {"_trainable_variables", "_variables", "_accumulated_gradients"}
-    skip.add("_model_variables_moving_average")
     model_ids = {id(v) for v in built}
-    out = [[] for _ in range(count)]
+    out = {}
     for name, value in vars(optimizer).items():
-        if name in skip or isinstance(value, (str, bytes)):
+        if name in ("_trainable_variables", "_variables") or count == 0:
+            continue
+        if isinstance(value, (str, bytes)):
             continue
         if not isinstance(value, collections.abc.Sequence):
             continue
-        if len(value) != count or count == 0:
+        if len(value) != count:
             continue
         items = list(value)
         if not all(x is None or isinstance(x, keras.Variable) for x in items):
             continue
         if any(id(x) in model_ids for x in items if x is not None):
             continue
-        for i, slot in enumerate(items):
-            if slot is not None:
-                out[i].append(slot)
+        out[name] = items
     return out

@@ -325,3 +325,8 @@ def detach_hidden_optimizer_state(optimizer, variable):
     if not hidden:
         for name in ("save_own_variables", "load_own_variables", _HIDDEN):
             optimizer.__dict__.pop(name, None)
+
+
+def hidden_optimizer_state(optimizer):
+    """The variables attached with `attach_hidden_optimizer_state`."""
+    return list(optimizer.__dict__.get(_HIDDEN, []))

@@ -54,8 +54,15 @@ class LRMultiplierKnob(OptimizerSideKnob):
 
     def install(self, schedule, offset):
         self._schedule, self._offset = schedule, offset
-        program = self._make_program(schedule, offset)
-        freezable = not (isinstance(schedule, Constant) and schedule.value > 0)
+        constant = isinstance(schedule, Constant)
+        if constant:  # no step arithmetic in the compiled step
+
+            def program(step):
+                return schedule.value
+
+        else:
+            program = self._make_program(schedule, offset)
+        freezable = not (constant and schedule.value > 0)
         for opt in self.optimizers:
             internals.layerwise.set_lr_multiplier(
                 opt, self, self.variables, program, freezable

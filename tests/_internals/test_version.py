@@ -17,6 +17,7 @@ PLUMBING = {
     "state",
     "substituted",
     "unsubstituted",
+    "hidden_optimizer_state",
     "method_layers",
     "HiddenState",
 }

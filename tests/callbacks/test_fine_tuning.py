@@ -42,6 +42,7 @@ def _optimizer(name, lr=LR):
         "momentum": lambda: keras.optimizers.SGD(lr, momentum=0.9),
         "adam": lambda: keras.optimizers.Adam(lr),
         "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=0.2),
+        "nadam": lambda: keras.optimizers.Nadam(lr),
     }[name]()
 
 
@@ -118,7 +119,7 @@ def _close(actual, expected, rtol=1e-6):
         np.testing.assert_allclose(a, e, rtol=rtol, atol=1e-7)
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw", "nadam"])
 def test_update_equals_update_at_lr_times_multiplier(name):
     """Update by update: layer b moves as a stock optimizer at LR x 0.3
     would, the others as at LR (weight decay scales with the multiplier,
