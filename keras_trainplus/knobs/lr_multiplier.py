@@ -8,6 +8,7 @@ import keras
 from keras_trainplus import _internals as internals
 from keras_trainplus.knobs import _frozen_batch_norm as frozen_bn
 from keras_trainplus.knobs.bound_knob import host_value
+from keras_trainplus.knobs.bound_knob import is_bare_base
 from keras_trainplus.knobs.optimizer_side import OptimizerSideKnob
 from keras_trainplus.schedules.constant import Constant
 
@@ -45,6 +46,12 @@ class LRMultiplierKnob(OptimizerSideKnob):
         self._schedule = None
         self._offset = 0
         self._norms = []
+        self._host_base = None  # torch, per-epoch values: the host's copy
+
+    def base(self):
+        if self._host_base is not None:
+            return self._host_base
+        return super().base()
 
     def initial_base(self):
         return 1.0
@@ -60,6 +67,14 @@ class LRMultiplierKnob(OptimizerSideKnob):
             def program(step):
                 return schedule.value
 
+        elif is_bare_base(schedule) and keras.backend.backend() == "torch":
+            # Eager torch runs the program on the host at every update: the
+            # per-epoch value written last is a Python number there.
+            self._host_base = self.initial_base()
+
+            def program(step):
+                return self._host_base
+
         else:
             program = self._make_program(schedule, offset)
         freezable = not (constant and schedule.value > 0)
@@ -73,6 +88,12 @@ class LRMultiplierKnob(OptimizerSideKnob):
                 frozen_bn.acquire(layer, self.model, self)
                 for layer in frozen_bn.batch_norm_layers(self.layer)
             ]
+
+    def set_base(self, value):
+        if self._host_base is not None:
+            self._host_base = float(value)
+        if self.knob is not None:
+            super().set_base(value)
 
     def epoch_begin(self, position):
         if not self._norms:
@@ -105,6 +126,7 @@ class LRMultiplierKnob(OptimizerSideKnob):
         for norm in self._norms:
             norm.release(self)
         self._norms = []
+        self._host_base = None
         self._detach_knob()
 
 
