@@ -11,7 +11,7 @@ execution block of every fit untimed), with Adam. Ratios against plain
   can be frozen: the in-graph skip runs on every update; target >= 0.98);
 * `GradualUnfreezing({0: 1})`: everything but the head frozen (recorded).
 
-With `--update-cost` (TensorFlow, JAX) it times `optimizer.apply` alone for
+With `--update-cost` it times `optimizer.apply` alone for
 the MLP's six variables in a compiled loop (as `schedule_cost.py`): Adam
 plain against multipliers on every layer (constant, freezable, frozen),
 best of `--rounds`; the extra microseconds per update are a fixed cost,
@@ -106,6 +106,15 @@ def _compiled_updates(opt, variables, steps):
 
         run_jax(state)
         return lambda: jax.block_until_ready(run_jax(state))
+    if keras.backend.backend() == "torch":  # eager: a Python loop
+        grads = [keras.ops.ones(v.shape) for v in variables]
+
+        def run_torch():
+            for _ in range(steps):
+                opt.apply(grads, variables)
+
+        run_torch()
+        return run_torch
     import tensorflow as tf
 
     grads = [tf.ones(v.shape) for v in variables]
@@ -119,28 +128,32 @@ def _compiled_updates(opt, variables, steps):
     return run
 
 
-def update_cost(rounds, steps=2000):
+def update_cost(rounds, steps=None):
+    steps = steps or (300 if keras.backend.backend() == "torch" else 2000)
     import time
 
     from keras_trainplus.knobs.lr_multiplier import LRMultiplierKnob
 
     S = ktp.schedules
 
-    def loop(schedule):
+    def loop(schedule, value=None):
         model = build(1)
         opt = model.optimizer
         variables = model.trainable_variables
         opt.build(variables)
         if schedule is not None:
             for name in LAYERS:
-                LRMultiplierKnob(model, name).install(schedule, offset=0)
+                knob = LRMultiplierKnob(model, name)
+                knob.install(schedule, offset=0)
+                if value is not None:  # the driver's per-epoch write
+                    knob.set_base(value)
         return _compiled_updates(opt, variables, steps)
 
     loops = {
         "plain Adam": loop(None),
         "constant 0.5, all layers": loop(S.Constant(0.5)),
-        "freezable, all layers": loop(S.PerEpoch([0.5])),
-        "frozen (0), all layers": loop(S.PerEpoch([0.0])),
+        "freezable, all layers": loop(S.PerEpoch([0.5]), 0.5),
+        "frozen (0), all layers": loop(S.PerEpoch([0.0]), 0.0),
     }
     best = {n: float("inf") for n in loops}
     for r in range(rounds):
