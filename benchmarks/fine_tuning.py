@@ -36,8 +36,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from callback_overhead import measure  # noqa: E402
-from gradient_controls import report  # noqa: E402
+from gradient_controls import run_rounds  # noqa: E402
 
 import keras_trainplus as ktp  # noqa: E402
 
@@ -200,19 +199,7 @@ def main():
     )
     print(header)
     table = variants()
-    names = list(table)
-    results = {}
-    for spe in (1,) if backend == "torch" else (1, 32):
-        models = {n: build(spe) for n in names}
-        rates = {n: [] for n in names}
-        for r in range(args.rounds + 1):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                rate = measure(models[name], table[name][1](), x, y, args.batch)
-                if r:  # round 0 warms up
-                    rates[name].append(rate)
-        results[spe] = rates
-        report(spe, rates, table)
+    results = run_rounds(table, lambda n, spe: build(spe), x, y, args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"header": header, "results": results}, f, indent=1)

@@ -132,10 +132,24 @@ def main():
     )
     print(header)
     table = variants(args.k)
+    results = run_rounds(
+        table, lambda n, spe: build(spe, table[n][0]), x, y, args
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"header": header, "results": results}, f, indent=1)
+
+
+def run_rounds(table, make_model, x, y, args):
+    """Every variant of `table` (name -> (options, callbacks factory,
+    baseline)) at each steps_per_execution, in rotating order for
+    `args.rounds` rounds after one warm-up round; prints the report and
+    returns ``{spe: {name: [steps/s per round]}}``."""
     names = list(table)
     results = {}
-    for spe in (1,) if backend == "torch" else (1, 32):
-        models = {n: build(spe, table[n][0]) for n in names}
+    spes = (1,) if keras.backend.backend() == "torch" else (1, 32)
+    for spe in spes:
+        models = {n: make_model(n, spe) for n in names}
         rates = {n: [] for n in names}
         for r in range(args.rounds + 1):
             order = names[r % len(names) :] + names[: r % len(names)]
@@ -145,9 +159,7 @@ def main():
                     rates[name].append(rate)
         results[spe] = rates
         report(spe, rates, table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"header": header, "results": results}, f, indent=1)
+    return results
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from keras_trainplus import _internals as internals
 from keras_trainplus import callbacks as C
 from keras_trainplus import schedules as S
 from tests.helpers import BACKEND
+from tests.helpers import CountTraces
 from tests.helpers import jit_values
 from tests.helpers import spe_values
 
@@ -24,16 +25,6 @@ def _data():
     x = rng.normal(size=(N, 6)).astype("float32")
     y = (np.tanh(x @ rng.normal(size=(6, 1))) + 0.3).astype("float32")
     return x, y
-
-
-class CountTraces(keras.layers.Layer):
-    """Identity whose Python `call` runs once per trace."""
-
-    traces = 0
-
-    def call(self, inputs):
-        CountTraces.traces += 1
-        return inputs
 
 
 def _optimizer(name, lr=LR):

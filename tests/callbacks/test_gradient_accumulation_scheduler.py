@@ -14,6 +14,7 @@ from keras import ops
 
 from keras_trainplus import callbacks as C
 from keras_trainplus import schedules as S
+from tests.helpers import CountTraces
 from tests.helpers import spe_values
 
 B, SAMPLES = 8, 96  # 12 micro-batches an epoch
@@ -24,16 +25,6 @@ def _data():
     x = rng.normal(size=(SAMPLES, 6)).astype("float32")
     y = (np.tanh(x @ rng.normal(size=(6, 1))) + 0.1).astype("float32")
     return x, y
-
-
-class CountTraces(keras.layers.Layer):
-    """Identity whose Python `call` runs once per trace."""
-
-    traces = 0
-
-    def call(self, inputs):
-        CountTraces.traces += 1
-        return inputs
 
 
 def _model(optimizer=None, spe=1, counter=False):
