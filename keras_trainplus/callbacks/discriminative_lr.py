@@ -25,8 +25,9 @@ class DiscriminativeLR(HyperparameterScheduler):
     layer down) and layer-wise LR decay (ELECTRA, Clark et al. 2020; BEiT,
     Bao et al. 2021). Every update of a layer's trainable variables is the
     optimizer's update at ``LR x factor`` (any optimizer, any LR
-    schedule), decoupled weight decay included; 0 freezes the layer. Give
-    exactly one of:
+    schedule), decoupled weight decay included; 0 freezes the layer (a
+    frozen BatchNormalization runs in inference mode, as with
+    ``trainable=False``). Give exactly one of:
 
     * `multipliers`: ``{layer name or layer: factor}`` (others keep 1);
     * `decay`: the top layer with trainable weights gets 1, each one below
