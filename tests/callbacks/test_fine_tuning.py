@@ -638,3 +638,62 @@ def test_frozen_sparse_gradients_stay_out_of_the_global_norm():
         )
         runs.append(model.get_weights())
     _close(runs[0], runs[1], rtol=1e-6)
+
+
+def test_interrupted_run_resumes_with_backup_and_restore(tmp_path):
+    """Stopped by an exception after epoch 1, resumed by `BackupAndRestore`:
+    the same weights and logs as the uninterrupted run (the unfreezing
+    schedule follows the epoch)."""
+    x, y = _data()
+
+    def callbacks():
+        return [
+            C.GradualUnfreezing({0: 1, 1: 2, 2: "all"}),
+            C.DiscriminativeLR(decay=0.5),
+        ]
+
+    reference = _model("sgd")
+    expected = reference.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=4,
+        shuffle=False,
+        verbose=0,
+        callbacks=callbacks(),
+    ).history
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("stop")
+
+    model = _model("sgd")
+    backup = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="stop"):
+        model.fit(
+            x,
+            y,
+            batch_size=B,
+            epochs=4,
+            shuffle=False,
+            verbose=0,
+            callbacks=[
+                *callbacks(),
+                keras.callbacks.BackupAndRestore(backup),
+                Stop(),
+            ],
+        )
+    resumed = _model("sgd")
+    history = resumed.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=4,
+        shuffle=False,
+        verbose=0,
+        callbacks=[*callbacks(), keras.callbacks.BackupAndRestore(backup)],
+    ).history
+    _close(resumed.get_weights(), reference.get_weights(), rtol=1e-6)
+    for key in ("lr_multiplier:a", "lr_multiplier:b", "unfrozen_layers"):
+        assert history[key] == expected[key][2:], key
