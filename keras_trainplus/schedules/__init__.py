@@ -10,6 +10,7 @@ from keras_trainplus.schedules.base_value import BaseValue
 from keras_trainplus.schedules.constant import Constant
 from keras_trainplus.schedules.cosine import Cosine
 from keras_trainplus.schedules.cyclical import Cyclical
+from keras_trainplus.schedules.ema_warmup import EMAWarmup
 from keras_trainplus.schedules.exponential_decay import ExponentialDecay
 from keras_trainplus.schedules.geometric import Geometric
 from keras_trainplus.schedules.inverse_sqrt_decay import InverseSqrtDecay
@@ -23,6 +24,7 @@ from keras_trainplus.schedules.product import Product
 from keras_trainplus.schedules.restart import Restart
 from keras_trainplus.schedules.schedule import Schedule
 from keras_trainplus.schedules.step_decay import StepDecay
+from keras_trainplus.schedules.swa_lr import SWALR
 
 __all__ = [
     "AnnealedNoise",
@@ -30,6 +32,7 @@ __all__ = [
     "Constant",
     "Cosine",
     "Cyclical",
+    "EMAWarmup",
     "ExponentialDecay",
     "Geometric",
     "InverseSqrtDecay",
@@ -43,4 +46,5 @@ __all__ = [
     "Restart",
     "Schedule",
     "StepDecay",
+    "SWALR",
 ]
