@@ -14,6 +14,7 @@ appears anywhere else in the package.
   clipping on the aggregated gradient, instance attributes, EMA finalize).
 * `method_layers`: named layers over optimizer methods (how features
   compose), substituted attributes, the per-variable update on torch.
+* `optimizer_slots`: the slots of each variable, the state shared by all.
 * `layerwise`: a learning-rate multiplier per variable, freezing at 0.
 * `layers`: hidden layer state, the layer tree, `call` on the instance,
   dropout's noise shape.
@@ -34,6 +35,7 @@ from keras_trainplus._internals import layerwise
 from keras_trainplus._internals import method_layers
 from keras_trainplus._internals import multi_worker
 from keras_trainplus._internals import optimizer
+from keras_trainplus._internals import optimizer_slots
 from keras_trainplus._internals import optimizer_update
 from keras_trainplus._internals import random_state
 from keras_trainplus._internals import trainer
@@ -47,6 +49,7 @@ __all__ = [
     "method_layers",
     "multi_worker",
     "optimizer",
+    "optimizer_slots",
     "optimizer_update",
     "random_state",
     "trainer",

@@ -30,6 +30,7 @@ from keras import ops
 from keras_trainplus._internals import gradient_accumulation as accumulation
 from keras_trainplus._internals import method_layers
 from keras_trainplus._internals import optimizer as optimizer_core
+from keras_trainplus._internals import optimizer_slots
 from keras_trainplus._internals.version import hook
 from keras_trainplus._internals.version import require
 
@@ -160,7 +161,7 @@ def _torch_groups_layer(optimizer):
                     group = groups.setdefault(key, (entry, [], []))
                     group[1].append(grad)
                     group[2].append(variable)
-                shared = _shared_state(optimizer)
+                shared = optimizer_slots.shared_state(optimizer)
                 before = [ops.copy(v.value) for v in shared]
                 state["scaled"] = True
                 try:
@@ -184,17 +185,6 @@ def _torch_groups_layer(optimizer):
     return factory
 
 
-def _shared_state(optimizer):
-    """Optimizer variables of no single variable and not the step or the
-    learning rate (Nadam's running product)."""
-    lists = _aligned_lists(optimizer).values()
-    per_variable = {id(x) for items in lists for x in items}
-    skip = per_variable | {id(optimizer.iterations)}
-    skip.add(id(getattr(optimizer, "_learning_rate", None)))
-    skip |= {id(v) for v in optimizer_core.hidden_optimizer_state(optimizer)}
-    return [v for v in optimizer.variables if id(v) not in skip]
-
-
 def _update_step_layer(optimizer):
     def factory(inner):
         def update_step(gradient, variable, learning_rate):
@@ -216,7 +206,7 @@ def _update_step_layer(optimizer):
 
             if not freezable:
                 return run()
-            slots = slots_by_index(optimizer)[index]
+            slots = optimizer_slots.slots_by_index(optimizer)[index]
             _unless_frozen(optimizer, factor, [variable, *slots], run, False)
 
         return update_step
@@ -290,15 +280,34 @@ def _gradients_shared(optimizer):
 def _frozen_gradients_layer(optimizer):
     def factory(inner):
         def backend_apply_gradients(grads, trainable_variables):
-            if not _gradients_shared(optimizer):
-                return inner(grads, trainable_variables)
             table = _factors(optimizer)
-            grads = list(grads)
-            for i, variable in enumerate(trainable_variables):
-                entry = table.get(_index(optimizer, variable))
-                if entry is not None and entry[1] and grads[i] is not None:
-                    grads[i] = _zero_unless(entry[0] > 0, grads[i])
-            return inner(grads, trainable_variables)
+            frozen = [
+                (variable, table[index][0])
+                for variable in trainable_variables
+                for index in [_index(optimizer, variable)]
+                if index in table and table[index][1]
+            ]
+            if _gradients_shared(optimizer):
+                grads = list(grads)
+                for i, variable in enumerate(trainable_variables):
+                    entry = table.get(_index(optimizer, variable))
+                    if entry is not None and entry[1] and grads[i] is not None:
+                        grads[i] = _zero_unless(entry[0] > 0, grads[i])
+            if not getattr(optimizer, "use_ema", False) or not frozen:
+                return inner(grads, trainable_variables)
+            # Keras's EMA averages and overwrites every variable: a frozen
+            # one and its average are put back (the average pauses).
+            averages = optimizer._model_variables_moving_average
+            kept = [(v, f, averages[_index(optimizer, v)]) for v, f in frozen]
+            variables = [x for v, _, a in kept for x in (v, a)]
+            factors = [f for _, f, _ in kept for _ in (0, 1)]
+            olds = [ops.copy(_read(v)) for v in variables]
+            inner(grads, trainable_variables)
+            values = [
+                ops.where(f > 0, _read(v), old)
+                for v, f, old in zip(variables, factors, olds)
+            ]
+            accumulation.assign_per_replica(optimizer, variables, values)
 
         return backend_apply_gradients
 
@@ -353,47 +362,3 @@ def _read(variable):
     if isinstance(variable, keras.Variable):
         return variable.value
     return ops.convert_to_tensor(variable)
-
-
-@hook("3.15")
-def slots_by_index(optimizer):
-    """The optimizer variables of each trainable variable (momentum,
-    velocities, ...), by the index `update_step` uses: every list attribute
-    of the optimizer aligned with the variables it was built on (Keras's
-    optimizers keep one slot list per kind); not the gradient accumulators
-    or the EMA."""
-    skip = {"_accumulated_gradients", "_model_variables_moving_average"}
-    out = [[] for _ in range(len(optimizer._trainable_variables))]
-    for name, items in _aligned_lists(optimizer).items():
-        if name in skip:
-            continue
-        for i, slot in enumerate(items):
-            if slot is not None:
-                out[i].append(slot)
-    return out
-
-
-def _aligned_lists(optimizer):
-    """``{attribute: list}`` of the optimizer's lists of variables aligned
-    with the variables it was built on."""
-    require(optimizer, "_trainable_variables", "find optimizer slots")
-    built = list(optimizer._trainable_variables)
-    count = len(built)
-    model_ids = {id(v) for v in built}
-    out = {}
-    for name, value in vars(optimizer).items():
-        if name in ("_trainable_variables", "_variables") or count == 0:
-            continue
-        if isinstance(value, (str, bytes)):
-            continue
-        if not isinstance(value, collections.abc.Sequence):
-            continue
-        if len(value) != count:
-            continue
-        items = list(value)
-        if not all(x is None or isinstance(x, keras.Variable) for x in items):
-            continue
-        if any(id(x) in model_ids for x in items if x is not None):
-            continue
-        out[name] = items
-    return out

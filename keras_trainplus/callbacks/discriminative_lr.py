@@ -12,6 +12,7 @@ from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
 from keras_trainplus.knobs.lr_multiplier import PREFIX
+from keras_trainplus.knobs.lr_multiplier import config_name
 from keras_trainplus.knobs.lr_multiplier import find_layer
 from keras_trainplus.knobs.lr_multiplier import label
 from keras_trainplus.knobs.lr_multiplier import trainable_layers
@@ -104,9 +105,7 @@ class DiscriminativeLR(HyperparameterScheduler):
     def get_config(self):
         multipliers = self.multipliers
         if multipliers is not None:
-            multipliers = {
-                getattr(k, "name", k): f for k, f in multipliers.items()
-            }
+            multipliers = {config_name(k): f for k, f in multipliers.items()}
         return {"multipliers": multipliers, "decay": self.decay}
 
     @classmethod

@@ -10,6 +10,7 @@ from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
 from keras_trainplus.knobs.lr_multiplier import PREFIX
+from keras_trainplus.knobs.lr_multiplier import config_name
 from keras_trainplus.knobs.lr_multiplier import find_layer
 from keras_trainplus.knobs.lr_multiplier import label
 from keras_trainplus.knobs.lr_multiplier import trainable_layers
@@ -110,7 +111,7 @@ class GradualUnfreezing(HyperparameterScheduler):
             "schedule": {
                 epoch: what
                 if isinstance(what, (int, str))
-                else [getattr(x, "name", x) for x in what]
+                else [config_name(x) for x in what]
                 for epoch, what in self.schedule.items()
             }
         }

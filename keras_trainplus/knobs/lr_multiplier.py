@@ -176,6 +176,15 @@ def label(model, layer):
     return layer.name
 
 
+def config_name(layer):
+    """How a config names a layer given as an object: its path (a layer
+    named like another one inside a nested model stays unambiguous;
+    `find_layer` takes paths); a string as is."""
+    if isinstance(layer, keras.layers.Layer):
+        return getattr(layer, "path", None) or layer.name
+    return layer
+
+
 def own_variables(layer, own_only=False):
     """The trainable variables of `layer`; with `own_only`, of a nested
     model without those of its layers."""

@@ -39,7 +39,7 @@ def test_slots_cover_the_optimizer_state(name):
     optimizer = OPTIMIZERS[name]()
     variables = _variables()
     optimizer.build(variables)
-    slots = internals.layerwise.slots_by_index(optimizer)
+    slots = internals.optimizer_slots.slots_by_index(optimizer)
     assert len(slots) == 2
     found = [id(s) for per in slots for s in per]
     assert len(found) == len(set(found))

@@ -73,7 +73,7 @@ def _sync(source, target):
 def _layer_state(model, name):
     """A layer's variables and their optimizer slots, as arrays."""
     layer, opt = model.get_layer(name), model.optimizer
-    slots = internals.layerwise.slots_by_index(opt)
+    slots = internals.optimizer_slots.slots_by_index(opt)
     out = [v.numpy().copy() for v in layer.weights]
     for v in layer.trainable_variables:
         index = internals.gradient_accumulation.variable_index(opt, v)
@@ -697,3 +697,70 @@ def test_interrupted_run_resumes_with_backup_and_restore(tmp_path):
     _close(resumed.get_weights(), reference.get_weights(), rtol=1e-6)
     for key in ("lr_multiplier:a", "lr_multiplier:b", "unfrozen_layers"):
         assert history[key] == expected[key][2:], key
+
+
+def test_config_names_layer_objects_by_path():
+    """Layer objects named like another layer round-trip through the
+    config by path."""
+    x, y = _data()
+    model = _towers()
+    fc, head = (
+        model.get_layer("tower_a").get_layer("fc"),
+        model.get_layer("head"),
+    )
+    for callback, frozen, trained in (
+        (C.DiscriminativeLR({fc: 0.0}), fc, head),
+        (C.GradualUnfreezing({0: [fc]}), head, fc),
+    ):
+        again = type(callback).from_config(callback.get_config())
+        assert "tower_a/fc" in str(again.get_config())
+        before = [layer.get_weights()[0] for layer in (frozen, trained)]
+        model.fit(x, y, batch_size=B, epochs=1, verbose=0, callbacks=[again])
+        np.testing.assert_array_equal(before[0], frozen.get_weights()[0])
+        assert not np.array_equal(before[1], trained.get_weights()[0])
+
+
+@pytest.mark.parametrize("overwrite", [None, 3])
+def test_frozen_layers_stay_frozen_under_keras_ema(overwrite):
+    """`use_ema=True`: Keras averages (and overwrites) every variable; a
+    frozen one and its average are left alone (the average pauses)."""
+    x, y = _data()
+    optimizer = keras.optimizers.AdamW(
+        LR, use_ema=True, ema_overwrite_frequency=overwrite
+    )
+    model = _model(optimizer)
+    seen = {}
+
+    def averages():
+        return [
+            v.numpy().copy() for v in optimizer.variables if "average" in v.name
+        ]
+
+    class Watch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                seen["before"] = (_layer_state(model, "a"), averages())
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                seen["after"] = (_layer_state(model, "a"), averages())
+
+    schedule = S.PerEpoch([1.0, 0.0, 0.0])
+    model.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=3,
+        verbose=0,
+        callbacks=[
+            C.HyperparameterScheduler({"lr_multiplier:a": schedule}),
+            Watch(),
+        ],
+    )
+    for a, b in zip(seen["before"][0], seen["after"][0]):
+        np.testing.assert_array_equal(a, b)
+    moved = [
+        not np.array_equal(a, b)
+        for a, b in zip(seen["before"][1], seen["after"][1])
+    ]
+    assert moved.count(False) == 2 and any(moved)  # a's kernel and bias
