@@ -90,3 +90,58 @@ def end_jax_fit_state(model):
     keeps `fit`'s `finally` from writing its in-flight state back."""
     if keras.backend.backend() == "jax" and hasattr(model, "_jax_state"):
         model._jax_state = None
+
+
+@hook("3.15")
+def set_post_update(model, fn):
+    """Runs ``fn()`` inside the compiled train step, after each step's
+    update (every step of a `steps_per_execution` block). `fn` reads model
+    and optimizer variables and assigns optimizer variables (e.g. weight
+    averages attached as hidden optimizer state) through the Keras
+    `Variable` API. On JAX the step is stateless: `fn` runs in a
+    `StatelessScope` over the step's new state, and what it assigns to
+    optimizer variables goes back into that state. Wraps the current
+    `train_step` (other wrappers stay inside); returns a token for
+    `unset_post_update`."""
+    require(model, "train_step", "run a function after each update")
+    token = model.__dict__.get("train_step")
+    previous = model.train_step
+    if keras.backend.backend() != "jax":
+
+        def train_step(*args, **kwargs):
+            logs = previous(*args, **kwargs)
+            fn()
+            return logs
+
+    else:
+
+        def train_step(state, data):
+            logs, state = previous(state, data)
+            trainable, non_trainable, optimizer_values, metrics = state
+            variables = model.optimizer.variables
+            mapping = list(zip(model.trainable_variables, trainable))
+            mapping += list(zip(model.non_trainable_variables, non_trainable))
+            mapping += list(zip(variables, optimizer_values))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                fn()
+            optimizer_values = [
+                _current(scope, v, old)
+                for v, old in zip(variables, optimizer_values)
+            ]
+            return logs, (trainable, non_trainable, optimizer_values, metrics)
+
+    model.__dict__["train_step"] = train_step
+    return token
+
+
+@hook("3.15")
+def unset_post_update(model, token):
+    if token is None:
+        model.__dict__.pop("train_step", None)
+    else:
+        model.__dict__["train_step"] = token
+
+
+def _current(scope, variable, old):
+    value = scope.get_current_value(variable)
+    return old if value is None else value
