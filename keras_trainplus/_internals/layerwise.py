@@ -281,26 +281,25 @@ def _frozen_gradients_layer(optimizer):
     def factory(inner):
         def backend_apply_gradients(grads, trainable_variables):
             table = _factors(optimizer)
-            frozen = [
-                (variable, table[index][0])
-                for variable in trainable_variables
-                for index in [_index(optimizer, variable)]
-                if index in table and table[index][1]
-            ]
-            if _gradients_shared(optimizer):
+            frozen = []  # (position, index, factor) of freezable variables
+            for i, variable in enumerate(trainable_variables):
+                index = _index(optimizer, variable)
+                if index in table and table[index][1]:
+                    frozen.append((i, index, table[index][0]))
+            if frozen and _gradients_shared(optimizer):
                 grads = list(grads)
-                for i, variable in enumerate(trainable_variables):
-                    entry = table.get(_index(optimizer, variable))
-                    if entry is not None and entry[1] and grads[i] is not None:
-                        grads[i] = _zero_unless(entry[0] > 0, grads[i])
-            if not getattr(optimizer, "use_ema", False) or not frozen:
+                for i, _, factor in frozen:
+                    if grads[i] is not None:
+                        grads[i] = _zero_unless(factor > 0, grads[i])
+            if not frozen or not getattr(optimizer, "use_ema", False):
                 return inner(grads, trainable_variables)
             # Keras's EMA averages and overwrites every variable: a frozen
             # one and its average are put back (the average pauses).
             averages = optimizer._model_variables_moving_average
-            kept = [(v, f, averages[_index(optimizer, v)]) for v, f in frozen]
-            variables = [x for v, _, a in kept for x in (v, a)]
-            factors = [f for _, f, _ in kept for _ in (0, 1)]
+            variables, factors = [], []
+            for i, index, factor in frozen:
+                variables += [trainable_variables[i], averages[index]]
+                factors += [factor, factor]
             olds = [ops.copy(_read(v)) for v in variables]
             inner(grads, trainable_variables)
             values = [
