@@ -258,6 +258,7 @@ _TARGET_RANGES = {
     "dropout": (0, 1, True, False, False, "a dropout rate"),
     "gradient_noise": (0, None, True, True, False, "a noise std"),
     "gradient_accumulation": (1, None, True, True, False, "a factor"),
+    "ema_decay": (0, 1, True, True, False, "an EMA decay"),
 }
 
 
@@ -298,7 +299,8 @@ def target_value(target, value, argument):
     and ``"dropout:<layer>"``: in [0, 1); ``"gradient_clip"``: > 0, where
     `math.inf` and `None` mean "no clipping"; ``"gradient_noise"`` and
     ``"lr_multiplier:<layer>"``: finite and >= 0;
-    ``"gradient_accumulation"``: an integer >= 1; augmentation knobs
+    ``"gradient_accumulation"``: an integer >= 1; ``"ema_decay"``: in
+    [0, 1]; augmentation knobs
     ``"<layer>.<knob>"``: finite and >= 0, in [0, 1] for probabilities
     and ratios. Other names: any finite number. NumPy scalars, 0-d arrays
     and scalar tensors are accepted.

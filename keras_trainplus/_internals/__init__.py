@@ -23,11 +23,13 @@ appears anywhere else in the package.
 * `fit_loop`: the running `fit`'s `CallbackList` and epoch iterator, and
   the wrappers that undo on every way out of `fit`.
 * `random_state`: snapshot/restore of every random generator.
+* `backup`: saving extra state with Keras's `BackupAndRestore`.
 * `multi_worker`: fixes of stock `fit` under `MultiWorkerMirroredStrategy`.
 
 See docs/architecture.md for how these serve the rest of the package.
 """
 
+from keras_trainplus._internals import backup
 from keras_trainplus._internals import fit_loop
 from keras_trainplus._internals import gradient_accumulation
 from keras_trainplus._internals import layers
@@ -42,6 +44,7 @@ from keras_trainplus._internals import trainer
 from keras_trainplus._internals import version
 
 __all__ = [
+    "backup",
     "fit_loop",
     "gradient_accumulation",
     "layers",

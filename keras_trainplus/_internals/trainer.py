@@ -92,54 +92,73 @@ def end_jax_fit_state(model):
         model._jax_state = None
 
 
+_POST = "_keras_trainplus_post_updates"
+
+
 @hook("3.15")
-def set_post_update(model, fn):
+def set_post_update(model, name, fn):
     """Runs ``fn()`` inside the compiled train step, after each step's
     update (every step of a `steps_per_execution` block). `fn` reads model
     and optimizer variables and assigns optimizer variables (e.g. weight
     averages attached as hidden optimizer state) through the Keras
     `Variable` API. On JAX the step is stateless: `fn` runs in a
     `StatelessScope` over the step's new state, and what it assigns to
-    optimizer variables goes back into that state. Wraps the current
-    `train_step` (other wrappers stay inside); returns a token for
-    `unset_post_update`."""
+    optimizer variables goes back into that state.
+
+    Functions are named layers: one wrapper of `train_step` runs them in
+    the order they were set (other wrappers of `train_step` stay inside);
+    ``fn=None`` removes the layer `name`, and with none left `train_step`
+    is what it was before the first."""
     require(model, "train_step", "run a function after each update")
-    token = model.__dict__.get("train_step")
-    previous = model.train_step
+    layers = model.__dict__.get(_POST)
+    if fn is None:
+        if layers is None:
+            return
+        layers["fns"].pop(name, None)
+        if not layers["fns"]:
+            del model.__dict__[_POST]
+            if layers["token"] is None:
+                model.__dict__.pop("train_step", None)
+            else:
+                model.__dict__["train_step"] = layers["token"]
+        return
+    if layers is None:
+        layers = {"token": model.__dict__.get("train_step"), "fns": {}}
+        layers["step"] = _post_update_step(model, model.train_step, layers)
+        model.__dict__[_POST] = layers
+        model.__dict__["train_step"] = layers["step"]
+    layers["fns"][name] = fn
+
+
+def _post_update_step(model, previous, layers):
+    def run_all():
+        for fn in list(layers["fns"].values()):
+            fn()
+
     if keras.backend.backend() != "jax":
 
         def train_step(*args, **kwargs):
             logs = previous(*args, **kwargs)
-            fn()
+            run_all()
             return logs
 
-    else:
+        return train_step
 
-        def train_step(state, data):
-            logs, state = previous(state, data)
-            trainable, non_trainable, optimizer_values, metrics = state
-            variables = model.optimizer.variables
-            mapping = list(zip(model.trainable_variables, trainable))
-            mapping += list(zip(model.non_trainable_variables, non_trainable))
-            mapping += list(zip(variables, optimizer_values))
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                fn()
-            optimizer_values = [
-                _current(scope, v, old)
-                for v, old in zip(variables, optimizer_values)
-            ]
-            return logs, (trainable, non_trainable, optimizer_values, metrics)
+    def train_step(state, data):
+        logs, state = previous(state, data)
+        trainable, non_trainable, optimizer_values, metrics = state
+        variables = model.optimizer.variables
+        mapping = list(zip(model.trainable_variables, trainable))
+        mapping += list(zip(model.non_trainable_variables, non_trainable))
+        mapping += list(zip(variables, optimizer_values))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            run_all()
+        optimizer_values = [
+            _current(scope, v, old) for v, old in zip(variables, optimizer_values)
+        ]
+        return logs, (trainable, non_trainable, optimizer_values, metrics)
 
-    model.__dict__["train_step"] = train_step
-    return token
-
-
-@hook("3.15")
-def unset_post_update(model, token):
-    if token is None:
-        model.__dict__.pop("train_step", None)
-    else:
-        model.__dict__["train_step"] = token
+    return train_step
 
 
 def _current(scope, variable, old):

@@ -19,7 +19,11 @@ from keras_trainplus.callbacks.lr_finder.lr_finder import LRFinder
 from keras_trainplus.callbacks.newbob.newbob_lr_control import NewbobLRControl
 from keras_trainplus.callbacks.one_cycle_lr import OneCycleLR
 from keras_trainplus.callbacks.per_epoch_lr import PerEpochLR
+from keras_trainplus.callbacks.stochastic_weight_averaging import (
+    StochasticWeightAveraging,
+)
 from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
+from keras_trainplus.callbacks.weight_ema import WeightEMA
 
 __all__ = [
     "CyclicLR",
@@ -34,5 +38,7 @@ __all__ = [
     "NewbobLRControl",
     "OneCycleLR",
     "PerEpochLR",
+    "StochasticWeightAveraging",
     "WarmupDecayLR",
+    "WeightEMA",
 ]

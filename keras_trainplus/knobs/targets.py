@@ -3,6 +3,7 @@ target for one model."""
 
 from keras_trainplus.knobs.augmentation import AugmentationKnob
 from keras_trainplus.knobs.dropout_rate import DropoutRateKnob
+from keras_trainplus.knobs.ema_decay import EMADecayKnob
 from keras_trainplus.knobs.gradient_accumulation import GradientAccumulationKnob
 from keras_trainplus.knobs.gradient_clip import GradientClipKnob
 from keras_trainplus.knobs.gradient_noise import GradientNoiseKnob
@@ -22,6 +23,7 @@ _TARGETS = {
     "gradient_clip": GradientClipKnob,
     "gradient_noise": GradientNoiseKnob,
     "dropout": DropoutRateKnob,
+    "ema_decay": EMADecayKnob,
 }
 _OPTIMIZER_ATTRIBUTES = ("momentum", "beta_1", "beta_2", "weight_decay")
 

@@ -57,9 +57,9 @@ def test_post_update_averages_every_step_exactly():
                 a.assign(decay * a.value + (1.0 - decay) * w.value)
             count.assign(count.value + 1)
 
-        token = internals.trainer.set_post_update(model, post)
+        internals.trainer.set_post_update(model, "average", post)
         model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-        internals.trainer.unset_post_update(model, token)
+        internals.trainer.set_post_update(model, "average", None)
         assert "train_step" not in model.__dict__
         assert int(ops.convert_to_numpy(count)) == 16
         results.append([ops.convert_to_numpy(a) for a in averages])

@@ -1,0 +1,1 @@
+from keras_trainplus.callbacks.hyperparameter_scheduler import HyperparameterScheduler as StochasticWeightAveraging
