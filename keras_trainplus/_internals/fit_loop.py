@@ -17,6 +17,7 @@ import sys
 import keras
 
 from keras_trainplus._internals.version import hook
+from keras_trainplus._internals.version import require
 
 _CALLBACK_LIST_HOOKS = (
     "on_epoch_begin",
@@ -214,3 +215,15 @@ def set_guard_of(callback_list, guard):
         callback_list.__dict__.pop(_GUARD_KEY, None)
     else:
         callback_list.__dict__[_GUARD_KEY] = guard
+
+
+@hook("3.15")
+def training_batches(epoch_iterator):
+    """``(batches, steps)``: a fresh pass over the running `fit`'s training
+    data as NumPy batches, and the steps of one epoch (`steps_per_epoch`,
+    or None: the whole data)."""
+    require(epoch_iterator, "data_adapter", "read the training data")
+    return (
+        epoch_iterator.data_adapter.get_numpy_iterator(),
+        epoch_iterator.steps_per_epoch,
+    )

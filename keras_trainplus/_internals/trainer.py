@@ -154,7 +154,8 @@ def _post_update_step(model, previous, layers):
         with keras.StatelessScope(state_mapping=mapping) as scope:
             run_all()
         optimizer_values = [
-            _current(scope, v, old) for v, old in zip(variables, optimizer_values)
+            _current(scope, v, old)
+            for v, old in zip(variables, optimizer_values)
         ]
         return logs, (trainable, non_trainable, optimizer_values, metrics)
 

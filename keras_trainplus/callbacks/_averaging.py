@@ -24,13 +24,14 @@ def iterations(model):
 
 
 class BackupLink:
-    """Saves ``state()`` (a dict of arrays) whenever a `BackupAndRestore`
+    """Saves ``state(backup)`` (a dict of arrays) whenever a `BackupAndRestore`
     of the fit saves, and loads it with ``load(arrays)`` when that backup
     is restored.
 
     Args:
         kind: the file name's part (``"weight_ema"``).
-        state: ``() -> {name: array}``.
+        state: ``(backup) -> {name: array}`` (`backup` is the saving
+            `BackupAndRestore`).
         load: ``({name: array}) -> None``.
     """
 
@@ -85,7 +86,7 @@ class BackupLink:
         model = backup.model  # on JAX: syncs the train state
         meta_path, arrays_path = self._paths(backup)
         os.makedirs(backup.backup_dir, exist_ok=True)
-        arrays = self._state()
+        arrays = self._state(backup)
         with open(arrays_path + ".tmp", "wb") as f:
             np.savez(f, **arrays)
         os.replace(arrays_path + ".tmp", arrays_path)

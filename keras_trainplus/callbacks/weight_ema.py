@@ -118,7 +118,7 @@ class WeightEMA(HyperparameterScheduler):
         guard.add(self, self._abort_ema)
         self._ema.install()
         self._link = _averaging.BackupLink(
-            "weight_ema", self._ema.state, self._ema.load_state
+            "weight_ema", lambda backup: self._ema.state(), self._ema.load_state
         )
         self._resumed = self._link.attach(self)
         guard.rebuild_train_function()

@@ -26,9 +26,9 @@ import keras
 from keras import ops
 
 from keras_trainplus import _internals as internals
+from keras_trainplus.knobs._weight_averages import WeightAverages
 from keras_trainplus.knobs.knob import Knob
 from keras_trainplus.knobs.knob import _strategy_scope
-from keras_trainplus.knobs._weight_averages import WeightAverages
 
 _ACTIVE = weakref.WeakKeyDictionary()  # model -> its WeightEMAProgram
 _NAME = "keras_trainplus_weight_ema"
