@@ -71,6 +71,11 @@ class FitGuard:
                 )
             )
 
+    @property
+    def epoch_iterator(self):
+        """The running `fit`'s epoch iterator (None if not found)."""
+        return self._epoch_iterator
+
     def _after_epoch_begin(self):
         self._after_batch_begin()
         for fn in self._epoch_started:

@@ -171,7 +171,7 @@ class StochasticWeightAveraging(HyperparameterScheduler):
     def _recompute_batch_norm(self, model):
         if not _batch_norm_update.batch_norm_layers(model):
             return
-        _, epoch_iterator = internals.fit_loop.calling_fit(model)
+        epoch_iterator = self._guard.epoch_iterator
         if epoch_iterator is None:
             warnings.warn(
                 "StochasticWeightAveraging: the training data was not found, "
