@@ -25,7 +25,9 @@ def test_public_api():
         "NewbobLRControl",
         "OneCycleLR",
         "PerEpochLR",
+        "StochasticWeightAveraging",
         "WarmupDecayLR",
+        "WeightEMA",
     }
     assert set(ktp.layers.__all__) == {
         "CutMix",

@@ -100,13 +100,20 @@ def run(strategy, case, spe=1):
         callbacks = [C.GradientNoise(0.05, seed=11)]
     elif case == "noise_unseeded":
         callbacks = [C.GradientNoise(0.05)]
+    elif case == "averaging":  # validation on the EMA, SWA's average kept
+        callbacks = [
+            C.WeightEMA(
+                0.8, use_warmup=True, every_n_steps=2, apply_at_end=False
+            ),
+            C.StochasticWeightAveraging(0.02, 1, 1, update_bn=False),
+        ]
     elif case == "both":
         callbacks = [
             C.GradientNoise(0.05, seed=11),
             C.GradientAccumulationScheduler({0: 3}),
             C.GradientClipScheduler({0: 0.5}),
         ]
-    epochs = 3 if case == "accumulation" else 2
+    epochs = 3 if case in ("accumulation", "averaging") else 2
     history = model.fit(
         x,
         y,
@@ -115,6 +122,7 @@ def run(strategy, case, spe=1):
         shuffle=False,
         verbose=0,
         callbacks=callbacks,
+        validation_data=(x, y) if case == "averaging" else None,
     )
     logs = {k: v for k, v in history.history.items() if k != "loss"}
     return result(model, strategy, logs)
@@ -144,6 +152,7 @@ for case, spe in (
     ("noise_unseeded", 1),
     ("both", 1),
     ("fine_tuning", 1),
+    ("averaging", 1),
 ):
     out[f"{case}-{spe}"] = {
         "single": run(tf.distribute.get_strategy(), case, spe),

@@ -52,6 +52,12 @@ def _png_ok(path):
             ["fine_tuning.png"],
         ),
         (
+            "weight_averaging.py",
+            ["--png", "{tmp}/weight_averaging.png"],
+            "final accuracy",
+            ["weight_averaging.png"],
+        ),
+        (
             "spec_augment.py",
             ["--png", "{tmp}/spec_augment.png"],
             "SpecAugment on",

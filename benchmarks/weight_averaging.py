@@ -1,0 +1,117 @@
+"""Throughput of weight averaging.
+
+Same MLP and protocol as `gradient_controls.py` (SGD with momentum,
+variants interleaved in rotating order, one short `fit(epochs=1)` each per
+round, the first execution block of every fit untimed). Ratios:
+
+* Keras's own EMA (``SGD(..., use_ema=True)``) against plain `fit`
+  (recorded);
+* `WeightEMA(0.999)`, averaged after every update, against Keras's
+  ``use_ema=True`` (target >= 0.98: ours must not be slower) and against
+  plain `fit` (recorded);
+* `StochasticWeightAveraging` from epoch 0, with ``swa_lrs=None`` (no
+  per-update cost: the average is taken at the epoch end) and with
+  ``swa_lrs=0.01`` (its in-graph LR program) against plain `fit`.
+
+Usage:
+    KERAS_BACKEND=tensorflow python benchmarks/weight_averaging.py
+    python benchmarks/weight_averaging.py --rounds 2 --quick   # smoke test
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gradient_controls import build  # noqa: E402
+from gradient_controls import run_rounds  # noqa: E402
+
+import keras_trainplus as ktp  # noqa: E402
+
+C = ktp.callbacks
+
+
+class Unshare(keras.callbacks.Callback):
+    """Keras's `use_ema` leaves each weight sharing its buffer with its
+    average after `fit`; on JAX the next `fit` then fails ("donate the
+    same buffer twice"). Copying the weights first works around it."""
+
+    def on_train_begin(self, logs=None):
+        for variable in self.model.trainable_variables:
+            variable.assign(keras.ops.copy(variable.value))
+
+
+def variants():
+    """name -> (optimizer kwargs, callbacks factory, baseline name)."""
+    return {
+        "plain": ({}, lambda: [], None),
+        "Keras use_ema=True": ({"use_ema": True}, lambda: [Unshare()], "plain"),
+        "WeightEMA(0.999)": (
+            {},
+            lambda: [C.WeightEMA(0.999)],
+            "Keras use_ema=True",
+        ),
+        "WeightEMA(0.999) vs plain": (
+            {},
+            lambda: [C.WeightEMA(0.999)],
+            "plain",
+        ),
+        "SWA(swa_lrs=None)": (
+            {},
+            lambda: [C.StochasticWeightAveraging(swa_epoch_start=0)],
+            "plain",
+        ),
+        "SWA(swa_lrs=0.01)": (
+            {},
+            lambda: [C.StochasticWeightAveraging(0.01, 0, annealing_epochs=1)],
+            "plain",
+        ),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--samples", type=int, default=20480)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", help="write raw results here")
+    args = parser.parse_args()
+    if keras.backend.backend() == "tensorflow" and args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.quick:
+        args.samples = 6400
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(args.samples, 20)).astype("float32")
+    y = rng.randint(0, 10, size=args.samples)
+    header = (
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"keras_trainplus {ktp.__version__}, "
+        f"{platform.processor() or platform.machine()}, "
+        f"threads={args.threads or 'default'}; {args.samples} samples, "
+        f"batch {args.batch}, {args.rounds} rounds"
+    )
+    print(header)
+    table = variants()
+    results = run_rounds(
+        table, lambda n, spe: build(spe, table[n][0]), x, y, args
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"header": header, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
