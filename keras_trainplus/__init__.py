@@ -6,7 +6,9 @@ Public API:
 * `keras_trainplus.callbacks`: `HyperparameterScheduler` (the one driver),
   `CyclicLR`, `OneCycleLR`, `WarmupDecayLR`, `PerEpochLR`,
   `NewbobLRControl`, `DropoutScheduler`, `GradientClipScheduler`,
-  `GradientAccumulationScheduler`, `GradientNoise`, `LRFinder`.
+  `GradientAccumulationScheduler`, `GradientNoise`, `DiscriminativeLR`,
+  `GradualUnfreezing`, `WeightEMA`, `StochasticWeightAveraging`,
+  `LRFinder`.
 * `keras_trainplus.layers`: `ScheduledDropout`.
 * `keras_trainplus.find_lr` / `LRFinderResult`: the LR range test.
 * `keras_trainplus.Knob`: a variable-backed value read by the compiled step.

@@ -107,3 +107,11 @@ def assign_per_replica(optimizer, variables, values):
     tf.__internal__.distribute.interim.maybe_merge_call(
         update, optimizer._distribution_strategy, values, targets
     )
+
+
+@hook("3.15")
+def has_apply_program(optimizer):
+    """Whether an accumulation program is installed (`set_apply_program`)."""
+    return "accumulation" in method_layers.method_layers(
+        optimizer, "_backend_apply_gradients"
+    )

@@ -97,6 +97,7 @@ class WeightEMA(HyperparameterScheduler):
         self._link = None
         self._swapped = False
         self._resumed = False
+        self._started = False
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -124,10 +125,12 @@ class WeightEMA(HyperparameterScheduler):
         guard.rebuild_train_function()
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._resumed:
-            self._resumed = False
-            if not self._link.check_resumed(self.model, "WeightEMA"):
+        if self._ema is not None and not self._started:
+            self._started = True  # every callback's on_train_begin ran
+            resumed = self._link.check_resumed(self.model, "WeightEMA")
+            if self._resumed and not resumed:
                 self._ema.count.assign(0)
+            self._ema.sync_seen()  # BackupAndRestore may have restored it
         super().on_epoch_begin(epoch, logs)
 
     def on_test_begin(self, logs=None):

@@ -23,6 +23,7 @@ exactly (the scalar ``1 - decay_t`` is 0 there: no per-element select).
 import weakref
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_trainplus import _internals as internals
@@ -56,7 +57,10 @@ class WeightEMAProgram:
         self.optimizer = internals.optimizer.optimizers_of(model.optimizer)[0]
         opt = self.optimizer
         self.decay = Knob(decay, name="ema_decay", model=model)
+        self.constant_decay = float(decay)
         self.decay_program = None  # step -> decay (the "ema_decay" target)
+        self.decay_from_knob = False  # a driver writes the knob per epoch
+        self.logs_last_decay = False
         self.averages = WeightAverages(model, "ema", optimizer=opt)
         with _strategy_scope(model):
             self.count = opt.add_variable((), dtype="int32", name="ema_count")
@@ -94,34 +98,66 @@ class WeightEMAProgram:
 
     # -- the in-graph update -----------------------------------------------
 
-    def decay_at(self, step):
+    def _gated(self):
+        """Whether a train step can end without an EMA update (decided when
+        the step is traced): every k-th update, a step that only
+        accumulates gradients, or a decay that is a function of the step.
+        Otherwise every step is an EMA update and the step's scalars are
+        the count alone (cheaper on XLA, measured on JAX)."""
+        opt = self.optimizer
+        return bool(
+            self.every_n_steps > 1
+            or self.decay_program is not None
+            or self.decay_from_knob
+            or getattr(opt, "gradient_accumulation_steps", None)
+            or internals.gradient_accumulation.has_apply_program(opt)
+        )
+
+    def _decay(self, step, t):
         if self.decay_program is not None:
-            return ops.cast(self.decay_program(step), "float32")
-        return self.decay.variable.value
+            decay = ops.cast(self.decay_program(step), "float32")
+        elif self.decay_from_knob:
+            decay = self.decay.variable.value
+        else:
+            decay = self.constant_decay
+        if self.warmup is not None:
+            decay = ops.cast(self.warmup.evaluate(t, base=decay), "float32")
+        return decay
 
     def update(self):
+        t = self.count.value
+        if not self._gated():
+            decay = self._decay(None, t)
+            weight = ops.where(ops.equal(t, 0), 1.0, 1.0 - decay)
+            self._assign(weight, [t + 1])
+            return
         iterations = _iterations(self.optimizer)
         updated = ops.not_equal(iterations, self.seen.value)
         if self.every_n_steps > 1:
             due = ops.equal(ops.mod(iterations, self.every_n_steps), 0)
             updated = ops.logical_and(updated, due)
-        t = self.count.value
-        decay = self.decay_at(iterations - 1)
-        if self.warmup is not None:
-            decay = ops.cast(self.warmup.evaluate(t, base=decay), "float32")
+        decay = self._decay(iterations - 1, t)
         weight = ops.where(ops.equal(t, 0), 1.0, 1.0 - decay)
         weight = ops.where(updated, weight, 0.0)  # 0: the average stays
+        self._assign(
+            weight,
+            [
+                t + ops.cast(updated, "int32"),
+                iterations,
+                ops.where(updated, decay, self.last_decay.value),
+            ],
+        )
+        self.logs_last_decay = True
+
+    def _assign(self, weight, scalars):
         values = []
         for w, a in zip(self.averages.weights, self.averages.averages):
             step = ops.cast(weight, a.dtype) * (w.value - a.value)
             values.append(a.value + step)
-        values += [
-            t + ops.cast(updated, "int32"),
-            iterations,
-            ops.where(updated, decay, self.last_decay.value),
-        ]
         internals.gradient_accumulation.assign_per_replica(
-            self.optimizer, [*self.averages.averages, *self._scalars], values
+            self.optimizer,
+            [*self.averages.averages, *self._scalars[: len(scalars)]],
+            values + scalars,
         )
 
     # -- host side -----------------------------------------------------------
@@ -130,7 +166,20 @@ class WeightEMAProgram:
         return int(ops.convert_to_numpy(self.count))
 
     def last_decay_value(self):
-        return float(ops.convert_to_numpy(self.last_decay))
+        """The decay of the last EMA update (the variable when the step
+        tracks it, else the same formula on the host)."""
+        if self.logs_last_decay:
+            return float(ops.convert_to_numpy(self.last_decay))
+        t = max(self.updates_done() - 1, 0)
+        if self.warmup is None:
+            return self.constant_decay
+        return float(
+            self.warmup.evaluate(np.int64(t), base=self.constant_decay)
+        )
+
+    def sync_seen(self):
+        """After a restore: the update count the next step compares with."""
+        self.seen.assign(ops.copy(_iterations(self.optimizer)))
 
     def state(self):
         """What a backup saves: arrays by name."""

@@ -57,6 +57,7 @@ class EMADecayKnob(BoundKnob):
     def install(self, schedule, offset):
         ema = self._ema()
         if is_bare_base(schedule):
+            ema.decay_from_knob = True  # the driver writes it per epoch
             return
         variable = ema.decay.variable
 

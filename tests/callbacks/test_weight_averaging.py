@@ -180,6 +180,40 @@ def test_ema_warmup_and_every_n_steps_follow_timm():
         np.testing.assert_allclose(history["ema_decay"], last, rtol=1e-6)
 
 
+def test_ema_counts_real_updates_under_gradient_accumulation():
+    """Keras's `gradient_accumulation_steps=2`: a step that only
+    accumulates is not an EMA update."""
+    x, y = _data()
+
+    def optimizer():
+        return keras.optimizers.SGD(0.05, gradient_accumulation_steps=2)
+
+    reference = _Trajectory()
+    _model(optimizer=optimizer()).fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[reference],
+    )
+    updates = reference.steps[1::2]  # the weights after each real update
+    expected = _torch_average(updates, swa_utils.get_ema_multi_avg_fn(0.6))
+    for spe in spe_values():
+        model = _model(spe, optimizer())
+        model.fit(
+            x,
+            y,
+            batch_size=B,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=[C.WeightEMA(decay=0.6)],
+        )
+        _close(model.get_weights(), expected)
+
+
 def test_ema_decay_is_a_driver_target():
     x, y = _data()
     reference = _Trajectory()
@@ -362,13 +396,15 @@ def test_keras_file_written_during_training_loads_as_a_plain_model(tmp_path):
     loaded.fit(x, y, batch_size=B, epochs=1, verbose=0)
 
 
-@pytest.mark.parametrize("kind", ["ema", "swa"])
+@pytest.mark.parametrize("kind", ["ema", "ema_every_2", "swa"])
 def test_interrupted_run_resumes_the_average_exactly(tmp_path, kind):
     x, y = _data()
 
     def callbacks():
         if kind == "ema":
             return [C.WeightEMA(decay=0.7, use_warmup=True)]
+        if kind == "ema_every_2":  # the step compares with the update count
+            return [C.WeightEMA(decay=0.7, every_n_steps=2)]
         return [
             C.StochasticWeightAveraging(
                 swa_lrs=0.01,
@@ -422,7 +458,7 @@ def test_interrupted_run_resumes_the_average_exactly(tmp_path, kind):
         callbacks=[*callbacks(), keras.callbacks.BackupAndRestore(backup)],
     ).history
     _close(resumed.get_weights(), reference.get_weights(), rtol=1e-6)
-    key = "ema_decay" if kind == "ema" else "swa_n_models"
+    key = "swa_n_models" if kind == "swa" else "ema_decay"
     assert history[key] == pytest.approx(expected[key][2:])
 
 

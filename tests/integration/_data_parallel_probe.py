@@ -266,6 +266,45 @@ def run_fine_tuning(spe):
     return {"w": weights(model), "logs": history(h)}
 
 
+def run_averaging(spe):
+    """WeightEMA (warmup, every 2 updates; validation on the average) and
+    SWA (annealed LR from epoch 1, BatchNormalization recomputed) together;
+    the model ends with SWA's average."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6)).astype("float32")
+    y = np.tanh(x @ rng.normal(size=(6, 1))).astype("float32")
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(5, name="a"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(0.05, momentum=0.5),
+        loss="mse",
+        steps_per_execution=spe,
+    )
+    h = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[
+            C.WeightEMA(
+                0.8, use_warmup=True, every_n_steps=2, apply_at_end=False
+            ),
+            C.StochasticWeightAveraging(0.01, 1, annealing_epochs=1),
+        ],
+    )
+    return {"w": weights(model), "logs": history(h)}
+
+
 def run_finder():
     rng = np.random.RandomState(0)
     x = rng.normal(size=(256, 8)).astype("float32")
@@ -375,6 +414,8 @@ def run(case, distribution):
         return run_gradient_controls(int(spe or 1))
     if name == "fine_tuning":
         return run_fine_tuning(int(spe or 1))
+    if name == "averaging":
+        return run_averaging(int(spe or 1))
     return run_probe(name, int(spe or 1))
 
 
@@ -400,6 +441,8 @@ CASES = [
     "gradient_controls@3",
     "fine_tuning",
     "fine_tuning@3",
+    "averaging",
+    "averaging@2",
 ]
 if len(sys.argv) > 1:
     CASES = sys.argv[1].split(",")

@@ -173,3 +173,14 @@ def test_fine_tuning_matches_one_device(results, case):
     _same_weights(single, parallel)
     _same_logs(single["logs"], parallel["logs"])
     assert parallel["logs"]["lr_multiplier:bn"] == [0.0, 0.0, 0.25]
+
+
+@pytest.mark.parametrize("case", ["averaging", "averaging@2"])
+def test_weight_averaging_matches_one_device(results, case):
+    """WeightEMA (validation on the average) and SWA (annealed LR, the
+    BatchNormalization statistics recomputed over the global batches): the
+    same weights and logs as one device."""
+    single, parallel = results[case]["single"], results[case]["parallel"]
+    _same_weights(single, parallel)
+    _same_logs(single["logs"], parallel["logs"])
+    assert parallel["logs"]["swa_n_models"] == [0.0, 1.0, 2.0]
