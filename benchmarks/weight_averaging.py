@@ -13,8 +13,13 @@ round, the first execution block of every fit untimed). Ratios:
   per-update cost: the average is taken at the epoch end) and with
   ``swa_lrs=0.01`` (its in-graph LR program) against plain `fit`.
 
+With `--update-cost` it times the train step alone in a compiled loop
+(plain, Keras's `use_ema=True`, `WeightEMA`'s step), best of `--rounds`:
+the per-update cost without `fit`'s noise.
+
 Usage:
     KERAS_BACKEND=tensorflow python benchmarks/weight_averaging.py
+    KERAS_BACKEND=tensorflow python benchmarks/weight_averaging.py --update-cost
     python benchmarks/weight_averaging.py --rounds 2 --quick   # smoke test
 """
 
@@ -77,6 +82,102 @@ def variants():
     }
 
 
+def _compiled_steps(model, steps, batch=64):
+    """A function running `steps` train steps of `model` in one compiled
+    loop (torch: a Python loop, as its `fit` runs eagerly)."""
+    rng = np.random.RandomState(1)
+    x = keras.ops.convert_to_tensor(rng.normal(size=(batch, 20)), "float32")
+    y = keras.ops.convert_to_tensor(rng.randint(0, 10, size=batch), "int32")
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        state = tuple(
+            [v.value for v in vs]
+            for vs in (
+                model.trainable_variables,
+                model.non_trainable_variables,
+                model.optimizer.variables,
+                model.metrics_variables,
+            )
+        )
+
+        @jax.jit
+        def run_jax(state):
+            def body(i, state):
+                return model.train_step(state, (x, y))[1]
+
+            return jax.lax.fori_loop(0, steps, body, state)
+
+        run_jax(state)
+        return lambda: jax.block_until_ready(run_jax(state))
+    if backend == "torch":
+
+        def run_torch():
+            for _ in range(steps):
+                model.train_step((x, y))
+
+        run_torch()
+        return run_torch
+    import tensorflow as tf
+
+    @tf.function
+    def run():
+        for _ in tf.range(steps):
+            model.train_step((x, y))
+
+    run()
+    return run
+
+
+def update_cost(rounds, steps=None):
+    import time
+
+    from keras_trainplus.knobs._weight_ema import WeightEMAProgram
+
+    steps = steps or (200 if keras.backend.backend() == "torch" else 1000)
+    loops = {}
+    for name, kwargs in (
+        ("plain", {}),
+        ("Keras use_ema=True", {"use_ema": True}),
+        ("WeightEMA(0.999)", {}),
+    ):
+        model = build(1, kwargs)
+        model.optimizer.build(model.trainable_variables)
+        if name.startswith("WeightEMA"):
+            WeightEMAProgram(model, 0.999).install()
+        loops[name] = _compiled_steps(model, steps)
+    best = {n: float("inf") for n in loops}
+    for r in range(rounds):
+        names = list(loops)
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            loops[n]()
+            best[n] = min(best[n], (time.perf_counter() - start) / steps)
+    print(f"\ntrain step alone, best of {rounds} x {steps} steps")
+    print(
+        f"{'variant':<20} {'us/step':>8} {'extra us':>8} {'steps/s ratio':>13}"
+    )
+    for n, t in best.items():
+        extra = (t - best["plain"]) * 1e6
+        print(
+            f"{n:<20} {t * 1e6:>8.1f} {extra:>8.1f} {best['plain'] / t:>13.3f}"
+        )
+    ratio = best["Keras use_ema=True"] / best["WeightEMA(0.999)"]
+    print(f"WeightEMA vs Keras use_ema: {ratio:.3f} of its steps/s")
+
+
+def best_of(results, table):
+    """The fastest round of each variant against its baseline's fastest:
+    less sensitive than medians to a preempted vCPU (slow rounds)."""
+    for spe, rates in results.items():
+        print(f"\nbest of rounds, steps_per_execution={spe}")
+        for name, (_, _, base) in table.items():
+            if base is not None:
+                ratio = max(rates[name]) / max(rates[base])
+                print(f"{name:<30} vs {base:<22} {ratio:.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
@@ -85,12 +186,15 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write raw results here")
+    parser.add_argument("--update-cost", action="store_true")
     args = parser.parse_args()
     if keras.backend.backend() == "tensorflow" and args.threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.update_cost:
+        return update_cost(args.rounds)
     if args.quick:
         args.samples = 6400
     rng = np.random.RandomState(0)
@@ -108,6 +212,7 @@ def main():
     results = run_rounds(
         table, lambda n, spe: build(spe, table[n][0]), x, y, args
     )
+    best_of(results, table)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"header": header, "results": results}, f, indent=1)

@@ -27,8 +27,8 @@ class WeightEMA(HyperparameterScheduler):
     ../docs/weight_averaging.md).
 
     Args:
-        decay: float in [0, 1], or a `Schedule` of the update. Defaults to
-            `0.999`.
+        decay: float in [0, 1], or a `Schedule` of the update (or a
+            `PerEpoch` one). Defaults to `0.999`.
         use_warmup: bool. Defaults to `False`.
         warmup_gamma: float > 0. Defaults to `1.0`.
         warmup_power: float > 0. Defaults to `2/3`.
@@ -65,6 +65,15 @@ class WeightEMA(HyperparameterScheduler):
         apply_at_end=True,
     ):
         if isinstance(decay, Schedule):
+            if decay.uses_base() and not decay.per_epoch_leaves():
+                v.fail(
+                    "decay",
+                    decay,
+                    "a float or a schedule of its own values (a schedule "
+                    "reading the base has no base here: pass a float "
+                    "`decay` and schedule the target 'ema_decay' with "
+                    "`HyperparameterScheduler`)",
+                )
             self.decay = decay
         else:
             self.decay = v.real("decay", decay, minimum=0, maximum=1)

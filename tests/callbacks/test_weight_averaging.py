@@ -495,6 +495,7 @@ def test_config_round_trip_and_deepcopy():
         ({"every_n_steps": 1.5}, "every_n_steps"),
         ({"evaluate_with_ema": "yes"}, "evaluate_with_ema"),
         ({"apply_at_end": None}, "apply_at_end"),
+        ({"decay": S.BaseValue() * S.Linear(1.0, 0.5, 10)}, "decay"),
     ],
 )
 def test_weight_ema_rejects_bad_arguments(kwargs, name):
