@@ -66,6 +66,45 @@ def run_fine_tuning(strategy):
     return result(model, strategy, logs)
 
 
+def run_swa_batch_norm(strategy):
+    """SWA's BatchNormalization pass (eager, over the global batches) under
+    the strategy: the statistics against a direct computation."""
+    x, y = data()
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(5, name="a"),
+                keras.layers.BatchNormalization(name="bn"),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile(keras.optimizers.SGD(0.05), "mse")
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        callbacks=[C.StochasticWeightAveraging(0.01, 1, 1)],
+    )
+    dense, bn = model.get_layer("a"), model.get_layer("bn")
+    h = x @ dense.kernel.numpy() + dense.bias.numpy()
+    batches = [h[i : i + 16] for i in range(0, SAMPLES, 16)]
+    mean = np.mean([b.mean(0) for b in batches], axis=0)
+    var = np.mean([b.var(0) for b in batches], axis=0)
+    copies = getattr(bn.moving_mean.value, "values", [bn.moving_mean.value])
+    return {
+        "mean_error": float(np.abs(bn.moving_mean.numpy() - mean).max()),
+        "var_error": float(np.abs(bn.moving_variance.numpy() - var).max()),
+        "replicas_equal": all(
+            np.array_equal(np.asarray(c), np.asarray(copies[0])) for c in copies
+        ),
+    }
+
+
 def run(strategy, case, spe=1):
     if case == "fine_tuning":
         return run_fine_tuning(strategy)
@@ -159,4 +198,5 @@ for case, spe in (
         "mirrored": run(MIRRORED, case, spe),
     }
 out["reference"] = run(tf.distribute.get_strategy(), "reference")
+out["swa_batch_norm"] = run_swa_batch_norm(MIRRORED)
 print("RESULT " + json.dumps(out))

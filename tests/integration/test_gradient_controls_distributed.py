@@ -81,3 +81,12 @@ def test_weight_averaging_logs(results):
     logs = results["averaging-1"]["single"]["logs"]
     assert logs["swa_n_models"] == [0, 1, 2]
     assert len(logs["ema_decay"]) == 3 and "val_loss" in logs
+
+
+@pytest.mark.tf_only
+def test_swa_recomputes_batch_norm_under_mirrored(results):
+    """The pass over the training data sees the global batches: the
+    statistics equal a direct computation, the same on both replicas."""
+    out = results["swa_batch_norm"]
+    assert out["mean_error"] < 1e-5 and out["var_error"] < 1e-5, out
+    assert out["replicas_equal"]
