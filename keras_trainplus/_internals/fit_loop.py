@@ -89,7 +89,8 @@ def guard_callback_list(
     callback_list, on_error, on_train_end, after_epoch_begin, after_batch_begin
 ):
     """Wraps the hooks of the `CallbackList` of a running `fit` (which lives
-    as long as that call): `on_error()` runs when an exception passes one,
+    as long as that call), and the `on_train_begin` of its callbacks:
+    `on_error()` runs when an exception passes one,
     and the other functions after the callbacks' `on_train_end`,
     `on_epoch_begin` and `on_train_batch_begin` returned. Returns the
     function that removes the wrappers."""
@@ -106,12 +107,25 @@ def guard_callback_list(
             getattr(callback_list, name), on_error, after
         )
 
+    # The guard is made during `on_train_begin`: the callbacks whose
+    # `on_train_begin` has not run yet are guarded one by one (the list's
+    # own call is already on the stack).
+    begun = []
+    for callback in getattr(callback_list, "callbacks", None) or []:
+        if "on_train_begin" not in callback.__dict__:
+            callback.__dict__["on_train_begin"] = _guarded(
+                callback.on_train_begin, on_error
+            )
+            begun.append(callback)
+
     def unhook():
         for name, previous in saved.items():
             if previous is None:
                 callback_list.__dict__.pop(name, None)
             else:
                 callback_list.__dict__[name] = previous
+        for callback in begun:
+            callback.__dict__.pop("on_train_begin", None)
 
     return unhook
 
@@ -221,9 +235,8 @@ def set_guard_of(callback_list, guard):
 def training_batches(epoch_iterator):
     """``(batches, steps)``: a fresh pass over the running `fit`'s training
     data as NumPy batches, and the steps of one epoch (`steps_per_epoch`,
-    or None: the whole data)."""
+    else the data's number of batches, None if unknown)."""
     require(epoch_iterator, "data_adapter", "read the training data")
-    return (
-        epoch_iterator.data_adapter.get_numpy_iterator(),
-        epoch_iterator.steps_per_epoch,
-    )
+    adapter = epoch_iterator.data_adapter
+    steps = epoch_iterator.steps_per_epoch or adapter.num_batches
+    return adapter.get_numpy_iterator(), steps

@@ -15,6 +15,7 @@ import threading
 
 import keras
 
+from keras_trainplus._internals.optimizer import _STATE
 from keras_trainplus._internals.optimizer import caches
 from keras_trainplus._internals.optimizer import forget_if_idle
 from keras_trainplus._internals.optimizer import state
@@ -93,7 +94,8 @@ def set_method_layer(optimizer, method, name, factory, rank=0):
 
 def method_layers(optimizer, method):
     """The names of the layers installed over `method`."""
-    return set(state(optimizer).get("layers", {}).get(method, {}))
+    programs = optimizer.__dict__.get(_STATE) or {}  # (not created here)
+    return set(programs.get("layers", {}).get(method, {}))
 
 
 @hook("3.15")

@@ -35,6 +35,17 @@ _LR_HOOK = "_get_current_learning_rate"
 
 _STATE = "_keras_trainplus_programs"
 
+# inner optimizer -> the wrapper (LossScaleOptimizer) whose `variables`
+# include its variables, so hidden state is hidden from both.
+_WRAPPERS = weakref.WeakKeyDictionary()
+
+
+def _with_wrappers(optimizer):
+    out = [optimizer]
+    while out[-1] in _WRAPPERS and _WRAPPERS[out[-1]]() is not None:
+        out.append(_WRAPPERS[out[-1]]())
+    return out
+
 
 @hook("3.15")
 def optimizers_of(optimizer):
@@ -45,6 +56,7 @@ def optimizers_of(optimizer):
             "before `fit`."
         )
     if hasattr(optimizer, "inner_optimizer"):
+        _WRAPPERS[optimizer.inner_optimizer] = weakref.ref(optimizer)
         return optimizers_of(optimizer.inner_optimizer)
     if hasattr(optimizer, "optimizers"):
         out = []
@@ -277,15 +289,19 @@ _HIDDEN = "_keras_trainplus_hidden"
 def attach_hidden_optimizer_state(optimizer, variable):
     """Tracks `variable` as an optimizer variable (so the JAX trainer carries
     it in the train state) without changing what the optimizer saves and
-    loads: its `save_own_variables`/`load_own_variables` skip it, so
-    checkpoints keep the stock layout."""
+    loads: its `save_own_variables`/`load_own_variables` skip it, and so do
+    those of a wrapper whose variables include it (`LossScaleOptimizer`),
+    so checkpoints keep the stock layout."""
     track_optimizer_variable(optimizer, variable)
-    hidden = optimizer.__dict__.setdefault(_HIDDEN, [])
-    if not any(h is variable for h in hidden):
-        hidden.append(variable)
-    if "save_own_variables" in optimizer.__dict__:
-        return
+    for opt in _with_wrappers(optimizer):
+        hidden = opt.__dict__.setdefault(_HIDDEN, [])
+        if not any(h is variable for h in hidden):
+            hidden.append(variable)
+        if "save_own_variables" not in opt.__dict__:
+            _hide_from_saving(opt)
 
+
+def _hide_from_saving(optimizer):
     def visible():
         return [
             v
@@ -319,12 +335,14 @@ def detach_hidden_optimizer_state(optimizer, variable):
     hidden = optimizer.__dict__.get(_HIDDEN, [])
     if not any(h is variable for h in hidden):
         return
-    hidden[:] = [h for h in hidden if h is not variable]
     require(optimizer, "_untrack_variable", "untrack a knob variable")
     optimizer._untrack_variable(variable)
-    if not hidden:
-        for name in ("save_own_variables", "load_own_variables", _HIDDEN):
-            optimizer.__dict__.pop(name, None)
+    for opt in _with_wrappers(optimizer):
+        hidden = opt.__dict__.get(_HIDDEN, [])
+        hidden[:] = [h for h in hidden if h is not variable]
+        if not hidden:
+            for name in ("save_own_variables", "load_own_variables", _HIDDEN):
+                opt.__dict__.pop(name, None)
 
 
 def hidden_optimizer_state(optimizer):

@@ -9,10 +9,12 @@ was saved, at which update), each written to a temporary file and renamed
 (atomic); the JSON is written last, so it only names complete arrays.
 """
 
+import contextlib
 import json
 import os
 import warnings
 
+import keras
 import numpy as np
 
 from keras_trainplus import _internals as internals
@@ -113,10 +115,42 @@ class BackupLink:
         return True
 
 
+@contextlib.contextmanager
+def undo_on_error(guard):
+    """What a callback installs in its own `on_train_begin` is undone if
+    the rest of it raises (the guard catches later callbacks' errors)."""
+    try:
+        yield
+    except BaseException:
+        guard.abort()
+        raise
+
+
 def claim_weights(guard, owner, final, validation):
     """One writer of the weights `fit` leaves (`final`) and of those
-    validation runs on (`validation`)."""
+    validation runs on (`validation`). Keras's `EarlyStopping` with
+    `restore_best_weights` writes the final weights too."""
     model = guard.model
+    callback_list, _ = internals.fit_loop.calling_fit(model)
+    for callback in getattr(callback_list, "callbacks", None) or []:
+        if (
+            final
+            and isinstance(callback, keras.callbacks.EarlyStopping)
+            and callback.restore_best_weights
+        ):
+            guard.abort()
+            raise ValueError(
+                "Two writers of one value: `EarlyStopping(restore_best_"
+                f"weights=True)` and {type(owner).__name__} both set the "
+                f"weights model {model.name!r} holds after `fit`. Keep one: "
+                "pass `restore_best_weights=False` (the averaged weights "
+                "are kept)"
+                + (
+                    ", or `apply_at_end=False` (the best raw weights)."
+                    if hasattr(owner, "apply_at_end")
+                    else "."
+                )
+            )
     if final:
         guard.claim(
             ("final_weights", id(model)),

@@ -44,4 +44,6 @@ def update_batch_norm(model, batches, steps=None, verbose=1):
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+    if bar is not None:
+        bar.update(seen, finalize=True)
     return seen

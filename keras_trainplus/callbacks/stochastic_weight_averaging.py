@@ -119,19 +119,21 @@ class StochasticWeightAveraging(HyperparameterScheduler):
         model = self.model
         _weight_ema.check_no_keras_ema(model, "StochasticWeightAveraging")
         super().on_train_begin(logs)
-        _averaging.claim_weights(self._guard, self, True, False)
-        if self.start_epoch() >= self.params.get("epochs", 0):
-            warnings.warn(
-                f"StochasticWeightAveraging starts at epoch "
-                f"{self.start_epoch()} (swa_epoch_start="
-                f"{self.swa_epoch_start!r}), but `fit` runs "
-                f"{self.params.get('epochs')} epochs: nothing is averaged.",
-                stacklevel=2,
-            )
-        self._swa = WeightAverages(model, "swa")
-        self._guard.add(self, self._abort_swa)
-        self._link = _averaging.BackupLink("swa", self._state, self._load)
-        self._resumed = self._link.attach(self)
+        with _averaging.undo_on_error(self._guard):
+            _averaging.claim_weights(self._guard, self, True, False)
+            if self.start_epoch() >= self.params.get("epochs", 0):
+                warnings.warn(
+                    f"StochasticWeightAveraging starts at epoch "
+                    f"{self.start_epoch()} (swa_epoch_start="
+                    f"{self.swa_epoch_start!r}), but `fit` runs "
+                    f"{self.params.get('epochs')} epochs: nothing is "
+                    "averaged.",
+                    stacklevel=2,
+                )
+            self._swa = WeightAverages(model, "swa")
+            self._guard.add(self, self._abort_swa)
+            self._link = _averaging.BackupLink("swa", self._state, self._load)
+            self._resumed = self._link.attach(self)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._resumed:
@@ -162,9 +164,13 @@ class StochasticWeightAveraging(HyperparameterScheduler):
         if self._swa is not None:
             model = self.model
             if self._n_models > 0:
-                self._swa.copy_to_weights()
-                if self.update_bn:
-                    self._recompute_batch_norm(model)
+                self._swa.swap()  # the raw weights wait in the averages
+                try:
+                    if self.update_bn:
+                        self._recompute_batch_norm(model)
+                except BaseException:
+                    self._swa.swap()  # an exception leaves the raw weights
+                    raise
             self._remove()
         super().on_train_end(logs)
 
@@ -180,8 +186,22 @@ class StochasticWeightAveraging(HyperparameterScheduler):
             )
             return
         batches, steps = internals.fit_loop.training_batches(epoch_iterator)
-        verbose = (self.params or {}).get("verbose", 1)
-        _batch_norm_update.update_batch_norm(model, batches, steps, verbose)
+        verbose = (self.params or {}).get("verbose", 1) == 1
+        seen = _batch_norm_update.update_batch_norm(
+            model, batches, steps, verbose
+        )
+        if seen == 0 or (steps is not None and seen < steps):
+            warnings.warn(
+                f"StochasticWeightAveraging: the pass over the training data "
+                f"for the BatchNormalization statistics read {seen} batches"
+                + (f" of {steps}" if steps is not None else "")
+                + " (a one-shot generator is exhausted after `fit`: pass "
+                "`update_bn=False` and recompute on your own data)."
+                + (
+                    " The statistics are the averaged ones." if not seen else ""
+                ),
+                stacklevel=2,
+            )
 
     def _abort_swa(self):
         if self._swa is not None:
@@ -234,8 +254,6 @@ def _check_start(value):
         )
     if isinstance(value, numbers.Integral):
         return v.integer("swa_epoch_start", int(value), minimum=0)
-    if float(value).is_integer() and value >= 1:
-        return int(value)
     if not 0 < value < 1:
         v.fail("swa_epoch_start", value, "an int >= 0 or a float in (0, 1)")
     return float(value)

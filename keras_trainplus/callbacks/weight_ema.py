@@ -83,6 +83,8 @@ class WeightEMA(HyperparameterScheduler):
         self.min_decay = v.real(
             "min_decay", min_decay, minimum=0, maximum=1, max_inclusive=False
         )
+        if not isinstance(self.decay, Schedule) and self.min_decay > self.decay:
+            v.fail("min_decay", min_decay, f"<= decay ({self.decay!r})")
         self.every_n_steps = v.integer(
             "every_n_steps", every_n_steps, minimum=1
         )
@@ -113,25 +115,28 @@ class WeightEMA(HyperparameterScheduler):
         _weight_ema.check_no_keras_ema(model, "WeightEMA")
         super().on_train_begin(logs)
         guard = self._guard
-        _averaging.claim_weights(
-            guard, self, self.apply_at_end, self.evaluate_with_ema
-        )
-        warmup = None
-        if self.use_warmup:
-            warmup = EMAWarmup(
-                self.warmup_gamma, self.warmup_power, self.min_decay
+        with _averaging.undo_on_error(guard):
+            _averaging.claim_weights(
+                guard, self, self.apply_at_end, self.evaluate_with_ema
             )
-        base = 0.999 if isinstance(self.decay, Schedule) else self.decay
-        self._ema = _weight_ema.WeightEMAProgram(
-            model, base, self.every_n_steps, warmup
-        )
-        guard.add(self, self._abort_ema)
-        self._ema.install()
-        self._link = _averaging.BackupLink(
-            "weight_ema", lambda backup: self._ema.state(), self._ema.load_state
-        )
-        self._resumed = self._link.attach(self)
-        guard.rebuild_train_function()
+            warmup = None
+            if self.use_warmup:
+                warmup = EMAWarmup(
+                    self.warmup_gamma, self.warmup_power, self.min_decay
+                )
+            base = 0.999 if isinstance(self.decay, Schedule) else self.decay
+            self._ema = _weight_ema.WeightEMAProgram(
+                model, base, self.every_n_steps, warmup
+            )
+            guard.add(self, self._abort_ema)
+            self._ema.install()
+            self._link = _averaging.BackupLink(
+                "weight_ema",
+                lambda backup: self._ema.state(),
+                self._ema.load_state,
+            )
+            self._resumed = self._link.attach(self)
+            guard.rebuild_train_function()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._ema is not None and not self._started:

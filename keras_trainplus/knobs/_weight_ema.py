@@ -60,7 +60,6 @@ class WeightEMAProgram:
         self.constant_decay = float(decay)
         self.decay_program = None  # step -> decay (the "ema_decay" target)
         self.decay_from_knob = False  # a driver writes the knob per epoch
-        self.logs_last_decay = False
         self.averages = WeightAverages(model, "ema", optimizer=opt)
         with _strategy_scope(model):
             self.count = opt.add_variable((), dtype="int32", name="ema_count")
@@ -101,12 +100,14 @@ class WeightEMAProgram:
     def _gated(self):
         """Whether a train step can end without an EMA update (decided when
         the step is traced): every k-th update, a step that only
-        accumulates gradients, or a decay that is a function of the step.
+        accumulates gradients, a step a `LossScaleOptimizer` skips (non-finite
+        gradients), or a decay that is a function of the step.
         Otherwise every step is an EMA update and the step's scalars are
         the count alone (cheaper on XLA, measured on JAX)."""
         opt = self.optimizer
         return bool(
             self.every_n_steps > 1
+            or self.model.optimizer is not opt  # a wrapper may skip steps
             or self.decay_program is not None
             or self.decay_from_knob
             or getattr(opt, "gradient_accumulation_steps", None)
@@ -147,7 +148,6 @@ class WeightEMAProgram:
                 ops.where(updated, decay, self.last_decay.value),
             ],
         )
-        self.logs_last_decay = True
 
     def _assign(self, weight, scalars):
         values = []
@@ -168,9 +168,13 @@ class WeightEMAProgram:
     def last_decay_value(self):
         """The decay of the last EMA update (the variable when the step
         tracks it, else the same formula on the host)."""
-        if self.logs_last_decay:
+        done = self.updates_done()
+        variable = self.decay_program is not None or self.decay_from_knob
+        if variable and done:
             return float(ops.convert_to_numpy(self.last_decay))
-        t = max(self.updates_done() - 1, 0)
+        if variable:
+            return float(self.decay)
+        t = max(done - 1, 0)
         if self.warmup is None:
             return self.constant_decay
         return float(

@@ -87,6 +87,15 @@ def _close(actual, expected, rtol=1e-6, atol=1e-7):
 
 def _stock(model):
     assert "train_step" not in model.__dict__
+    for obj in (
+        model,
+        model.optimizer,
+        getattr(model.optimizer, "inner_optimizer", None),
+    ):
+        leftover = [k for k in vars(obj or model) if "keras_trainplus" in k]
+        assert not leftover, leftover
+    for name in ("evaluate", "make_train_function"):
+        assert name not in model.__dict__, name
     opt = model.optimizer
     assert "save_own_variables" not in opt.__dict__
     names = [v.name for v in opt.variables]
@@ -496,6 +505,7 @@ def test_config_round_trip_and_deepcopy():
         ({"evaluate_with_ema": "yes"}, "evaluate_with_ema"),
         ({"apply_at_end": None}, "apply_at_end"),
         ({"decay": S.BaseValue() * S.Linear(1.0, 0.5, 10)}, "decay"),
+        ({"decay": 0.5, "min_decay": 0.6}, "min_decay"),
     ],
 )
 def test_weight_ema_rejects_bad_arguments(kwargs, name):
@@ -512,6 +522,7 @@ def test_weight_ema_rejects_bad_arguments(kwargs, name):
         ({"swa_epoch_start": -1}, "swa_epoch_start"),
         ({"swa_epoch_start": True}, "swa_epoch_start"),
         ({"swa_epoch_start": 0.0}, "swa_epoch_start"),
+        ({"swa_epoch_start": 1.0}, "swa_epoch_start"),
         ({"annealing_epochs": -1}, "annealing_epochs"),
         ({"annealing_epochs": 2.5}, "annealing_epochs"),
         ({"annealing_strategy": "exp"}, "annealing_strategy"),
@@ -650,3 +661,170 @@ def test_swa_lrs_is_one_writer_of_the_learning_rate():
     )
     applied = -trajectory.epochs[-1][0][:, 0]
     np.testing.assert_allclose(applied, [0.2] * 4 + [0.1] * 4, rtol=1e-6)
+
+
+# -- found by review -----------------------------------------------------------
+
+
+def _loss_scaled(initial_scale=2.0**15):
+    return keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.SGD(0.05), initial_scale=initial_scale
+    )
+
+
+def test_loss_scale_optimizer_keeps_the_stock_layout(tmp_path):
+    """The averages are hidden from the wrapper's saving too."""
+    x, y = _data()
+    path = str(tmp_path / "model.keras")
+    model = _model(optimizer=_loss_scaled())
+    model.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=2,
+        verbose=0,
+        callbacks=[C.WeightEMA(0.9), keras.callbacks.ModelCheckpoint(path)],
+    )
+    stock = _model(optimizer=_loss_scaled())
+    stock.optimizer.build(stock.trainable_variables)
+    assert len(model.optimizer.variables) == len(stock.optimizer.variables)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading ..."
+        loaded = keras.saving.load_model(path)
+    assert len(loaded.optimizer.variables) == len(stock.optimizer.variables)
+    _stock(model)
+
+
+def test_steps_a_loss_scale_optimizer_skips_are_not_ema_updates():
+    """A huge initial scale: the first steps have non-finite gradients and
+    are skipped (the scale halves); only real updates are averaged."""
+    x, y = _data()
+    reference, iterations = _Trajectory(), []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            opt = self.model.optimizer.inner_optimizer
+            iterations.append(int(keras.ops.convert_to_numpy(opt.iterations)))
+
+    _model(optimizer=_loss_scaled(3e38)).fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[reference, Count()],
+    )
+    updates = [
+        w
+        for i, w in enumerate(reference.steps)
+        if iterations[i] > (iterations[i - 1] if i else 0)
+    ]
+    assert 0 < len(updates) < len(reference.steps)  # some were skipped
+    expected = _torch_average(updates, swa_utils.get_ema_multi_avg_fn(0.7))
+    model = _model(optimizer=_loss_scaled(3e38))
+    model.fit(
+        x,
+        y,
+        batch_size=B,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[C.WeightEMA(0.7)],
+    )
+    _close(model.get_weights(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["ema", "swa"])
+def test_error_in_a_later_on_train_begin_leaves_a_stock_model(kind):
+    x, y = _data()
+
+    class Fails(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            raise RuntimeError("late")
+
+    callback = C.WeightEMA() if kind == "ema" else C.StochasticWeightAveraging()
+    model = _model()
+    model.optimizer.build(model.trainable_variables)
+    before = len(model.optimizer.variables)
+    with pytest.raises(RuntimeError, match="late"):
+        model.fit(
+            x,
+            y,
+            batch_size=B,
+            epochs=1,
+            verbose=0,
+            callbacks=[callback, Fails()],
+        )
+    _stock(model)
+    assert len(model.optimizer.variables) == before
+    assert "on_train_begin" not in callback.__dict__
+
+
+def test_early_stopping_restoring_weights_is_a_second_writer():
+    x, y = _data()
+    for callback in (C.WeightEMA(), C.StochasticWeightAveraging()):
+        model = _model()
+        stop = keras.callbacks.EarlyStopping(restore_best_weights=True)
+        with pytest.raises(ValueError, match="restore_best_weights"):
+            model.fit(
+                x,
+                y,
+                epochs=1,
+                verbose=0,
+                validation_data=(x, y),
+                callbacks=[stop, callback],
+            )
+        _stock(model)
+    model = _model()  # the raw best weights, validated on the average
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[
+            C.WeightEMA(apply_at_end=False),
+            keras.callbacks.EarlyStopping(restore_best_weights=True),
+        ],
+    )
+    _stock(model)
+
+
+def test_error_in_the_batch_norm_pass_leaves_the_raw_weights():
+    x, y = _data()
+
+    class Data(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.done = False
+
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            if self.done:
+                raise RuntimeError("data gone")
+            return x[i * B : (i + 1) * B], y[i * B : (i + 1) * B]
+
+    data = Data()
+
+    class Mark(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.raw = [np.array(w.numpy()) for w in self.model.weights]
+
+        def on_train_end(self, logs=None):
+            data.done = True
+
+    model, mark = _model(), Mark()
+    with pytest.raises(RuntimeError, match="data gone"):
+        model.fit(
+            data,
+            epochs=2,
+            verbose=0,
+            callbacks=[mark, C.StochasticWeightAveraging(swa_epoch_start=0)],
+        )
+    _close(model.get_weights(), mark.raw, rtol=0, atol=0)
+    _stock(model)
