@@ -4,6 +4,7 @@ callback with the annealing in-graph."""
 import numbers
 import warnings
 
+import keras
 from keras import ops
 
 from keras_trainplus import _export
@@ -16,6 +17,7 @@ from keras_trainplus.callbacks.hyperparameter_scheduler import (
 )
 from keras_trainplus.knobs import _weight_ema
 from keras_trainplus.knobs._weight_averages import WeightAverages
+from keras_trainplus.knobs.knob import Knob
 from keras_trainplus.schedules.base_value import BaseValue
 from keras_trainplus.schedules.join import Join
 from keras_trainplus.schedules.swa_lr import SWALR
@@ -31,8 +33,9 @@ class StochasticWeightAveraging(HyperparameterScheduler):
     equal-weight running average (torch's ``AveragedModel``) that the
     model holds after `fit`. With `swa_lrs`, from the first update of epoch
     ``s`` the learning rate follows torch's ``SWALR`` per update, in-graph:
-    from the LR in use then (the base) to `swa_lrs` over ``annealing_epochs
-    x updates per epoch`` updates, then held (a preset of the driver:
+    from the LR in use then (the base, held from then on) to `swa_lrs` over
+    ``annealing_epochs x updates per epoch`` updates, then held (a preset of
+    the driver:
     ``Join([BaseValue(), SWALR(...)])`` on ``"learning_rate"``). Logged:
     ``logs["swa_n_models"]``. BatchNormalization, resuming, distribution:
     [docs/weight_averaging.md](../docs/weight_averaging.md).
@@ -83,7 +86,7 @@ class StochasticWeightAveraging(HyperparameterScheduler):
         self.update_bn = v.boolean("update_bn", update_bn)
         super().__init__(_built_at_fit)
 
-    _RUNTIME = HyperparameterScheduler._RUNTIME + ("_swa", "_link")
+    _RUNTIME = HyperparameterScheduler._RUNTIME + ("_swa", "_link", "_anchor")
 
     def _reset_runtime(self):
         super()._reset_runtime()
@@ -91,6 +94,8 @@ class StochasticWeightAveraging(HyperparameterScheduler):
         self._link = None
         self._n_models = 0
         self._averaged_through = -1
+        self._anchor = None
+        self._anchor_by_hand = False
         self._epoch = None
         self._resumed = False
 
@@ -110,7 +115,10 @@ class StochasticWeightAveraging(HyperparameterScheduler):
         plan.length("StochasticWeightAveraging(swa_lrs=...)", _FIX)
         first = plan.updates_before(start)
         steps = plan.updates_before(start + self.annealing_epochs) - first
-        anneal = SWALR(self.swa_lrs, steps, self.annealing_strategy)
+        self._anchor = _LRAnchor(self.model)
+        anneal = _AnchoredSWALR(
+            self.swa_lrs, steps, self.annealing_strategy, self._anchor
+        )
         if first == 0:
             return {"learning_rate": anneal}
         return {"learning_rate": Join([BaseValue(), anneal], [first])}
@@ -132,6 +140,10 @@ class StochasticWeightAveraging(HyperparameterScheduler):
                 )
             self._swa = WeightAverages(model, "swa")
             self._guard.add(self, self._abort_swa)
+            if self._anchor is not None:
+                self._guard.add(self, self._anchor.release)
+                if not self._guard.after_epoch_begin(self._set_anchor):
+                    self._anchor_by_hand = True
             self._link = _averaging.BackupLink("swa", self._state, self._load)
             self._resumed = self._link.attach(self)
 
@@ -142,6 +154,17 @@ class StochasticWeightAveraging(HyperparameterScheduler):
                 self._n_models, self._averaged_through = 0, -1
         self._epoch = epoch
         super().on_epoch_begin(epoch, logs)
+        if self._anchor_by_hand:
+            self._set_anchor()
+
+    def _set_anchor(self):
+        """The anneal starts from the LR the first update of epoch s uses
+        (written after every callback's `on_epoch_begin`), whatever writes
+        the base later."""
+        anchor = self._anchor
+        if anchor.written or self._epoch < self.start_epoch():
+            return
+        anchor.write(self._bindings["learning_rate"].base())
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
@@ -210,6 +233,8 @@ class StochasticWeightAveraging(HyperparameterScheduler):
     def _remove(self):
         self._link.detach()
         self._swa = None
+        if self._anchor is not None:
+            self._anchor.release()
 
     # -- state saved with BackupAndRestore ------------------------------------
 
@@ -220,6 +245,8 @@ class StochasticWeightAveraging(HyperparameterScheduler):
             "n_models": self._n_models,
             "averaged_through": self._averaged_through,
         }
+        if self._anchor is not None and self._anchor.written:
+            out["lr_anchor"] = float(self._anchor.knob)
         for i, array in enumerate(self._swa.numpy()):
             out[f"average_{i}"] = array
         return out
@@ -231,6 +258,8 @@ class StochasticWeightAveraging(HyperparameterScheduler):
         )
         self._n_models = int(arrays["n_models"])
         self._averaged_through = int(arrays["averaged_through"])
+        if self._anchor is not None and "lr_anchor" in arrays:
+            self._anchor.write(float(arrays["lr_anchor"]))
 
     def get_config(self):
         return {
@@ -244,6 +273,48 @@ class StochasticWeightAveraging(HyperparameterScheduler):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class _LRAnchor:
+    """The LR SWA's anneal starts from: a knob (hidden optimizer state on
+    JAX) written once, at the first update of epoch s."""
+
+    def __init__(self, model):
+        self.model = model
+        self.optimizers = internals.optimizer.optimizers_of(model.optimizer)
+        lr = ops.convert_to_numpy(self.optimizers[0].learning_rate)
+        self.knob = Knob(float(lr), name="swa_start_lr", model=model)
+        self.written = False
+        self._hidden = keras.backend.backend() == "jax"
+        for opt in self.optimizers if self._hidden else []:
+            internals.optimizer.attach_hidden_optimizer_state(
+                opt, self.knob.variable
+            )
+
+    def write(self, value):
+        self.knob.assign(value, model=self.model)
+        self.written = True
+
+    def release(self):
+        for opt in self.optimizers if self._hidden else []:
+            internals.optimizer.detach_hidden_optimizer_state(
+                opt, self.knob.variable
+            )
+        self._hidden = False
+
+
+class _AnchoredSWALR(SWALR):
+    """`SWALR` from the anchor, not from the live base: a writer of the base
+    after the anneal started (`ReduceLROnPlateau`) does not move it."""
+
+    def __init__(self, swa_lr, anneal_steps, anneal_strategy, anchor):
+        super().__init__(swa_lr, anneal_steps, anneal_strategy)
+        self.anchor = anchor
+
+    def _compute(self, m, step, base):
+        knob = self.anchor.knob
+        start = float(knob) if m.concrete else knob.read()
+        return super()._compute(m, step, m.float(start))
 
 
 def _check_start(value):

@@ -828,3 +828,38 @@ def test_error_in_the_batch_norm_pass_leaves_the_raw_weights():
         )
     _close(model.get_weights(), mark.raw, rtol=0, atol=0)
     _stock(model)
+
+
+def test_swa_anneal_starts_from_the_lr_of_epoch_s_whatever_writes_later():
+    """A per-epoch writer of the base lowers the LR during the anneal: the
+    anneal still runs from the LR of the first update of epoch s (torch
+    SWALR from 0.4)."""
+    n, steps = 40, 8
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.4)
+    expected = [0.4] * steps
+    swalr = swa_utils.SWALR(opt, swa_lr=0.05, anneal_epochs=2 * steps)
+    for _ in range(n - steps):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        swalr.step()
+    for spe in spe_values():
+        model = probe_model(n, keras.optimizers.SGD(0.5), spe)
+        trajectory = _Trajectory()
+        fit_probe(
+            model,
+            n,
+            [
+                C.PerEpochLR({0: 0.4, 2: 0.1}),
+                C.StochasticWeightAveraging(
+                    swa_lrs=0.05,
+                    swa_epoch_start=1,
+                    annealing_epochs=2,
+                    update_bn=False,
+                ),
+                trajectory,
+            ],
+            epochs=5,
+        )
+        applied = -trajectory.epochs[-1][0][:, 0].astype(np.float64)
+        np.testing.assert_allclose(applied, expected, rtol=1e-6)
