@@ -33,12 +33,11 @@ class StochasticWeightAveraging(HyperparameterScheduler):
     equal-weight running average (torch's ``AveragedModel``) that the
     model holds after `fit`. With `swa_lrs`, from the first update of epoch
     ``s`` the learning rate follows torch's ``SWALR`` per update, in-graph:
-    from the LR in use then (the base, held from then on) to `swa_lrs` over
-    ``annealing_epochs x updates per epoch`` updates, then held (a preset of
-    the driver:
-    ``Join([BaseValue(), SWALR(...)])`` on ``"learning_rate"``). Logged:
-    ``logs["swa_n_models"]``. BatchNormalization, resuming, distribution:
-    [docs/weight_averaging.md](../docs/weight_averaging.md).
+    from the LR in use then (held) to `swa_lrs` over ``annealing_epochs x
+    updates per epoch`` updates, then held (a driver preset: ``Join([
+    BaseValue(), SWALR(...)])`` on ``"learning_rate"``). Logged:
+    ``logs["swa_n_models"]``. More: [docs/weight_averaging.md](
+    ../docs/weight_averaging.md).
 
     Args:
         swa_lrs: float > 0, or None (default: the LR is left to whatever
