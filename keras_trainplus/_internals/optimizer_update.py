@@ -186,23 +186,26 @@ def clear_programs(optimizer):
 
 
 # The order in which gradient programs run on the aggregated gradient:
-# clipping first, so the noise added after it keeps its standard deviation.
-GRADIENT_PROGRAMS = ("clip", "noise")
+# observers first (before any clipping), then clipping, so the noise added
+# after it keeps its standard deviation.
+GRADIENT_PROGRAMS = ("record", "clip", "noise")
 
 
 @hook("3.15")
 def set_gradient_program(optimizer, kind, program):
     """Runs ``program(grads, step)`` on the gradient the update uses.
 
-    `kind` is ``"clip"`` or ``"noise"``; they run in that order. On TF the
-    programs run on the all-reduced gradients (inside
-    `_backend_update_step`, after `_all_reduce_sum_gradients`), so under
-    `tf.distribute` they act on the aggregated gradient exactly as on one
-    device, identically on every replica. Elsewhere (single process JAX and
-    torch, where the gradient is already global) they replace
+    `kind` is ``"record"`` (an observer: sees the gradient before any
+    clipping and returns it unchanged), ``"clip"`` or ``"noise"``; they run
+    in that order. On TF the programs run on the all-reduced gradients
+    (inside `_backend_update_step`, after `_all_reduce_sum_gradients`), so
+    under `tf.distribute` they act on the aggregated gradient exactly as on
+    one device, identically on every replica. Elsewhere (single process
+    JAX and torch, where the gradient is already global) they replace
     `_clip_gradients`. The optimizer's own `clipnorm`/`global_clipnorm`/
-    `clipvalue` are bypassed while a clip program is installed. Pass None
-    to remove.
+    `clipvalue` are bypassed while a clip program is installed; with only
+    a recorder they run after it (on TF, on the aggregated gradient). Pass
+    None to remove.
     """
     programs = optimizer_core.state(optimizer).setdefault("gradient", {})
     if program is None:
@@ -216,12 +219,17 @@ def set_gradient_program(optimizer, kind, program):
         return
     require(optimizer, "_clip_gradients", "schedule gradient programs")
     stock_clip = type(optimizer)._clip_gradients
-    ordered = [programs[k] for k in GRADIENT_PROGRAMS if k in programs]
+    record = programs.get("record")
+    after = [programs[k] for k in GRADIENT_PROGRAMS[1:] if k in programs]
     clipped = "clip" in programs
 
-    def run(grads):
+    def run(grads, clip):
         step = optimizer_core.step(optimizer)
-        for program in ordered:
+        grads = list(grads)
+        if record is not None:
+            grads = record(grads, step)
+        grads = clip(grads)
+        for program in after:
             grads = program(list(grads), step)
         return grads
 
@@ -235,18 +243,23 @@ def set_gradient_program(optimizer, kind, program):
             "act on the aggregated gradient",
         )
         original = type(optimizer)._all_reduce_sum_gradients
+        late_clip = record is not None  # the recorder sees it unclipped
 
         def all_reduce_then_run(grads_and_vars):
             reduced = list(original(optimizer, grads_and_vars))
-            grads = run([g for g, _ in reduced])
+            clip = own_clip if late_clip else list
+            grads = run([g for g, _ in reduced], clip)
             return [(g, v) for g, (_, v) in zip(grads, reduced)]
 
-        optimizer.__dict__["_clip_gradients"] = own_clip
+        def clip_before_reduce(grads):
+            return grads if late_clip else own_clip(grads)
+
+        optimizer.__dict__["_clip_gradients"] = clip_before_reduce
         optimizer.__dict__["_all_reduce_sum_gradients"] = all_reduce_then_run
         return
 
     def clip_gradients(grads):
-        return run(own_clip(list(grads)))
+        return run(grads, own_clip)
 
     optimizer.__dict__["_clip_gradients"] = clip_gradients
 
