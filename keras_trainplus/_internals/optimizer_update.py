@@ -237,31 +237,36 @@ def set_gradient_program(optimizer, kind, program):
         return grads if clipped else stock_clip(optimizer, grads)
 
     if keras.backend.backend() == "tensorflow":
-        require(
-            optimizer,
-            "_all_reduce_sum_gradients",
-            "act on the aggregated gradient",
-        )
-        original = type(optimizer)._all_reduce_sum_gradients
-        late_clip = record is not None  # the recorder sees it unclipped
-
-        def all_reduce_then_run(grads_and_vars):
-            reduced = list(original(optimizer, grads_and_vars))
-            clip = own_clip if late_clip else list
-            grads = run([g for g, _ in reduced], clip)
-            return [(g, v) for g, (_, v) in zip(grads, reduced)]
-
-        def clip_before_reduce(grads):
-            return grads if late_clip else own_clip(grads)
-
-        optimizer.__dict__["_clip_gradients"] = clip_before_reduce
-        optimizer.__dict__["_all_reduce_sum_gradients"] = all_reduce_then_run
+        _run_after_all_reduce(optimizer, run, own_clip, record is not None)
         return
 
     def clip_gradients(grads):
         return run(grads, own_clip)
 
     optimizer.__dict__["_clip_gradients"] = clip_gradients
+
+
+def _run_after_all_reduce(optimizer, run, own_clip, late_clip):
+    """On TF: the programs run on the all-reduced gradient; with a recorder
+    (`late_clip`) the optimizer's own clipping runs there too, after it."""
+    require(
+        optimizer,
+        "_all_reduce_sum_gradients",
+        "act on the aggregated gradient",
+    )
+    original = type(optimizer)._all_reduce_sum_gradients
+
+    def all_reduce_then_run(grads_and_vars):
+        reduced = list(original(optimizer, grads_and_vars))
+        clip = own_clip if late_clip else list
+        grads = run([g for g, _ in reduced], clip)
+        return [(g, v) for g, (_, v) in zip(grads, reduced)]
+
+    def clip_before_reduce(grads):
+        return grads if late_clip else own_clip(grads)
+
+    optimizer.__dict__["_clip_gradients"] = clip_before_reduce
+    optimizer.__dict__["_all_reduce_sum_gradients"] = all_reduce_then_run
 
 
 @hook("3.15")
