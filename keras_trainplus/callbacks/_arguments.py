@@ -264,3 +264,9 @@ def share_layers(value, memo):
             memo[id(item)] = item
         elif isinstance(item, (list, tuple)) and item is not value:
             share_layers(item, memo)
+
+
+def built_at_fit(length):
+    """The `schedules` of a preset whose `_resolve_schedules` builds them
+    when `fit` starts (from the model or the fit's length): never called."""
+    raise AssertionError("the schedules are built at fit")

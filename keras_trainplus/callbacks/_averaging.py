@@ -18,11 +18,12 @@ import keras
 import numpy as np
 
 from keras_trainplus import _internals as internals
+from keras_trainplus.knobs import bound_knob
 
 
 def iterations(model):
     opt = internals.optimizer.optimizers_of(model.optimizer)[0]
-    return int(np.asarray(opt.iterations))
+    return bound_knob.host_iterations(opt)
 
 
 class BackupLink:

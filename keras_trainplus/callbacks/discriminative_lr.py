@@ -70,7 +70,7 @@ class DiscriminativeLR(HyperparameterScheduler):
             decay = v.positive("decay", decay)
         self.multipliers = multipliers
         self.decay = decay
-        super().__init__(_built_at_fit, origin="fit")
+        super().__init__(_arguments.built_at_fit, origin="fit")
 
     def _resolve_schedules(self):
         model = self.model
@@ -111,10 +111,6 @@ class DiscriminativeLR(HyperparameterScheduler):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _built_at_fit(length):
-    raise AssertionError("the schedules are built from the model at fit")
 
 
 def _check_multipliers(multipliers):

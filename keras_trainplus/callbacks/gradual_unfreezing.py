@@ -6,6 +6,7 @@ import keras
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
 from keras_trainplus._internals.layers import iter_layers
+from keras_trainplus.callbacks import _arguments
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -61,7 +62,7 @@ class GradualUnfreezing(HyperparameterScheduler):
     def __init__(self, schedule):
         self.schedule = _check_schedule(schedule)
         self._unfrozen = {}
-        super().__init__(_built_at_fit, origin="fit")
+        super().__init__(_arguments.built_at_fit, origin="fit")
 
     def _resolve_schedules(self):
         model = self.model
@@ -120,10 +121,6 @@ class GradualUnfreezing(HyperparameterScheduler):
     def from_config(cls, config):
         schedule = {int(k): w for k, w in config["schedule"].items()}
         return cls(schedule)
-
-
-def _built_at_fit(length):
-    raise AssertionError("the schedules are built from the model at fit")
 
 
 def _check_schedule(schedule):

@@ -10,6 +10,7 @@ from keras import ops
 from keras_trainplus import _export
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks import _arguments
 from keras_trainplus.callbacks import _averaging
 from keras_trainplus.callbacks import _batch_norm_update
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
@@ -83,7 +84,7 @@ class StochasticWeightAveraging(HyperparameterScheduler):
             "annealing_strategy", annealing_strategy, ("cos", "linear")
         )
         self.update_bn = v.boolean("update_bn", update_bn)
-        super().__init__(_built_at_fit)
+        super().__init__(_arguments.built_at_fit)
 
     _RUNTIME = HyperparameterScheduler._RUNTIME + ("_swa", "_link", "_anchor")
 
@@ -327,10 +328,6 @@ def _check_start(value):
     if not 0 < value < 1:
         v.fail("swa_epoch_start", value, "an int >= 0 or a float in (0, 1)")
     return float(value)
-
-
-def _built_at_fit(length):
-    raise AssertionError("the schedules are built at fit")
 
 
 _FIX = "pass `swa_lrs=None`"

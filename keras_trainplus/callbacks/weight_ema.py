@@ -2,6 +2,7 @@
 
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
+from keras_trainplus.callbacks import _arguments
 from keras_trainplus.callbacks import _averaging
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
@@ -92,7 +93,7 @@ class WeightEMA(HyperparameterScheduler):
             "evaluate_with_ema", evaluate_with_ema
         )
         self.apply_at_end = v.boolean("apply_at_end", apply_at_end)
-        super().__init__(_built_at_fit)
+        super().__init__(_arguments.built_at_fit)
 
     def _resolve_schedules(self):
         self.options = {"ema_decay": {"argument": "decay"}}
@@ -209,7 +210,3 @@ class WeightEMA(HyperparameterScheduler):
         if isinstance(config.get("decay"), dict):
             config["decay"] = _export.deserialize(config["decay"])
         return cls(**config)
-
-
-def _built_at_fit(length):
-    raise AssertionError("the schedules are built at fit")

@@ -8,7 +8,8 @@ from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 
 
-def _iterations(optimizer):
+def host_iterations(optimizer):
+    """`optimizer.iterations` as a Python int (read on the host)."""
     return int(keras.ops.convert_to_numpy(optimizer.iterations))
 
 
@@ -27,7 +28,7 @@ class BoundKnob:
 
     def iterations(self):
         """Real updates applied (`optimizer.iterations`)."""
-        return _iterations(self.optimizers[0])
+        return host_iterations(self.optimizers[0])
 
     def accumulation(self):
         """Micro-batches per update (gradient accumulation, else 1)."""
