@@ -82,3 +82,35 @@ def set_untracked_attribute(layer, name, value):
     """Sets ``layer.<name>`` without Keras's state tracking (a built layer
     cannot track new state)."""
     layer.__dict__[name] = value
+
+
+@hook("3.15")
+def output_units(layer):
+    """The size of the last axis of `layer`'s (first) output, 1 for an
+    output of rank <= 1, or None if unknown: from the functional graph, or
+    from the input shape the layer was built on."""
+    shape = None
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):
+        shapes = getattr(layer, "_build_shapes_dict", None) or {}
+        if len(shapes) == 1:
+            import keras
+
+            (input_shape,) = shapes.values()
+            try:
+                spec = layer.compute_output_spec(
+                    keras.KerasTensor(tuple(input_shape))
+                )
+            except Exception:  # any layer's own shape inference
+                return None
+            while isinstance(spec, (list, tuple)):
+                spec = spec[0] if spec else None
+            shape = getattr(spec, "shape", None)
+    while isinstance(shape, list) and shape and not isinstance(shape[0], int):
+        shape = shape[0]
+    if shape is None:
+        return None
+    if len(shape) <= 1:
+        return 1
+    return shape[-1]

@@ -15,6 +15,8 @@
 * **Skipping one EMA finalize** after an aborted `fit` on JAX.
 """
 
+import threading
+
 import keras
 from keras import ops
 
@@ -186,9 +188,27 @@ def clear_programs(optimizer):
 
 
 # The order in which gradient programs run on the aggregated gradient:
-# observers first (before any clipping), then clipping, so the noise added
-# after it keeps its standard deviation.
-GRADIENT_PROGRAMS = ("record", "clip", "noise")
+# observers first (before any clipping), then clipping, an observer of the
+# clipped gradient, then noise (so the noise keeps its standard deviation).
+GRADIENT_PROGRAMS = ("record", "clip", "record_clipped", "noise")
+
+_VARIABLES = threading.local()
+
+
+@hook("3.15")
+def gradient_variables(optimizer):
+    """Inside a gradient program: the variables of its `grads`, in order
+    (Keras variables, or on TF the variables' values as the update step
+    sees them: compare both, see `same_variable`)."""
+    return list(_VARIABLES.current)
+
+
+@hook("3.15")
+def same_variable(keras_variable, seen):
+    """Whether `seen` (from `gradient_variables`) is `keras_variable`."""
+    return seen is keras_variable or seen is getattr(
+        keras_variable, "value", None
+    )
 
 
 @hook("3.15")
@@ -196,16 +216,18 @@ def set_gradient_program(optimizer, kind, program):
     """Runs ``program(grads, step)`` on the gradient the update uses.
 
     `kind` is ``"record"`` (an observer: sees the gradient before any
-    clipping and returns it unchanged), ``"clip"`` or ``"noise"``; they run
-    in that order. On TF the programs run on the all-reduced gradients
-    (inside `_backend_update_step`, after `_all_reduce_sum_gradients`), so
-    under `tf.distribute` they act on the aggregated gradient exactly as on
-    one device, identically on every replica. Elsewhere (single process
-    JAX and torch, where the gradient is already global) they replace
+    clipping and returns it unchanged), ``"clip"``, ``"record_clipped"``
+    (an observer of the clipped gradient) or ``"noise"``; they run in that
+    order, and `gradient_variables` names the variables of `grads`. On TF
+    the programs run on the all-reduced gradients (inside
+    `_backend_update_step`, after `_all_reduce_sum_gradients`), so under
+    `tf.distribute` they act on the aggregated gradient exactly as on one
+    device, identically on every replica. Elsewhere (single process JAX and
+    torch, where the gradient is already global) they replace
     `_clip_gradients`. The optimizer's own `clipnorm`/`global_clipnorm`/
     `clipvalue` are bypassed while a clip program is installed; with only
-    a recorder they run after it (on TF, on the aggregated gradient). Pass
-    None to remove.
+    observers they run between them (on TF, on the aggregated gradient).
+    Pass None to remove.
     """
     programs = optimizer_core.state(optimizer).setdefault("gradient", {})
     if program is None:
@@ -214,40 +236,68 @@ def set_gradient_program(optimizer, kind, program):
         programs[kind] = program
     for name in ("_clip_gradients", "_all_reduce_sum_gradients"):
         optimizer.__dict__.pop(name, None)
+    observed = "record" in programs or "record_clipped" in programs
+    method_layers.set_method_layer(
+        optimizer,
+        "_backend_apply_gradients",
+        "gradient_variables",
+        _capture_variables if observed else None,
+        rank=9,
+    )
     if not programs:
         optimizer_core.forget_if_idle(optimizer)
         return
     require(optimizer, "_clip_gradients", "schedule gradient programs")
     stock_clip = type(optimizer)._clip_gradients
     record = programs.get("record")
-    after = [programs[k] for k in GRADIENT_PROGRAMS[1:] if k in programs]
     clipped = "clip" in programs
 
-    def run(grads, clip):
+    def run(grads, clip, variables):
         step = optimizer_core.step(optimizer)
         grads = list(grads)
-        if record is not None:
-            grads = record(grads, step)
-        grads = clip(grads)
-        for program in after:
-            grads = program(list(grads), step)
+        previous = getattr(_VARIABLES, "current", None)
+        _VARIABLES.current = variables
+        try:
+            if record is not None:
+                grads = record(grads, step)
+            grads = clip(grads)
+            for kind in GRADIENT_PROGRAMS[1:]:
+                if kind in programs:
+                    grads = programs[kind](list(grads), step)
+        finally:
+            _VARIABLES.current = previous
         return grads
 
     def own_clip(grads):
         return grads if clipped else stock_clip(optimizer, grads)
 
     if keras.backend.backend() == "tensorflow":
-        _run_after_all_reduce(optimizer, run, own_clip, record is not None)
+        _run_after_all_reduce(optimizer, run, own_clip, observed)
         return
 
     def clip_gradients(grads):
-        return run(grads, own_clip)
+        return run(grads, own_clip, getattr(_VARIABLES, "applying", []))
 
     optimizer.__dict__["_clip_gradients"] = clip_gradients
 
 
+def _capture_variables(inner):
+    """Keeps the variables of the running apply for `gradient_variables`
+    (`_clip_gradients` only gets the gradients)."""
+
+    def backend_apply_gradients(grads, trainable_variables):
+        previous = getattr(_VARIABLES, "applying", None)
+        _VARIABLES.applying = list(trainable_variables)
+        try:
+            return inner(grads, trainable_variables)
+        finally:
+            _VARIABLES.applying = previous
+
+    return backend_apply_gradients
+
+
 def _run_after_all_reduce(optimizer, run, own_clip, late_clip):
-    """On TF: the programs run on the all-reduced gradient; with a recorder
+    """On TF: the programs run on the all-reduced gradient; with an observer
     (`late_clip`) the optimizer's own clipping runs there too, after it."""
     require(
         optimizer,
@@ -259,7 +309,7 @@ def _run_after_all_reduce(optimizer, run, own_clip, late_clip):
     def all_reduce_then_run(grads_and_vars):
         reduced = list(original(optimizer, grads_and_vars))
         clip = own_clip if late_clip else list
-        grads = run([g for g, _ in reduced], clip)
+        grads = run([g for g, _ in reduced], clip, [v for _, v in reduced])
         return [(g, v) for g, (_, v) in zip(grads, reduced)]
 
     def clip_before_reduce(grads):

@@ -8,6 +8,8 @@ in-graph); target mixing (`mix_targets`) wraps ``train_step`` and
 ``compute_loss`` (nesting, so the LR finder stacks on top).
 """
 
+import threading
+
 import keras
 
 from keras_trainplus._internals.version import hook
@@ -100,10 +102,12 @@ def set_post_update(model, name, fn):
     """Runs ``fn()`` inside the compiled train step, after each step's
     update (every step of a `steps_per_execution` block). `fn` reads model
     and optimizer variables and assigns optimizer variables (e.g. weight
-    averages attached as hidden optimizer state) through the Keras
-    `Variable` API. On JAX the step is stateless: `fn` runs in a
-    `StatelessScope` over the step's new state, and what it assigns to
-    optimizer variables goes back into that state.
+    averages attached as hidden optimizer state) and non-trainable model
+    variables (hidden layer state) through the Keras `Variable` API. On
+    JAX the step is stateless: `fn` runs in a `StatelessScope` over the
+    step's new state, what it assigns goes back into that state, and
+    `pre_update_value` gives the weights the step started from. While the
+    step runs, `in_train_step` is true.
 
     Functions are named layers: one wrapper of `train_step` runs them in
     the order they were set (other wrappers of `train_step` stay inside);
@@ -130,6 +134,40 @@ def set_post_update(model, name, fn):
     layers["fns"][name] = fn
 
 
+_IN_STEP = threading.local()
+
+
+@hook("3.15")
+def in_train_step(model):
+    """Whether `model`'s train step (with a post-update layer, see
+    `set_post_update`) is running or being traced in this thread: a
+    training forward pass, not `evaluate` or `predict`."""
+    return id(model) in getattr(_IN_STEP, "models", ())
+
+
+@hook("3.15")
+def pre_update_value(variable):
+    """Inside a post-update function on JAX: `variable`'s value when the
+    step began (None elsewhere: TF and torch update in place)."""
+    return getattr(_IN_STEP, "before", {}).get(id(variable))
+
+
+class _Marked:
+    """Marks the train step of `model` as running in this thread."""
+
+    def __init__(self, model):
+        self.key = id(model)
+
+    def __enter__(self):
+        models = getattr(_IN_STEP, "models", ())
+        _IN_STEP.models = (*models, self.key)
+
+    def __exit__(self, *exc):
+        models = list(_IN_STEP.models)
+        models.remove(self.key)
+        _IN_STEP.models = tuple(models)
+
+
 def _post_update_step(model, previous, layers):
     def run_all():
         for fn in list(layers["fns"].values()):
@@ -138,24 +176,36 @@ def _post_update_step(model, previous, layers):
     if keras.backend.backend() != "jax":
 
         def train_step(*args, **kwargs):
-            logs = previous(*args, **kwargs)
-            run_all()
+            with _Marked(model):
+                logs = previous(*args, **kwargs)
+                run_all()
             return logs
 
         return train_step
 
     def train_step(state, data):
-        logs, state = previous(state, data)
-        trainable, non_trainable, optimizer_values, metrics = state
+        with _Marked(model):
+            logs, new_state = previous(state, data)
+        trainable, non_trainable, optimizer_values, metrics = new_state
         variables = model.optimizer.variables
         mapping = list(zip(model.trainable_variables, trainable))
         mapping += list(zip(model.non_trainable_variables, non_trainable))
         mapping += list(zip(variables, optimizer_values))
-        with keras.StatelessScope(state_mapping=mapping) as scope:
-            run_all()
+        _IN_STEP.before = {
+            id(v): old for v, old in zip(model.trainable_variables, state[0])
+        }
+        try:
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                run_all()
+        finally:
+            _IN_STEP.before = {}
         optimizer_values = [
             _current(scope, v, old)
             for v, old in zip(variables, optimizer_values)
+        ]
+        non_trainable = [
+            _current(scope, v, old)
+            for v, old in zip(model.non_trainable_variables, non_trainable)
         ]
         return logs, (trainable, non_trainable, optimizer_values, metrics)
 

@@ -22,6 +22,7 @@ from keras_trainplus.callbacks.per_epoch_lr import PerEpochLR
 from keras_trainplus.callbacks.stochastic_weight_averaging import (
     StochasticWeightAveraging,
 )
+from keras_trainplus.callbacks.training_monitor import TrainingMonitor
 from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
 from keras_trainplus.callbacks.weight_ema import WeightEMA
 
@@ -39,6 +40,7 @@ __all__ = [
     "OneCycleLR",
     "PerEpochLR",
     "StochasticWeightAveraging",
+    "TrainingMonitor",
     "WarmupDecayLR",
     "WeightEMA",
 ]

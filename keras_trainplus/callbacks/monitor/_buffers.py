@@ -1,0 +1,78 @@
+"""Ring buffers of records, written in the compiled step on record steps
+only.
+
+Update ``i`` (0-based) is recorded when ``i % every_n_steps == 0``, into
+slot ``(i // every_n_steps) % capacity``; the host reads the buffers
+before they can wrap (`_history`). A buffer is a non-trainable variable
+that is per replica under `tf.distribute` (``synchronization="on_read"``):
+a replica writes its own copy with no cross-replica call, so the write can
+sit in a real conditional, and the host reads the replicas' mean (the
+recorder writes identical values on every replica; the activation taps
+write per-replica sums whose means combine exactly, see `_history`).
+"""
+
+import keras
+from keras import ops
+
+from keras_trainplus.knobs.knob import _strategy_scope
+
+
+def buffer(model, shape, dtype, name, aggregation="mean"):
+    """A zero-initialised record buffer, in `model`'s strategy scope."""
+    with _strategy_scope(model):
+        return keras.Variable(
+            ops.zeros(shape, dtype),
+            dtype=dtype,
+            trainable=False,
+            name=name,
+            synchronization="on_read",
+            aggregation=aggregation,
+        )
+
+
+def write_row(buffer_value, slot, row):
+    """`buffer_value` with row `slot` (of the first axis) set to `row`."""
+    capacity = buffer_value.shape[0]
+    hot = ops.equal(ops.arange(capacity, dtype="int32"), slot)
+    hot = ops.reshape(hot, (capacity,) + (1,) * (len(buffer_value.shape) - 1))
+    row = ops.cast(row, buffer_value.dtype)
+    return ops.where(hot, ops.expand_dims(row, 0), buffer_value)
+
+
+def assign_when(pred, variables, compute):
+    """Assigns ``compute()`` (one tensor per variable) to `variables` when
+    the scalar `pred` holds; otherwise does nothing. The computation runs
+    only then: a real conditional on TF (``tf.cond``) and torch (a Python
+    branch), ``jax.lax.cond`` on JAX (whose untaken branch keeps the
+    values)."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        if bool(pred):
+            for variable, value in zip(variables, compute()):
+                variable.assign(value)
+        return
+    if backend == "jax":
+        import jax
+
+        values = jax.lax.cond(
+            pred, compute, lambda: [ops.convert_to_tensor(v) for v in variables]
+        )
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        return
+    import tensorflow as tf
+
+    def write():
+        ops_ = [v.assign(x) for v, x in zip(variables, compute())]
+        with tf.control_dependencies(ops_):
+            return tf.constant(True)
+
+    tf.cond(pred, write, lambda: tf.constant(False))
+
+
+def due_and_slot(step, every_n_steps, capacity):
+    """Whether update `step` is recorded, and its slot."""
+    step = ops.cast(step, "int32")
+    due = ops.equal(ops.mod(step, every_n_steps), 0)
+    slot = ops.mod(ops.floor_divide(step, every_n_steps), capacity)
+    return due, slot

@@ -1,0 +1,138 @@
+"""`MonitorHistory`: the records read from the in-graph buffers, as
+arrays ``[records, layers]`` per statistic (host side).
+
+Statistics (per watched layer, at update ``i``):
+
+```
+grad_norm        = ||g||_2 over the layer's trainable variables
+weight_norm      = ||w||_2 before the update
+update_ratio     = ||w_after - w_before||_2 / ||w_before||_2
+clipped          = 1 if a clip changed the layer's gradient, else 0
+activation_mean  = mean of the output over the batch (all positions)
+activation_std   = its standard deviation (population)
+dead_fraction    = share of units (last axis) that are 0 for every example
+```
+
+Under `tf.distribute` the activation parts are per-replica sums, read as
+their mean over the replicas; the global variance combines them (Chan et
+al.): ``M2 = sum M2_r + sum n_r m_r**2 - (sum n_r m_r)**2 / N``.
+"""
+
+import numpy as np
+from keras import ops
+
+from keras_trainplus import _internals as internals
+
+
+def _numpy(variable):
+    return np.asarray(ops.convert_to_numpy(variable))
+
+
+class MonitorHistory:
+    """The records of one `fit` (see module doc).
+
+    Args:
+        recorder: `GradientRecorder` or None.
+        taps: `ActivationTaps`.
+        stats: the statistics asked for.
+        replicas: replicas in sync (1 on one device and under JAX's
+            `keras.distribution`, whose arrays are global).
+    """
+
+    def __init__(self, recorder, taps, stats, replicas=1):
+        self.recorder = recorder
+        self.taps = taps
+        self.stats = tuple(stats)
+        self.replicas = replicas
+        self.steps = []
+        self.rows = {}
+        self.loss = []
+        self.finite = []
+
+    def read(self, model):
+        """Reads the records written since the last read, in update order;
+        returns them as ``[(step, {stat: row}, loss, finite_row)]``."""
+        internals.trainer.sync_jax_state(model)
+        source = self.recorder or self.taps
+        steps = _numpy(source.steps).astype(np.int64) - 1
+        last = self.steps[-1] if self.steps else -1
+        slots = sorted(
+            (s for s in range(len(steps)) if steps[s] > last),
+            key=lambda s: steps[s],
+        )
+        if not slots:
+            return []
+        arrays = self._arrays()
+        out = []
+        for slot in slots:
+            step = int(steps[slot])
+            values, finite = self._record(arrays, slot, step)
+            loss = None
+            if arrays["fsteps"][slot] - 1 == step:
+                loss = float(arrays["loss"][slot])
+            self.steps.append(step)
+            for stat, row in values.items():
+                self.rows.setdefault(stat, []).append(row)
+            self.loss.append(loss)
+            self.finite.append(finite)
+            out.append((step, values, loss, finite))
+        return out
+
+    def _arrays(self):
+        taps, recorder = self.taps, self.recorder
+        arrays = {"fsteps": _numpy(taps.steps), "loss": _numpy(taps.loss)}
+        arrays["moments"] = [_numpy(m) for m in taps.moments]
+        arrays["nonzero"] = [
+            None if nz is None else _numpy(nz) for nz in taps.nonzero
+        ]
+        if recorder is not None:
+            arrays["grads"] = _numpy(recorder.grads)
+            arrays["clipped"] = _numpy(recorder.clipped)
+            if recorder.updates is not None:
+                arrays["updates"] = _numpy(recorder.updates)
+        return arrays
+
+    def _record(self, arrays, slot, step):
+        values, finite = {}, None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if "grads" in arrays:
+                g = arrays["grads"][slot].astype(np.float64)
+                finite = g[:, 1] > 0.5
+                weight = np.sqrt(g[:, 2])
+                values["grad_norm"] = np.sqrt(g[:, 0])
+                values["weight_norm"] = weight
+                if "updates" in arrays:
+                    update = np.sqrt(arrays["updates"][slot].astype(np.float64))
+                    values["update_ratio"] = update / weight
+                if self.recorder.clip_seen:
+                    values["clipped"] = arrays["clipped"][slot].astype(float)
+            if arrays["moments"]:
+                valid = arrays["fsteps"][slot] - 1 == step
+                values.update(self._activations(arrays, slot, valid))
+        wanted = set(self.stats) | {"clipped"}
+        return {k: v for k, v in values.items() if k in wanted}, finite
+
+    def _activations(self, arrays, slot, valid):
+        mean, std, dead = [], [], []
+        for m, nz in zip(arrays["moments"], arrays["nonzero"]):
+            count, total, m2, total_mean = m[slot].astype(np.float64)
+            if not valid or count == 0:
+                mean.append(np.nan), std.append(np.nan), dead.append(np.nan)
+                continue
+            if self.replicas > 1:
+                m2 = m2 + total_mean - total * total / count
+            mean.append(total / count)
+            std.append(np.sqrt(max(m2 / count, 0.0)))
+            dead.append(np.nan if nz is None else float(np.mean(nz[slot] == 0)))
+        return {
+            "activation_mean": np.array(mean),
+            "activation_std": np.array(std),
+            "dead_fraction": np.array(dead),
+        }
+
+    def arrays(self):
+        """``{stat: array [records, layers]}``."""
+        return {
+            stat: np.array(rows, dtype=np.float64)
+            for stat, rows in self.rows.items()
+        }

@@ -1,0 +1,198 @@
+"""`GradientRecorder`: per-layer gradient, weight and update norms,
+recorded in the compiled step on record steps (`_buffers`).
+
+* a ``"record"`` gradient program (`_internals.optimizer_update`) sees the
+  gradient the update uses (after the cross-replica sum, before any
+  clipping) and the weights before the update: squared gradient norm, a
+  finite flag and squared weight norm per layer;
+* a ``"record_clipped"`` program marks the layers whose gradient a clip
+  changed;
+* a post-update function (`_internals.trainer.set_post_update`) measures
+  the squared norm of each layer's weight change: against the weights the
+  step started from on JAX, against a copy taken on record steps
+  elsewhere (TF and torch update in place).
+
+The buffers are hidden optimizer state (carried by the JAX train state,
+absent from checkpoints).
+"""
+
+import keras
+from keras import ops
+
+from keras_trainplus import _internals as internals
+from keras_trainplus.callbacks.monitor._buffers import assign_when
+from keras_trainplus.callbacks.monitor._buffers import buffer
+from keras_trainplus.callbacks.monitor._buffers import due_and_slot
+from keras_trainplus.callbacks.monitor._buffers import write_row
+
+_NAME = "keras_trainplus_monitor"
+
+
+def _square_sum(tensors):
+    total = ops.zeros((), "float32")
+    for x in tensors:
+        total = total + ops.sum(ops.square(ops.cast(x, "float32")))
+    return total
+
+
+class GradientRecorder:
+    """The optimizer-side records of one `fit`.
+
+    Args:
+        model: the model.
+        watched: `WatchedLayers`.
+        every_n_steps: int.
+        capacity: slots per buffer.
+        updates: bool, whether to measure the weight change.
+    """
+
+    def __init__(self, model, watched, every_n_steps, capacity, updates):
+        self.model = model
+        self.watched = watched
+        self.n = every_n_steps
+        self.capacity = capacity
+        self.optimizer = internals.optimizer.optimizers_of(model.optimizer)[0]
+        n_layers = len(watched.layers)
+        self.steps = buffer(
+            model, (capacity,), "int32", "monitor_steps", "only_first_replica"
+        )
+        # per layer: squared gradient norm, finite flag, squared weight norm
+        self.grads = buffer(model, (capacity, n_layers, 3), "float32", "g")
+        self.clipped = buffer(model, (capacity, n_layers), "float32", "c")
+        self.variables = [self.steps, self.grads, self.clipped]
+        self.updates = None
+        self.stash = []
+        if updates:
+            self.updates = buffer(model, (capacity, n_layers), "float32", "u")
+            self.pending = buffer(
+                model, (), "int32", "monitor_pending", "only_first_replica"
+            )
+            self.variables += [self.updates, self.pending]
+            if keras.backend.backend() != "jax":
+                self.stash = [
+                    buffer(model, w.shape, w.dtype, "monitor_stash")
+                    for w in self._unique_weights()
+                ]
+        self.clip_seen = False
+        self._before_clip = None
+
+    def _unique_weights(self):
+        out, seen = [], set()
+        for variables in self.watched.variables:
+            for w in variables:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    # -- install --------------------------------------------------------------
+
+    def install(self, after_update):
+        opt = self.optimizer
+        for variable in self.variables + self.stash:
+            internals.optimizer.attach_hidden_optimizer_state(opt, variable)
+        update = internals.optimizer_update.set_gradient_program
+        update(opt, "record", self.record)
+        update(opt, "record_clipped", self.record_clipped)
+        internals.trainer.set_post_update(
+            self.model, _NAME, lambda: self.post_update(after_update)
+        )
+
+    def uninstall(self):
+        opt = self.optimizer
+        internals.trainer.set_post_update(self.model, _NAME, None)
+        update = internals.optimizer_update.set_gradient_program
+        update(opt, "record", None)
+        update(opt, "record_clipped", None)
+        for variable in self.variables + self.stash:
+            internals.optimizer.detach_hidden_optimizer_state(opt, variable)
+
+    # -- in the step ------------------------------------------------------------
+
+    def record(self, grads, step):
+        seen = internals.optimizer_update.gradient_variables(self.optimizer)
+        groups = self.watched.groups(seen)
+        due, slot = due_and_slot(step, self.n, self.capacity)
+        self._before_clip = (list(grads), groups, due, slot)
+
+        def compute():
+            rows = []
+            for group in groups:
+                gs = [grads[i] for i, _ in group]
+                finite = ops.all(
+                    ops.stack([ops.all(ops.isfinite(g)) for g in gs] or [True])
+                )
+                rows.append(
+                    ops.stack(
+                        [
+                            _square_sum(gs),
+                            ops.cast(finite, "float32"),
+                            _square_sum([w.value for _, w in group]),
+                        ]
+                    )
+                )
+            out = [
+                write_row(self.steps.value, slot, step + 1),
+                write_row(self.grads.value, slot, ops.stack(rows)),
+            ]
+            if self.updates is not None:
+                out.append(ops.cast(step + 1, "int32"))
+                weights = self._unique_weights()
+                out += [ops.copy(w.value) for w in weights[: len(self.stash)]]
+            return out
+
+        targets = [self.steps, self.grads]
+        if self.updates is not None:
+            targets += [self.pending, *self.stash]
+        assign_when(due, targets, compute)
+        return grads
+
+    def record_clipped(self, grads, step):
+        before, groups, due, slot = self._before_clip
+        self._before_clip = None
+        if all(a is b for a, b in zip(grads, before)):
+            return grads  # no clip ran (traced: decided once per trace)
+        self.clip_seen = True
+
+        def compute():
+            row = []
+            for group in groups:
+                changed = [
+                    ops.any(ops.not_equal(grads[i], before[i]))
+                    for i, _ in group
+                ]
+                row.append(ops.any(ops.stack(changed or [False])))
+            return [write_row(self.clipped.value, slot, ops.stack(row))]
+
+        assign_when(due, [self.clipped], compute)
+        return grads
+
+    def post_update(self, after_update):
+        iterations = ops.cast(
+            ops.convert_to_tensor(self.optimizer.iterations), "int32"
+        )
+        after_update(iterations)
+        if self.updates is None:
+            return
+        pending = self.pending.value
+        due = ops.logical_and(
+            ops.greater(pending, 0), ops.equal(pending, iterations)
+        )
+        slot = ops.mod(ops.floor_divide(pending - 1, self.n), self.capacity)
+        before = dict(zip(map(id, self._unique_weights()), self.stash))
+
+        def old(w):
+            value = internals.trainer.pre_update_value(w)
+            return before[id(w)].value if value is None else value
+
+        def compute():
+            row = [
+                _square_sum([w.value - old(w) for w in variables])
+                for variables in self.watched.variables
+            ]
+            return [
+                write_row(self.updates.value, slot, ops.stack(row)),
+                ops.zeros((), "int32"),
+            ]
+
+        assign_when(due, [self.updates, self.pending], compute)

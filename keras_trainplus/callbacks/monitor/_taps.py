@@ -1,0 +1,175 @@
+"""`ActivationTaps`: per-layer output statistics and the loss, recorded
+in the forward pass of the train step on record steps (`_buffers`).
+
+A forward pass cannot read ``optimizer.iterations`` on JAX, so the taps
+read a counter (hidden model state) that the recorder's post-update
+function sets to ``optimizer.iterations`` after every step: the forward
+passes of update ``i`` (all micro-batches under gradient accumulation)
+see ``i``. Each watched layer's `call` is wrapped on the instance; the
+wrapper records only inside the train step (`evaluate` and `predict` run
+the stock computation). Per record and layer it keeps the element count,
+the sum, the sum of squared deviations from the batch mean and
+``sum**2 / count`` (so per-replica parts combine exactly, Chan et al.'s
+parallel variance), and per unit (the last axis: a Dense unit, a
+convolution channel over all positions) the count of non-zero values.
+"""
+
+import warnings
+
+from keras import ops
+
+from keras_trainplus import _internals as internals
+from keras_trainplus.callbacks.monitor._buffers import assign_when
+from keras_trainplus.callbacks.monitor._buffers import buffer
+from keras_trainplus.callbacks.monitor._buffers import due_and_slot
+from keras_trainplus.callbacks.monitor._buffers import write_row
+
+
+def _first_float(outputs):
+    stack = [outputs]
+    while stack:
+        x = stack.pop(0)
+        if isinstance(x, (list, tuple)):
+            stack[:0] = list(x)
+        elif isinstance(x, dict):
+            stack[:0] = list(x.values())
+        elif hasattr(x, "dtype") and "float" in str(x.dtype):
+            return x
+    return None
+
+
+class ActivationTaps:
+    """The forward-side records of one `fit`.
+
+    Args:
+        model: the model.
+        watched: `WatchedLayers`.
+        every_n_steps: int.
+        capacity: slots per buffer.
+        activations: bool, whether to tap the layer outputs (the loss is
+            always recorded).
+    """
+
+    def __init__(self, model, watched, every_n_steps, capacity, activations):
+        self.model = model
+        self.watched = watched
+        self.n = every_n_steps
+        self.capacity = capacity
+        self.counter = buffer(
+            model, (), "int32", "monitor_counter", "only_first_replica"
+        )
+        self.loss = buffer(model, (capacity,), "float32", "monitor_loss")
+        self.steps = buffer(
+            model, (capacity,), "int32", "monitor_fsteps", "only_first_replica"
+        )
+        self.moments, self.nonzero = [], []
+        if activations:
+            for layer in watched.layers:
+                units = internals.layers.output_units(layer)
+                self.moments.append(buffer(model, (capacity, 4), "float32", "m"))
+                self.nonzero.append(
+                    None
+                    if units is None
+                    else buffer(model, (capacity, units), "float32", "nz")
+                )
+        self._calls = {}
+        self._loss_token = None
+
+    def _hidden(self):
+        out = [(self.model, self.counter)]
+        out += [(self.model, self.loss), (self.model, self.steps)]
+        for layer, m, nz in zip(self.watched.layers, self.moments, self.nonzero):
+            out += [(layer, m)] + ([(layer, nz)] if nz is not None else [])
+        return out
+
+    # -- install --------------------------------------------------------------
+
+    def install(self, iterations):
+        self.counter.assign(iterations)
+        for layer, variable in self._hidden():
+            internals.layers.attach_hidden_state(layer, variable)
+        for j, layer in enumerate(self.watched.layers[: len(self.moments)]):
+            previous = layer.__dict__.get("call")
+            self._calls[j] = previous
+            internals.layers.set_layer_call(layer, self._tapped(j, layer.call))
+        self._loss_token = internals.trainer.wrap_compute_loss(
+            self.model, self._loss_wrapper
+        )
+        for layer, nz in zip(self.watched.layers, self.nonzero):
+            if self.moments and nz is None:
+                warnings.warn(
+                    f"TrainingMonitor: the output shape of layer "
+                    f"{layer.name!r} is unknown, so its dead fraction is "
+                    "not recorded (build the model on an input shape).",
+                    stacklevel=3,
+                )
+
+    def uninstall(self):
+        if self._loss_token is not False:
+            internals.trainer.unwrap_compute_loss(self.model, self._loss_token)
+            self._loss_token = False
+        for j, previous in self._calls.items():
+            internals.layers.set_layer_call(self.watched.layers[j], previous)
+        self._calls = {}
+        for layer, variable in self._hidden():
+            internals.layers.detach_hidden_state(layer, variable)
+
+    def set_step(self, iterations):
+        """In the step, after each update (see module doc)."""
+        self.counter.assign(iterations)
+
+    # -- in the step ------------------------------------------------------------
+
+    def _when_due(self, targets, compute):
+        due, slot = due_and_slot(self.counter.value, self.n, self.capacity)
+        assign_when(due, targets, lambda: compute(slot))
+
+    def _tapped(self, j, call):
+        def tapped_call(*args, **kwargs):
+            outputs = call(*args, **kwargs)
+            x = _first_float(outputs)
+            if x is not None and internals.trainer.in_train_step(self.model):
+                self._tap(j, x)
+            return outputs
+
+        return tapped_call
+
+    def _tap(self, j, x):
+        moments, nonzero = self.moments[j], self.nonzero[j]
+        x = ops.cast(x, "float32")
+        units = x.shape[-1] if len(x.shape) > 1 else 1
+        if nonzero is not None and nonzero.shape[1] != units:
+            nonzero = None
+        flat = ops.reshape(x, (-1, units))
+        targets = [moments] + ([nonzero] if nonzero is not None else [])
+
+        def compute(slot):
+            count = ops.cast(ops.size(flat), "float32")
+            total = ops.sum(flat)
+            mean = total / count
+            m2 = ops.sum(ops.square(flat - mean))
+            row = ops.stack([count, total, m2, total * mean])
+            out = [write_row(moments.value, slot, row)]
+            if nonzero is not None:
+                alive = ops.sum(ops.cast(ops.not_equal(flat, 0), "float32"), 0)
+                out.append(write_row(nonzero.value, slot, alive))
+            return out
+
+        self._when_due(targets, compute)
+
+    def _loss_wrapper(self, previous):
+        def compute_loss(*args, **kwargs):
+            loss = previous(*args, **kwargs)
+            if internals.trainer.in_train_step(self.model):
+                step = self.counter.value
+
+                def compute(slot):
+                    return [
+                        write_row(self.loss.value, slot, loss),
+                        write_row(self.steps.value, slot, step + 1),
+                    ]
+
+                self._when_due([self.loss, self.steps], compute)
+            return loss
+
+        return compute_loss
