@@ -1,0 +1,244 @@
+"""`TrainingMonitor`: every recorded value equals a reference computed by
+hand on the same batch (gradients with the backend's autodiff, weight
+changes measured, activations by a forward pass of the weights the update
+started from), at every `steps_per_execution`; the diagnoses name the
+right layer; the model is stock after `fit`."""
+
+import copy
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_trainplus import callbacks as C
+from tests.helpers import spe_values
+
+BACKEND = keras.backend.backend()
+B = 8
+
+
+def _data(n=64, seed=0, features=6):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype("float32")
+    y = (np.sin(x[:, :2] * 2.0).sum(1, keepdims=True)).astype("float32")
+    return x, y
+
+
+def _model(spe=1, optimizer=None, seed=0, **compile_kwargs):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(12, activation="relu", name="fc1")(inp)
+    h = keras.layers.Dense(8, activation="tanh", name="fc2")(h)
+    out = keras.layers.Dense(1, name="head")(h)
+    model = keras.Model(inp, out)
+    model.compile(
+        optimizer or keras.optimizers.Adam(0.01),
+        "mse",
+        steps_per_execution=spe,
+        **compile_kwargs,
+    )
+    return model
+
+
+def _sync(model):
+    if hasattr(model, "jax_state_sync"):
+        model.jax_state_sync()
+
+
+class _Trajectory(keras.callbacks.Callback):
+    """Trainable weights before and after every update (spe 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.before, self.after = [], []
+
+    def _weights(self):
+        _sync(self.model)
+        return [np.array(w.numpy()) for w in self.model.trainable_variables]
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.before.append(self._weights())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.after.append(self._weights())
+
+
+def _grads(model, weights, x, y):
+    """The gradient of the batch's mean squared error at `weights`, by the
+    backend's own autodiff (GradientTape, jax.grad, torch autograd)."""
+    nt = [v.numpy() for v in model.non_trainable_variables]
+
+    def loss_of(tv):
+        pred, _ = model.stateless_call(tv, nt, x, training=True)
+        return ops.mean(ops.square(pred - y))
+
+    if BACKEND == "jax":
+        import jax
+
+        return [np.asarray(g) for g in jax.grad(loss_of)(weights)]
+    if BACKEND == "torch":
+        import torch
+
+        tv = [torch.tensor(w, requires_grad=True) for w in weights]
+        loss_of(tv).backward()
+        return [t.grad.numpy() for t in tv]
+    import tensorflow as tf
+
+    tv = [tf.Variable(w) for w in weights]
+    with tf.GradientTape() as tape:
+        loss = loss_of(tv)
+    return [g.numpy() for g in tape.gradient(loss, tv)]
+
+
+def _reference(model, trajectory, x, y, steps):
+    """Per recorded update: every statistic, computed by hand."""
+    layers = [model.get_layer(n) for n in ("fc1", "fc2", "head")]
+    index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    groups = [[index[id(v)] for v in layer.trainable_variables] for layer in layers]
+    probe = keras.Model(model.input, [layer.output for layer in layers])
+    out = {k: [] for k in C.training_monitor.STATS}
+    for step in steps:
+        before, after = trajectory.before[step], trajectory.after[step]
+        xb, yb = x[B * step : B * step + B], y[B * step : B * step + B]
+        grads = _grads(model, before, xb, yb)
+
+        def norm(arrays, group):
+            return np.sqrt(sum(np.sum(np.square(arrays[i], dtype=np.float64)) for i in group))
+
+        out["grad_norm"].append([norm(grads, g) for g in groups])
+        out["weight_norm"].append([norm(before, g) for g in groups])
+        delta = [a - b for a, b in zip(after, before)]
+        out["update_ratio"].append(
+            [norm(delta, g) / norm(before, g) for g in groups]
+        )
+        probe.set_weights(before)
+        acts = [ops.convert_to_numpy(a).astype(np.float64) for a in probe(xb)]
+        out["activation_mean"].append([a.mean() for a in acts])
+        out["activation_std"].append([a.std() for a in acts])
+        out["dead_fraction"].append([np.mean((a != 0).sum(0) == 0) for a in acts])
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def _fit(spe=1, every=3, epochs=2, callbacks=(), **kwargs):
+    x, y = _data()
+    model = _model(spe)
+    monitor = C.TrainingMonitor(every_n_steps=every, **kwargs)
+    history = model.fit(
+        x, y, batch_size=B, epochs=epochs, shuffle=False, verbose=0,
+        callbacks=[monitor, *callbacks],
+    )  # fmt: skip
+    return model, monitor, history, x, y
+
+
+def test_every_statistic_equals_the_reference_by_hand():
+    trajectory = _Trajectory()
+    model, monitor, _, x, y = _fit(1, every=3, epochs=1, callbacks=[trajectory])
+    steps = monitor.steps
+    np.testing.assert_array_equal(steps, np.arange(0, 8, 3))
+    assert monitor.layer_names == ["fc1", "fc2", "head"]
+    expected = _reference(model, trajectory, x, y, steps)
+    for stat, values in expected.items():
+        assert monitor.history[stat].shape == (len(steps), 3), stat
+        np.testing.assert_allclose(
+            monitor.history[stat], values, rtol=1e-5, atol=1e-7, err_msg=stat
+        )
+    assert "clipped" not in monitor.history  # no clip ran
+
+
+@pytest.mark.parametrize("spe", [s for s in spe_values() if s > 1])
+def test_steps_per_execution_records_the_same_values(spe):
+    _, reference, *_ = _fit(1, every=3)
+    _, monitor, *_ = _fit(spe, every=3)
+    np.testing.assert_array_equal(monitor.steps, reference.steps)
+    assert len(monitor.steps) == 6  # updates 0..15, every 3rd
+    for stat, values in reference.history.items():
+        np.testing.assert_allclose(
+            monitor.history[stat], values, rtol=1e-6, atol=1e-7, err_msg=stat
+        )
+
+
+def test_epoch_summaries_are_python_floats_in_logs():
+    model, monitor, history, *_ = _fit(1, every=2)
+    assert len(monitor.epoch_summaries) == 2
+    for key in ("monitor/grad_norm_max", "monitor/update_ratio_min"):
+        assert len(history.history[key]) == 2
+        assert all(type(value) is float for value in history.history[key])
+    value, layer, step = monitor.epoch_summaries[1]["monitor/grad_norm_max"]
+    j = monitor.layer_names.index(layer)
+    i = list(monitor.steps).index(step)
+    assert monitor.history["grad_norm"][i, j] == value
+    second = monitor.history["grad_norm"][monitor.steps >= 8]
+    assert value == second.max()
+
+
+def test_the_model_and_optimizer_are_stock_after_fit():
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, batch_size=B, epochs=1, verbose=0)
+    keys, opt_keys = set(vars(model)), set(vars(model.optimizer))
+    n_vars = len(model.optimizer.variables)
+    layer_vars = [len(layer.variables) for layer in model.layers]
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    model.fit(x, y, batch_size=B, epochs=1, verbose=0, callbacks=[monitor])
+    assert set(vars(model)) - keys <= {"_jax_state"}
+    assert set(vars(model.optimizer)) == opt_keys
+    assert len(model.optimizer.variables) == n_vars
+    assert [len(layer.variables) for layer in model.layers] == layer_vars
+    assert all("call" not in vars(layer) for layer in model.layers)
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(
+            x, y, batch_size=B, epochs=1, verbose=0, callbacks=[monitor, Boom()]
+        )
+    assert set(vars(model.optimizer)) == opt_keys
+    assert len(model.optimizer.variables) == n_vars
+    assert [len(layer.variables) for layer in model.layers] == layer_vars
+    assert all("call" not in vars(layer) for layer in model.layers)
+    # the next plain fit runs the stock step
+    model.fit(x, y, batch_size=B, epochs=1, verbose=0)
+
+
+def test_validation_and_predict_do_not_record():
+    x, y = _data()
+    _, plain, *_ = _fit(1, every=2, epochs=1)
+    model = _model()
+    monitor = C.TrainingMonitor(every_n_steps=2)
+    model.fit(
+        x, y, batch_size=B, epochs=1, shuffle=False, verbose=0,
+        validation_data=(x[:16] * 5, y[:16]), callbacks=[monitor],
+    )  # fmt: skip
+    for stat, values in plain.history.items():
+        np.testing.assert_allclose(monitor.history[stat], values, rtol=1e-6)
+
+
+def test_a_constructed_dead_unit_and_a_dead_layer():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(4, activation="relu", name="some_dead")(inp)
+    h = keras.layers.Dense(20, activation="relu", name="all_dead")(h)
+    out = keras.layers.Dense(1, name="head")(h)
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    kernel, bias = model.get_layer("some_dead").get_weights()
+    kernel[:, 2], bias[2] = 0.0, -1.0  # unit 2 is 0 for every input
+    model.get_layer("some_dead").set_weights([kernel, bias])
+    kernel, bias = model.get_layer("all_dead").get_weights()
+    kernel[:, :19], bias[:19] = 0.0, -1.0  # 19 of 20 units dead: 95%
+    model.get_layer("all_dead").set_weights([kernel, bias])
+    x, y = _data()
+    x = np.abs(x) + 0.1  # the other units of "some_dead" fire sometimes
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    with pytest.warns(RuntimeWarning, match="95% of the units of layer 'all_dead'"):
+        model.fit(x, y, batch_size=B, epochs=1, verbose=0, callbacks=[monitor])
+    dead = monitor.history["dead_fraction"]
+    assert dead[:, 1].min() >= 0.95
+    assert dead[:, 0].min() >= 0.25  # unit 2 at least
+    report = monitor.diagnose()
+    assert "'all_dead' are 0 for every example" in report
