@@ -72,7 +72,7 @@ def _grads(model, weights, x, y):
 
     def loss_of(tv):
         pred, _ = model.stateless_call(tv, nt, x, training=True)
-        return ops.mean(ops.square(pred - y))
+        return ops.mean(ops.square(ops.subtract(pred, ops.convert_to_tensor(y))))
 
     if BACKEND == "jax":
         import jax
