@@ -242,3 +242,112 @@ def test_a_constructed_dead_unit_and_a_dead_layer():
     assert dead[:, 0].min() >= 0.25  # unit 2 at least
     report = monitor.diagnose()
     assert "'all_dead' are 0 for every example" in report
+
+
+def _messages(caught):
+    return [str(w.message) for w in caught if "TrainingMonitor" in str(w.message)]
+
+
+def _deep(activation, depth, init="glorot_uniform"):
+    inp = keras.Input((8,))
+    h = inp
+    for i in range(depth):
+        h = keras.layers.Dense(
+            32, activation, kernel_initializer=init, name=f"d{i}"
+        )(h)
+    return keras.Model(inp, keras.layers.Dense(1, name="out")(h))
+
+
+def _fit_caught(model, x, y, monitor, epochs=1):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[monitor]
+        )
+    return _messages(caught)
+
+
+def test_vanishing_gradients_are_named_at_the_input_layers():
+    keras.utils.set_random_seed(0)
+    model = _deep("sigmoid", 10)
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    monitor = C.TrainingMonitor(every_n_steps=2)
+    messages = _fit_caught(model, x, y, monitor)
+    named = [m.split("'")[1] for m in messages if "vanishing" in m]
+    assert "d0" in named and "out" not in named and "d9" not in named
+    ratio = monitor.history["grad_norm"] / monitor.history["weight_norm"]
+    for name in named:  # 3 records in a row below the documented 1e-5
+        j = monitor.layer_names.index(name)
+        assert (ratio[:3, j] < 1e-5).all() or (ratio[:, j] < 1e-5).sum() >= 3
+    assert not any("exploding" in m or "non-finite" in m for m in messages)
+    assert "vanishing gradient in layer 'd0'" in monitor.diagnose()
+
+
+def test_exploding_gradients_after_a_learning_rate_jump():
+    keras.utils.set_random_seed(0)
+    model = _deep("relu", 3, keras.initializers.RandomNormal(stddev=0.3))
+    model.compile(keras.optimizers.SGD(0.001), "mse")
+    x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    jump = keras.callbacks.LearningRateScheduler(
+        lambda epoch: 0.001 if epoch == 0 else 0.5
+    )
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            x, y, batch_size=32, epochs=2, verbose=0, callbacks=[monitor, jump]
+        )
+    messages = [m for m in _messages(caught) if "exploding" in m]
+    assert messages
+    assert not any("vanishing" in m for m in _messages(caught))
+    steps = list(monitor.steps)
+    for message in messages:
+        name = message.split("'")[1]
+        step = int(message.split("at update ")[1].split(":")[0])
+        assert step >= 8  # after the jump (8 updates per epoch)
+        j, i = monitor.layer_names.index(name), steps.index(step)
+        grad = monitor.history["grad_norm"][:, j]
+        earlier = grad[:i][np.isfinite(grad[:i])]
+        ratio = monitor.history["update_ratio"][i, j]
+        assert grad[i] > 10 * np.median(earlier) or ratio > 1
+
+
+class _SqrtGate(keras.layers.Layer):
+    """``h * sqrt(w * gate)``: at a gate of 0 its own weight's gradient is
+    0/0 = NaN while the gradient it passes down, sqrt(0) = 0, is finite."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(), initializer="ones", name="w")
+
+    def call(self, inputs):
+        h, gate = inputs
+        return h * ops.sqrt(self.w * gate)
+
+
+def test_a_nan_gradient_is_reported_at_its_layer_and_update():
+    keras.utils.set_random_seed(0)
+    x_in, gate_in = keras.Input((6,)), keras.Input((1,))
+    h = keras.layers.Dense(8, activation="tanh", name="below")(x_in)
+    h = _SqrtGate(name="gate")([h, gate_in])
+    h = keras.layers.Dense(8, activation="tanh", name="above")(h)
+    out = keras.layers.Dense(1, name="head")(h)
+    model = keras.Model([x_in, gate_in], out)
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    x, y = _data()
+    gate = np.ones((64, 1), "float32")
+    gate[5 * B : 6 * B] = 0.0  # the batch of update 5
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            [x, gate], y, batch_size=B, epochs=1, shuffle=False, verbose=0,
+            callbacks=[monitor],
+        )  # fmt: skip
+    first = next(m for m in _messages(caught) if "non-finite" in m)
+    assert "at update 5 in layers 'gate' (" in first
+    assert "the loss was finite: it arose in 'gate'" in first
+    finite = np.isfinite(monitor.history["grad_norm"])
+    assert finite[:5].all() and not finite[5, 1] and finite[5, [0, 2, 3]].all()

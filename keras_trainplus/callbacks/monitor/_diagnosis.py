@@ -10,7 +10,8 @@ lists every finding even with ``warn=False``):
 * **vanishing gradient**: ``grad_norm / weight_norm < VANISHING_RATIO``
   (1e-5) at `VANISHING_RECORDS` (3) records in a row.
 * **exploding gradient**: ``grad_norm > EXPLODING_FACTOR`` (10) times the
-  median of the layer's earlier records (from the 4th record on).
+  median of the layer's earlier finite records (from the 2nd record on),
+  or an update larger than the weights (``update_ratio > 1``).
 * **dead units**: ``dead_fraction > DEAD_FRACTION`` (0.9) at a record.
 
 The report adds Karpathy's rule of thumb for the update-to-weight ratio
@@ -53,11 +54,12 @@ class Diagnosis:
         weight = values.get("weight_norm")
         if grad is not None:
             self._non_finite(step, grad, loss, finite)
-            self._exploding(step, grad)
+            self._exploding(step, grad, values.get("update_ratio"))
             if weight is not None:
                 self._vanishing(step, grad, weight)
         dead = values.get("dead_fraction")
-        if dead is not None:
+        broken = finite is not None and not finite.all()
+        if dead is not None and not broken:
             for j, share in enumerate(dead):
                 if share > DEAD_FRACTION:
                     name = self.names[j]
@@ -91,11 +93,22 @@ class Diagnosis:
             f"first; {where}).",
         )
 
-    def _exploding(self, step, grad):
+    def _exploding(self, step, grad, ratio):
+        for j, r in enumerate([] if ratio is None else ratio):
+            if np.isfinite(r) and r > 1:
+                name = self.names[j]
+                self._report(
+                    "exploding gradient",
+                    [name],
+                    step,
+                    f"exploding gradient in layer {name!r} at update {step}: "
+                    f"the update is {r:.3g}x the weights' norm "
+                    "(update/weight ratio above 1; about 1e-3 is healthy).",
+                )
         for j, norm in enumerate(grad):
             history = self._norms[j]
             if np.isfinite(norm):
-                if len(history) >= 3:
+                if history:
                     median = float(np.median(history))
                     if median > 0 and norm > EXPLODING_FACTOR * median:
                         name = self.names[j]
