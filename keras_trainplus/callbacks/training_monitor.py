@@ -179,7 +179,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         model = self.model
         model.__dict__[_MONITORED] = self
         self._guard.add(self, self._uninstall)
-        iterations = int(np.asarray(optimizer.iterations.numpy()))
+        iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
         self._taps.install(iterations)
         if self._recorder is not None:
             self._recorder.install(self._taps.set_step)

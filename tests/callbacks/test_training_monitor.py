@@ -351,3 +351,92 @@ def test_a_nan_gradient_is_reported_at_its_layer_and_update():
     assert "the loss was finite: it arose in 'gate'" in first
     finite = np.isfinite(monitor.history["grad_norm"])
     assert finite[:5].all() and not finite[5, 1] and finite[5, [0, 2, 3]].all()
+
+
+@pytest.mark.parametrize(
+    "clip", [{"global_clipnorm": 1e-3}, {"clipnorm": 1e-3}, {"clipvalue": 1e9}]
+)
+def test_clipped_share_and_the_norm_before_clipping(clip):
+    trajectory = _Trajectory()
+    x, y = _data()
+    model = _model(optimizer=keras.optimizers.SGD(0.05, **clip))
+    monitor = C.TrainingMonitor(every_n_steps=2)
+    model.fit(
+        x, y, batch_size=B, epochs=1, shuffle=False, verbose=0,
+        callbacks=[monitor, trajectory],
+    )  # fmt: skip
+    expected = _reference(model, trajectory, x, y, monitor.steps)
+    np.testing.assert_allclose(
+        monitor.history["grad_norm"], expected["grad_norm"], rtol=1e-5
+    )
+    clipped = monitor.history["clipped"]
+    assert clipped.shape == (4, 3)
+    # a tiny norm clips every layer; a huge value threshold none
+    assert (clipped == (0.0 if "clipvalue" in clip else 1.0)).all()
+    if "clipnorm" in clip or "global_clipnorm" in clip:
+        assert (monitor.history["update_ratio"] < 1e-3).all()
+
+
+def test_clip_schedule_marks_the_records_it_clipped():
+    x, y = _data()
+    model = _model(optimizer=keras.optimizers.SGD(0.05))
+    clip = C.GradientClipScheduler({0: float("inf"), 1: 1e-3})
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    model.fit(
+        x, y, batch_size=B, epochs=2, shuffle=False, verbose=0,
+        callbacks=[clip, monitor],
+    )  # fmt: skip
+    clipped = monitor.history["clipped"]
+    assert (clipped[:8] == 0).all() and (clipped[8:] == 1).all()
+
+
+def test_keras_gradient_accumulation_records_updates():
+    """Each recorded update's gradient is the mean over its micro-batches:
+    the gradient of the double batch (mse, equal halves)."""
+    x, y = _data()
+    big = _model(optimizer=keras.optimizers.SGD(0.05))
+    reference = C.TrainingMonitor(every_n_steps=1, stats=["grad_norm"])
+    big.fit(x, y, batch_size=2 * B, epochs=1, shuffle=False, verbose=0,
+            callbacks=[reference])  # fmt: skip
+    model = _model(
+        optimizer=keras.optimizers.SGD(0.05, gradient_accumulation_steps=2)
+    )
+    monitor = C.TrainingMonitor(every_n_steps=1, stats=["grad_norm"])
+    model.fit(x, y, batch_size=B, epochs=1, shuffle=False, verbose=0,
+              callbacks=[monitor])  # fmt: skip
+    np.testing.assert_array_equal(monitor.steps, np.arange(4))
+    np.testing.assert_allclose(
+        monitor.history["grad_norm"], reference.history["grad_norm"], rtol=1e-5
+    )
+
+
+def test_accumulation_schedule_records_updates():
+    x, y = _data()
+    big = _model(optimizer=keras.optimizers.SGD(0.05))
+    reference = C.TrainingMonitor(every_n_steps=1, stats=["grad_norm"])
+    big.fit(x, y, batch_size=2 * B, epochs=1, shuffle=False, verbose=0,
+            callbacks=[reference])  # fmt: skip
+    model = _model(optimizer=keras.optimizers.SGD(0.05))
+    monitor = C.TrainingMonitor(every_n_steps=1, stats=["grad_norm"])
+    model.fit(
+        x, y, batch_size=B, epochs=1, shuffle=False, verbose=0,
+        callbacks=[C.GradientAccumulationScheduler(2), monitor],
+    )  # fmt: skip
+    np.testing.assert_array_equal(monitor.steps, np.arange(4))
+    np.testing.assert_allclose(
+        monitor.history["grad_norm"], reference.history["grad_norm"], rtol=1e-5
+    )
+
+
+@pytest.mark.tf_only
+def test_with_and_without_xla_the_same_records():
+    runs = []
+    for jit in (False, True):
+        x, y = _data()
+        model = _model(spe=4, jit_compile=jit)
+        monitor = C.TrainingMonitor(every_n_steps=3)
+        model.fit(x, y, batch_size=B, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[monitor])  # fmt: skip
+        runs.append(monitor.history)
+    for stat, values in runs[0].items():
+        np.testing.assert_allclose(runs[1][stat], values, rtol=1e-5, atol=1e-7)
