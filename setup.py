@@ -15,7 +15,9 @@ VERSION = re.search(
 TF = ["tensorflow>=2.16"]
 TUNER = ["keras-tuner>=1.4.7", "tensorboard"]
 PLOT = ["matplotlib>=3.5"]
-EXAMPLES = ["scikit-learn>=1.0"] + PLOT + TUNER
+# TrainingMonitor(log_dir=...): TensorBoard events without TensorFlow.
+MONITOR = ["tensorboardX>=2.6"] + PLOT
+EXAMPLES = ["scikit-learn>=1.0"] + MONITOR + TUNER
 # The test extra pins what CI runs: the CPU build of TensorFlow and the two
 # other backends at versions with local CPU wheels.
 TEST = (
@@ -54,6 +56,7 @@ setup(
         "torch": ["torch"],
         "tuner": TUNER,
         "plot": PLOT,
+        "monitor": MONITOR,
         "examples": EXAMPLES,
         "test": TEST,
         "dev": TEST,

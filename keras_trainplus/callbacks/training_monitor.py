@@ -1,6 +1,7 @@
 """`TrainingMonitor`: per-layer gradients, updates and activations,
 recorded in the compiled step, with diagnoses."""
 
+import copy
 import os
 
 import keras
@@ -102,10 +103,23 @@ class TrainingMonitor(keras.callbacks.Callback):
     def _reset(self):
         self._history = None
         self._diagnosis = None
-        self._watched = None
-        self._recorder = self._taps = self._writer = None
+        self._names = []
+        self._recorder = self._taps = self._writer = self._watched = None
+        self._guard = None
         self.epoch_summaries = []
         self._since_read = 0
+
+    # The parts bound to the model of a running `fit`: shared, not copied,
+    # by `copy.deepcopy` (the results are plain data).
+    _LIVE = ("model", "_guard", "_recorder", "_taps", "_writer", "_watched")
+
+    def __deepcopy__(self, memo):
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in vars(self).items():
+            live = key in self._LIVE
+            setattr(clone, key, value if live else copy.deepcopy(value, memo))
+        return clone
 
     # -- results ------------------------------------------------------------
 
@@ -122,7 +136,8 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     @property
     def layer_names(self):
-        return [] if self._watched is None else list(self._watched.names)
+        """The watched layers' names, from input to output."""
+        return list(self._names)
 
     def diagnose(self):
         """A short plain-text report: every finding (also with
@@ -154,6 +169,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         self._watched = WatchedLayers(model, self.layers)
+        self._names = list(self._watched.names)
         stats = set(self.stats)
         spe = int(getattr(model, "steps_per_execution", 1) or 1)
         capacity = max(16, 2 * (-(-spe // self.every_n_steps)) + 4)
@@ -168,9 +184,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         )
         strategy = getattr(model, "distribute_strategy", None)
         replicas = getattr(strategy, "num_replicas_in_sync", 1) or 1
-        self._history = MonitorHistory(
-            self._recorder, self._taps, self.stats, replicas
-        )
+        weighted = [bool(v) for v in self._watched.variables]
+        self._history = MonitorHistory(self.stats, weighted, replicas)
         self._diagnosis = Diagnosis(self._watched.names, self.warn)
         self._spe = spe
         self._install(optimizer)
@@ -213,6 +228,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._taps.uninstall()
         if self._writer is not None:
             self._writer.close()
+        self._recorder = self._taps = self._writer = self._watched = None
 
     def on_train_batch_end(self, batch, logs=None):
         # Read before the ring buffer could wrap in the next execution.
@@ -223,11 +239,11 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def _read(self):
         self._since_read = 0
-        records = self._history.read(self.model)
+        records = self._history.read(self.model, self._recorder, self._taps)
         for step, values, loss, finite in records:
             self._diagnosis.update(step, values, loss, finite)
         if self._writer is not None and records:
-            self._writer.records(self._watched.names, records)
+            self._writer.records(self._names, records)
         return records
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -258,7 +274,7 @@ class TrainingMonitor(keras.callbacks.Callback):
                 record, layer = np.unravel_index(pick(masked), data.shape)
                 out[f"monitor/{stat}_{kind}"] = (
                     float(data[record, layer]),
-                    self._watched.names[layer],
+                    self._names[layer],
                     int(steps[record]),
                 )
         return out

@@ -440,3 +440,129 @@ def test_with_and_without_xla_the_same_records():
         runs.append(monitor.history)
     for stat, values in runs[0].items():
         np.testing.assert_allclose(runs[1][stat], values, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"every_n_steps": 0}, "every_n_steps"),
+        ({"every_n_steps": 2.5}, "every_n_steps"),
+        ({"every_n_steps": "10"}, "every_n_steps"),
+        ({"layers": 3}, "layers"),
+        ({"layers": []}, "layers"),
+        ({"layers": ["fc1", 2]}, "layers"),
+        ({"stats": ("grad_norm", "nope")}, "stats"),
+        ({"stats": ()}, "stats"),
+        ({"stats": 5}, "stats"),
+        ({"log_dir": 3}, "log_dir"),
+        ({"warn": "yes"}, "warn"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        C.TrainingMonitor(**kwargs)
+
+
+def test_unknown_layer_and_two_monitors_fail_at_fit_and_leave_it_stock():
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, verbose=0)
+    opt_keys = set(vars(model.optimizer))
+    with pytest.raises(ValueError, match="no layer 'nope'"):
+        model.fit(x, y, verbose=0, callbacks=[C.TrainingMonitor(layers=["nope"])])
+    with pytest.raises(ValueError, match="Two `TrainingMonitor`"):
+        model.fit(
+            x, y, verbose=0,
+            callbacks=[C.TrainingMonitor(), C.TrainingMonitor()],
+        )  # fmt: skip
+    assert set(vars(model.optimizer)) == opt_keys
+    assert all("call" not in vars(layer) for layer in model.layers)
+    model.fit(x, y, verbose=0, callbacks=[C.TrainingMonitor()])
+
+
+def test_config_round_trip_and_deep_copy():
+    monitor = C.TrainingMonitor(
+        every_n_steps=4, layers=["fc2"], stats=["grad_norm", "dead_fraction"],
+        log_dir=None, warn=False,
+    )  # fmt: skip
+    config = monitor.get_config()
+    clone = C.TrainingMonitor.from_config(config)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(monitor)
+    )
+    assert type(restored) is C.TrainingMonitor
+    assert restored.get_config() == config
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, batch_size=B, verbose=0, callbacks=[monitor])
+    twin = copy.deepcopy(monitor)
+    assert twin.layer_names == ["fc2"]
+    np.testing.assert_array_equal(twin.history["grad_norm"], monitor.history["grad_norm"])
+    assert set(monitor.history) == {"grad_norm", "dead_fraction"}
+    # state resets at the next fit
+    model.fit(x, y, batch_size=B, epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.steps[0] == 8 and len(monitor.steps) == 2
+
+
+def test_watch_given_layers_weightless_ones_too():
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(12, name="fc1")(inp)
+    h = keras.layers.ReLU(name="relu")(h)
+    out = keras.layers.Dense(1, name="head")(h)
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    layer = model.get_layer("head")
+    monitor = C.TrainingMonitor(every_n_steps=1, layers=["relu", layer])
+    model.fit(x, y, batch_size=B, epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.layer_names == ["relu", "head"]
+    grad = monitor.history["grad_norm"]
+    assert np.isnan(grad[:, 0]).all() and np.isfinite(grad[:, 1]).all()
+    assert (monitor.history["dead_fraction"][:, 0] >= 0).all()
+
+
+def test_convolution_units_are_channels():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6, 6, 2))
+    conv = keras.layers.Conv2D(4, 3, activation="relu", name="conv")
+    h = keras.layers.GlobalAveragePooling2D()(conv(inp))
+    model = keras.Model(inp, keras.layers.Dense(1, name="head")(h))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    kernel, bias = conv.get_weights()
+    kernel[..., 1], bias[1] = 0.0, -1.0  # channel 1 is 0 at every position
+    conv.set_weights([kernel, bias])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6, 6, 2)).astype("float32")
+    y = rng.normal(size=(32, 1)).astype("float32")
+    monitor = C.TrainingMonitor(every_n_steps=1, layers=["conv"])
+    model.fit(x, y, batch_size=B, verbose=0, callbacks=[monitor])
+    out = ops.convert_to_numpy(conv(x[:B]))
+    alive = (out != 0).reshape(-1, 4).sum(0)
+    assert alive[1] == 0
+    expected = np.mean(alive == 0)
+    np.testing.assert_allclose(monitor.history["dead_fraction"][0, 0], expected)
+
+
+def test_plot_and_tensorboard_events(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    x, y = _data()
+    model = _model()
+    monitor = C.TrainingMonitor(every_n_steps=2, log_dir=tmp_path / "tb")
+    model.fit(x, y, batch_size=B, epochs=2, verbose=0, callbacks=[monitor])
+    fig = monitor.plot(tmp_path / "heat.png")
+    assert (tmp_path / "heat.png").stat().st_size > 5000
+    assert len(fig.axes) >= 6
+    events = EventAccumulator(
+        str(tmp_path / "tb"), size_guidance={"scalars": 0, "histograms": 0}
+    ).Reload()
+    scalars = events.Tags()["scalars"]
+    assert "grad_norm/fc1" in scalars and "update_ratio/head" in scalars
+    recorded = [e.value for e in events.Scalars("grad_norm/fc2")]
+    np.testing.assert_allclose(recorded, monitor.history["grad_norm"][:, 1], rtol=1e-6)
+    assert [e.step for e in events.Scalars("grad_norm/fc2")] == list(monitor.steps)
+    assert "weights/fc1" in events.Tags()["histograms"]

@@ -32,28 +32,30 @@ class MonitorHistory:
     """The records of one `fit` (see module doc).
 
     Args:
-        recorder: `GradientRecorder` or None.
-        taps: `ActivationTaps`.
         stats: the statistics asked for.
+        weighted: per layer, whether it has trainable weights (the norms
+            of a layer without are NaN).
         replicas: replicas in sync (1 on one device and under JAX's
             `keras.distribution`, whose arrays are global).
     """
 
-    def __init__(self, recorder, taps, stats, replicas=1):
-        self.recorder = recorder
-        self.taps = taps
+    def __init__(self, stats, weighted, replicas=1):
         self.stats = tuple(stats)
+        self.weighted = np.array(weighted, dtype=bool)
         self.replicas = replicas
+        self.clip_seen = False
         self.steps = []
         self.rows = {}
         self.loss = []
         self.finite = []
 
-    def read(self, model):
-        """Reads the records written since the last read, in update order;
-        returns them as ``[(step, {stat: row}, loss, finite_row)]``."""
+    def read(self, model, recorder, taps):
+        """Reads the records written since the last read from the buffers
+        of `recorder` (a `GradientRecorder` or None) and `taps`, in update
+        order; returns them as ``[(step, {stat: row}, loss, finite)]``."""
         internals.trainer.sync_jax_state(model)
-        source = self.recorder or self.taps
+        self.clip_seen = bool(recorder is not None and recorder.clip_seen)
+        source = recorder or taps
         steps = _numpy(source.steps).astype(np.int64) - 1
         last = self.steps[-1] if self.steps else -1
         slots = sorted(
@@ -62,7 +64,7 @@ class MonitorHistory:
         )
         if not slots:
             return []
-        arrays = self._arrays()
+        arrays = self._arrays(recorder, taps)
         out = []
         for slot in slots:
             step = int(steps[slot])
@@ -78,8 +80,7 @@ class MonitorHistory:
             out.append((step, values, loss, finite))
         return out
 
-    def _arrays(self):
-        taps, recorder = self.taps, self.recorder
+    def _arrays(self, recorder, taps):
         arrays = {"fsteps": _numpy(taps.steps), "loss": _numpy(taps.loss)}
         arrays["moments"] = [_numpy(m) for m in taps.moments]
         arrays["nonzero"] = [
@@ -97,6 +98,7 @@ class MonitorHistory:
         with np.errstate(divide="ignore", invalid="ignore"):
             if "grads" in arrays:
                 g = arrays["grads"][slot].astype(np.float64)
+                g[~self.weighted] = (np.nan, 1.0, np.nan)
                 finite = g[:, 1] > 0.5
                 weight = np.sqrt(g[:, 2])
                 values["grad_norm"] = np.sqrt(g[:, 0])
@@ -104,7 +106,7 @@ class MonitorHistory:
                 if "updates" in arrays:
                     update = np.sqrt(arrays["updates"][slot].astype(np.float64))
                     values["update_ratio"] = update / weight
-                if self.recorder.clip_seen:
+                if self.clip_seen:
                     values["clipped"] = arrays["clipped"][slot].astype(float)
             if arrays["moments"]:
                 valid = arrays["fsteps"][slot] - 1 == step
