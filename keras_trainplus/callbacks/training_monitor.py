@@ -197,7 +197,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
         self._taps.install(iterations)
         if self._recorder is not None:
-            self._recorder.install(self._taps.set_step)
+            self._recorder.install(self._taps.set_step, iterations)
         else:
             internals.trainer.set_post_update(
                 model,
@@ -230,12 +230,14 @@ class TrainingMonitor(keras.callbacks.Callback):
             self._writer.close()
         self._recorder = self._taps = self._writer = self._watched = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        # Read before the ring buffer could wrap in the next execution.
-        self._since_read += self._spe
+    def on_train_batch_begin(self, batch, logs=None):
+        # Read before the ring buffer could wrap in this execution block.
+        # (A batch-begin hook: a batch-end one would make Keras convert the
+        # logs to Python after every block, a host sync on JAX and torch.)
         limit = (self._capacity - 2) * self.every_n_steps
         if self._since_read + self._spe > limit:
             self._read()
+        self._since_read += self._spe
 
     def _read(self):
         self._since_read = 0

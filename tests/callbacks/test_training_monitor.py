@@ -566,3 +566,15 @@ def test_plot_and_tensorboard_events(tmp_path):
     np.testing.assert_allclose(recorded, monitor.history["grad_norm"][:, 1], rtol=1e-6)
     assert [e.step for e in events.Scalars("grad_norm/fc2")] == list(monitor.steps)
     assert "weights/fc1" in events.Tags()["histograms"]
+
+
+def test_a_long_epoch_wraps_the_ring_buffer_without_losing_records():
+    spe = max(spe_values())
+    x = np.random.default_rng(0).normal(size=(1600, 6)).astype("float32")
+    y = x[:, :1] * 2
+    model = _model(spe)
+    monitor = C.TrainingMonitor(every_n_steps=1, stats=["grad_norm"])
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[monitor])
+    assert monitor._capacity < 100  # read many times per epoch
+    np.testing.assert_array_equal(monitor.steps, np.arange(800))
+    assert np.isfinite(monitor.history["grad_norm"]).all()

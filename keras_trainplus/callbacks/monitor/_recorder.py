@@ -87,8 +87,11 @@ class GradientRecorder:
 
     # -- install --------------------------------------------------------------
 
-    def install(self, after_update):
+    def install(self, after_update, iterations):
         opt = self.optimizer
+        if iterations % self.n == 0:  # the first recorded update's start
+            for s, w in zip(self.stash, self._unique_weights()):
+                s.assign(ops.copy(w.value))
         for variable in self.variables + self.stash:
             internals.optimizer.attach_hidden_optimizer_state(opt, variable)
         update = internals.optimizer_update.set_gradient_program
@@ -137,13 +140,11 @@ class GradientRecorder:
             ]
             if self.updates is not None:
                 out.append(ops.cast(step + 1, "int32"))
-                weights = self._unique_weights()
-                out += [ops.copy(w.value) for w in weights[: len(self.stash)]]
             return out
 
         targets = [self.steps, self.grads]
         if self.updates is not None:
-            targets += [self.pending, *self.stash]
+            targets.append(self.pending)
         assign_when(due, targets, compute)
         return grads
 
@@ -185,14 +186,27 @@ class GradientRecorder:
             value = internals.trainer.pre_update_value(w)
             return before[id(w)].value if value is None else value
 
+        weights = self._unique_weights()
+        stash_due = ops.equal(ops.mod(iterations, self.n), 0)
+
         def compute():
             row = [
                 _square_sum([w.value - old(w) for w in variables])
                 for variables in self.watched.variables
             ]
-            return [
-                write_row(self.updates.value, slot, ops.stack(row)),
-                ops.zeros((), "int32"),
+            written = write_row(self.updates.value, slot, ops.stack(row))
+            out = [
+                ops.where(due, written, self.updates.value),
+                ops.where(due, 0, pending),
+            ]
+            # The weights the next update starts from, if it is recorded.
+            return out + [
+                ops.where(stash_due, w.value, s.value)
+                for w, s in zip(weights, self.stash)
             ]
 
-        assign_when(due, [self.updates, self.pending], compute)
+        if self.stash:
+            due_any = ops.logical_or(due, stash_due)
+        else:
+            due_any = due
+        assign_when(due_any, [self.updates, self.pending, *self.stash], compute)

@@ -14,6 +14,7 @@ parallel variance), and per unit (the last axis: a Dense unit, a
 convolution channel over all positions) the count of non-zero values.
 """
 
+import threading
 import warnings
 
 from keras import ops
@@ -74,6 +75,7 @@ class ActivationTaps:
                 )
         self._calls = {}
         self._loss_token = None
+        self._local = threading.local()  # replica threads trace at once
 
     def _hidden(self):
         out = [(self.model, self.counter)]
@@ -120,56 +122,69 @@ class ActivationTaps:
 
     # -- in the step ------------------------------------------------------------
 
-    def _when_due(self, targets, compute):
-        due, slot = due_and_slot(self.counter.value, self.n, self.capacity)
-        assign_when(due, targets, lambda: compute(slot))
-
     def _tapped(self, j, call):
         def tapped_call(*args, **kwargs):
             outputs = call(*args, **kwargs)
             x = _first_float(outputs)
             if x is not None and internals.trainer.in_train_step(self.model):
-                self._tap(j, x)
+                # kept until the loss: one conditional for every layer
+                self._pending().append((j, ops.stop_gradient(x)))
             return outputs
 
         return tapped_call
 
-    def _tap(self, j, x):
+    def _pending(self):
+        if not hasattr(self._local, "outputs"):
+            self._local.outputs = []
+        return self._local.outputs
+
+    def _stats(self, j, x, slot):
+        """The new buffers of layer `j` with output `x` in row `slot`."""
         moments, nonzero = self.moments[j], self.nonzero[j]
         x = ops.cast(x, "float32")
         units = x.shape[-1] if len(x.shape) > 1 else 1
-        if nonzero is not None and nonzero.shape[1] != units:
-            nonzero = None
         flat = ops.reshape(x, (-1, units))
-        targets = [moments] + ([nonzero] if nonzero is not None else [])
-
-        def compute(slot):
-            count = ops.cast(ops.size(flat), "float32")
-            total = ops.sum(flat)
-            mean = total / count
-            m2 = ops.sum(ops.square(flat - mean))
-            row = ops.stack([count, total, m2, total * mean])
-            out = [write_row(moments.value, slot, row)]
-            if nonzero is not None:
-                alive = ops.sum(ops.cast(ops.not_equal(flat, 0), "float32"), 0)
-                out.append(write_row(nonzero.value, slot, alive))
-            return out
-
-        self._when_due(targets, compute)
+        count = ops.cast(ops.size(flat), "float32")
+        total = ops.sum(flat)
+        mean = total / count
+        m2 = ops.sum(ops.square(flat - mean))
+        row = ops.stack([count, total, m2, total * mean])
+        out = {id(moments): write_row(moments.value, slot, row)}
+        if nonzero is not None and nonzero.shape[1] == units:
+            alive = ops.sum(ops.cast(ops.not_equal(flat, 0), "float32"), 0)
+            out[id(nonzero)] = write_row(nonzero.value, slot, alive)
+        return out
 
     def _loss_wrapper(self, previous):
         def compute_loss(*args, **kwargs):
             loss = previous(*args, **kwargs)
             if internals.trainer.in_train_step(self.model):
-                step = self.counter.value
-
-                def compute(slot):
-                    return [
-                        write_row(self.loss.value, slot, loss),
-                        write_row(self.steps.value, slot, step + 1),
-                    ]
-
-                self._when_due([self.loss, self.steps], compute)
+                self._record(loss)
             return loss
 
         return compute_loss
+
+    def _record(self, loss):
+        """In the step, after the forward pass: the loss and the watched
+        outputs of this step, when it is a record step."""
+        outputs, self._local.outputs = self._pending(), []
+        step = self.counter.value
+        due, slot = due_and_slot(step, self.n, self.capacity)
+        targets = [self.loss, self.steps]
+        for j, _ in outputs:
+            for variable in (self.moments[j], self.nonzero[j]):
+                if variable is not None and all(
+                    variable is not t for t in targets
+                ):
+                    targets.append(variable)
+
+        def compute():
+            new = {
+                id(self.loss): write_row(self.loss.value, slot, loss),
+                id(self.steps): write_row(self.steps.value, slot, step + 1),
+            }
+            for j, x in outputs:
+                new.update(self._stats(j, x, slot))
+            return [new.get(id(v), v.value) for v in targets]
+
+        assign_when(due, targets, compute)

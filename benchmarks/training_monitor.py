@@ -1,0 +1,122 @@
+"""Throughput of `TrainingMonitor`.
+
+Same protocol as `gradient_controls.py` (variants interleaved in rotating
+order, one short `fit(epochs=1)` each per round, the first execution block
+of every fit untimed; the monitor's reads at the epoch end are timed), on
+two models: the benchmark MLP (20 -> 256 -> 256 -> 10, SGD with momentum)
+and a small CNN (16x16x3 -> conv 16 -> conv 32 -> pool -> dense 10).
+Ratios against plain `fit` in the same rounds:
+
+* `TrainingMonitor(every_n_steps=10)` (target >= 0.97);
+* `TrainingMonitor(every_n_steps=1)` (recorded: every update records).
+
+Usage:
+    KERAS_BACKEND=tensorflow python benchmarks/training_monitor.py
+    python benchmarks/training_monitor.py --rounds 2 --quick   # smoke test
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gradient_controls import build  # noqa: E402
+from gradient_controls import run_rounds  # noqa: E402
+from weight_averaging import best_of  # noqa: E402
+
+import keras_trainplus as ktp  # noqa: E402
+
+C = ktp.callbacks
+
+
+def variants():
+    """name -> (unused options, callbacks factory, baseline name)."""
+    return {
+        "plain": ({}, lambda: [], None),
+        "TrainingMonitor(every_n_steps=10)": (
+            {},
+            lambda: [C.TrainingMonitor(every_n_steps=10, warn=False)],
+            "plain",
+        ),
+        "TrainingMonitor(every_n_steps=1)": (
+            {},
+            lambda: [C.TrainingMonitor(every_n_steps=1, warn=False)],
+            "plain",
+        ),
+    }
+
+
+def build_cnn(spe):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(1e-2, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=spe,
+    )
+    return model
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--samples", type=int, default=20480)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--json", help="write raw results here")
+    args = parser.parse_args()
+    if keras.backend.backend() == "tensorflow" and args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.quick:
+        args.samples = 3200
+    rng = np.random.RandomState(0)
+    header = (
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"keras_trainplus {ktp.__version__}, "
+        f"{platform.processor() or platform.machine()}, "
+        f"threads={args.threads or 'default'}; {args.samples} samples, "
+        f"batch {args.batch}, {args.rounds} rounds"
+    )
+    print(header)
+    table = variants()
+    out = {"header": header}
+    for name in args.models.split(","):
+        if name == "mlp":
+            x = rng.normal(size=(args.samples, 20)).astype("float32")
+            make = lambda n, spe: build(spe, {})  # noqa: E731
+        else:
+            samples = args.samples // 4
+            x = rng.normal(size=(samples, 16, 16, 3)).astype("float32")
+            make = lambda n, spe: build_cnn(spe)  # noqa: E731
+        y = rng.randint(0, 10, size=len(x))
+        print(f"\n== {name}")
+        out[name] = run_rounds(table, make, x, y, args)
+        best_of(out[name], table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
