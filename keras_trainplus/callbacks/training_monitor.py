@@ -31,6 +31,9 @@ STATS = (
 _GRADIENT = {"grad_norm", "weight_norm", "update_ratio"}
 _ACTIVATION = {"activation_mean", "activation_std", "dead_fraction"}
 _MONITORED = "_keras_trainplus_monitor"
+# Floats held by the record buffers at most (beyond the minimum of two
+# execution blocks): 16 MiB of float32.
+_BUFFER_BUDGET = 4 * 1024 * 1024
 
 
 @_export.register
@@ -172,7 +175,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._names = list(self._watched.names)
         stats = set(self.stats)
         spe = int(getattr(model, "steps_per_execution", 1) or 1)
-        capacity = max(16, 2 * (-(-spe // self.every_n_steps)) + 4)
+        capacity = self._plan_capacity(spe, bool(stats & _ACTIVATION))
         self._capacity = capacity
         n = self.every_n_steps
         if stats & _GRADIENT:
@@ -189,6 +192,23 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._diagnosis = Diagnosis(self._watched.names, self.warn)
         self._spe = spe
         self._install(optimizer)
+
+    def _plan_capacity(self, spe, activations):
+        """Slots per buffer: the records of a whole epoch when `fit` knows
+        its length (one read per epoch), within a memory budget; at least
+        the records of two execution blocks (see `on_train_batch_begin`)."""
+        n = self.every_n_steps
+        least = 2 * (-(-spe // n)) + 4
+        steps = (self.params or {}).get("steps")
+        wanted = 64 if steps is None else -(-int(steps) // n) + 3
+        units = 1
+        if activations:
+            units += sum(
+                internals.layers.output_units(x) or 0
+                for x in self._watched.layers
+            )
+        budget = _BUFFER_BUDGET // (units + 4 * len(self._watched.layers))
+        return max(least, min(wanted, budget))
 
     def _install(self, optimizer):
         model = self.model
@@ -236,7 +256,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         # logs to Python after every block, a host sync on JAX and torch.)
         limit = (self._capacity - 2) * self.every_n_steps
         if self._since_read + self._spe > limit:
-            self._read()
+            self._read()  # (resets the count)
         self._since_read += self._spe
 
     def _read(self):

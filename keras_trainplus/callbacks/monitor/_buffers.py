@@ -31,12 +31,11 @@ def buffer(model, shape, dtype, name, aggregation="mean"):
 
 
 def write_row(buffer_value, slot, row):
-    """`buffer_value` with row `slot` (of the first axis) set to `row`."""
-    capacity = buffer_value.shape[0]
-    hot = ops.equal(ops.arange(capacity, dtype="int32"), slot)
-    hot = ops.reshape(hot, (capacity,) + (1,) * (len(buffer_value.shape) - 1))
-    row = ops.cast(row, buffer_value.dtype)
-    return ops.where(hot, ops.expand_dims(row, 0), buffer_value)
+    """`buffer_value` with row `slot` (of the first axis) set to `row` (an
+    in-place slice update where the buffer is donated)."""
+    row = ops.cast(ops.expand_dims(row, 0), buffer_value.dtype)
+    start = [ops.cast(slot, "int32")] + [0] * (len(buffer_value.shape) - 1)
+    return ops.slice_update(buffer_value, start, row)
 
 
 def assign_when(pred, variables, compute):

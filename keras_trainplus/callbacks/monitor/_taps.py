@@ -168,6 +168,7 @@ class ActivationTaps:
         """In the step, after the forward pass: the loss and the watched
         outputs of this step, when it is a record step."""
         outputs, self._local.outputs = self._pending(), []
+        loss = ops.stop_gradient(loss)  # no gradient through the record
         step = self.counter.value
         due, slot = due_and_slot(step, self.n, self.capacity)
         targets = [self.loss, self.steps]
