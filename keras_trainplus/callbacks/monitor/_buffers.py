@@ -3,7 +3,11 @@ only.
 
 Update ``i`` (0-based) is recorded when ``i % every_n_steps == 0``, into
 slot ``(i // every_n_steps) % capacity``; the host reads the buffers
-before they can wrap (`_history`). A buffer is a non-trainable variable
+before they can wrap (`_history`). Each buffer has one more row, a
+scratch row: on JAX (where a conditional cannot assign) the step computes
+the row in a ``lax.cond`` (zeros when not recording) and writes it in
+place, into its slot or the scratch row, so steps in between copy nothing
+but one zero row. A buffer is a non-trainable variable
 that is per replica under `tf.distribute` (``synchronization="on_read"``):
 a replica writes its own copy with no cross-replica call, so the write can
 sit in a real conditional, and the host reads the replicas' mean (the
@@ -67,6 +71,35 @@ def assign_when(pred, variables, compute):
             return tf.constant(True)
 
     tf.cond(pred, write, lambda: tf.constant(False))
+
+
+def write_rows(pred, slot, buffers, compute):
+    """When `pred` holds, writes ``compute()`` (one row per buffer) into
+    row `slot` of each buffer (see module doc)."""
+    if keras.backend.backend() != "jax":
+        assign_when(
+            pred,
+            buffers,
+            lambda: [
+                write_row(b.value, slot, r) for b, r in zip(buffers, compute())
+            ],
+        )
+        return
+    import jax
+
+    def rows():
+        return [
+            ops.cast(r, b.dtype) + ops.zeros(b.shape[1:], b.dtype)
+            for b, r in zip(buffers, compute())
+        ]
+
+    def zeros():
+        return [ops.zeros(b.shape[1:], b.dtype) for b in buffers]
+
+    values = jax.lax.cond(pred, rows, zeros)
+    where = ops.where(pred, slot, buffers[0].shape[0] - 1)
+    for b, row in zip(buffers, values):
+        b.assign(write_row(b.value, where, row))
 
 
 def due_and_slot(step, every_n_steps, capacity):

@@ -23,7 +23,7 @@ from keras_trainplus import _internals as internals
 from keras_trainplus.callbacks.monitor._buffers import assign_when
 from keras_trainplus.callbacks.monitor._buffers import buffer
 from keras_trainplus.callbacks.monitor._buffers import due_and_slot
-from keras_trainplus.callbacks.monitor._buffers import write_row
+from keras_trainplus.callbacks.monitor._buffers import write_rows
 
 _NAME = "keras_trainplus_monitor"
 
@@ -52,18 +52,18 @@ class GradientRecorder:
         self.n = every_n_steps
         self.capacity = capacity
         self.optimizer = internals.optimizer.optimizers_of(model.optimizer)[0]
-        n_layers = len(watched.layers)
+        n_layers, rows = len(watched.layers), capacity + 1  # + scratch
         self.steps = buffer(
-            model, (capacity,), "int32", "monitor_steps", "only_first_replica"
+            model, (rows,), "int32", "monitor_steps", "only_first_replica"
         )
         # per layer: squared gradient norm, finite flag, squared weight norm
-        self.grads = buffer(model, (capacity, n_layers, 3), "float32", "g")
-        self.clipped = buffer(model, (capacity, n_layers), "float32", "c")
+        self.grads = buffer(model, (rows, n_layers, 3), "float32", "g")
+        self.clipped = buffer(model, (rows, n_layers), "float32", "c")
         self.variables = [self.steps, self.grads, self.clipped]
         self.updates = None
         self.stash = []
         if updates:
-            self.updates = buffer(model, (capacity, n_layers), "float32", "u")
+            self.updates = buffer(model, (rows, n_layers), "float32", "u")
             self.pending = buffer(
                 model, (), "int32", "monitor_pending", "only_first_replica"
             )
@@ -122,9 +122,8 @@ class GradientRecorder:
             rows = []
             for group in groups:
                 gs = [grads[i] for i, _ in group]
-                finite = ops.all(
-                    ops.stack([ops.all(ops.isfinite(g)) for g in gs] or [True])
-                )
+                finite = [ops.all(ops.isfinite(g)) for g in gs]
+                finite = ops.all(ops.stack(finite)) if finite else True
                 rows.append(
                     ops.stack(
                         [
@@ -134,18 +133,12 @@ class GradientRecorder:
                         ]
                     )
                 )
-            out = [
-                write_row(self.steps.value, slot, step + 1),
-                write_row(self.grads.value, slot, ops.stack(rows)),
-            ]
-            if self.updates is not None:
-                out.append(ops.cast(step + 1, "int32"))
-            return out
+            return [step + 1, ops.stack(rows)]
 
-        targets = [self.steps, self.grads]
-        if self.updates is not None:
-            targets.append(self.pending)
-        assign_when(due, targets, compute)
+        write_rows(due, slot, [self.steps, self.grads], compute)
+        if self.updates is not None:  # the post-update measures this one
+            step_id = ops.cast(step + 1, "int32")
+            self.pending.assign(ops.where(due, step_id, self.pending.value))
         return grads
 
     def record_clipped(self, grads, step):
@@ -162,10 +155,10 @@ class GradientRecorder:
                     ops.any(ops.not_equal(grads[i], before[i]))
                     for i, _ in group
                 ]
-                row.append(ops.any(ops.stack(changed or [False])))
-            return [write_row(self.clipped.value, slot, ops.stack(row))]
+                row.append(ops.any(ops.stack(changed)) if changed else False)
+            return [ops.cast(ops.stack(row), "float32")]
 
-        assign_when(due, [self.clipped], compute)
+        write_rows(due, slot, [self.clipped], compute)
         return grads
 
     def post_update(self, after_update):
@@ -186,27 +179,23 @@ class GradientRecorder:
             value = internals.trainer.pre_update_value(w)
             return before[id(w)].value if value is None else value
 
-        weights = self._unique_weights()
-        stash_due = ops.equal(ops.mod(iterations, self.n), 0)
-
         def compute():
-            row = [
-                _square_sum([w.value - old(w) for w in variables])
-                for variables in self.watched.variables
-            ]
-            written = write_row(self.updates.value, slot, ops.stack(row))
-            out = [
-                ops.where(due, written, self.updates.value),
-                ops.where(due, 0, pending),
-            ]
-            # The weights the next update starts from, if it is recorded.
-            return out + [
-                ops.where(stash_due, w.value, s.value)
-                for w, s in zip(weights, self.stash)
+            return [
+                ops.stack(
+                    [
+                        _square_sum([w.value - old(w) for w in variables])
+                        for variables in self.watched.variables
+                    ]
+                )
             ]
 
+        write_rows(due, slot, [self.updates], compute)
+        self.pending.assign(ops.where(due, 0, pending))
         if self.stash:
-            due_any = ops.logical_or(due, stash_due)
-        else:
-            due_any = due
-        assign_when(due_any, [self.updates, self.pending, *self.stash], compute)
+            # The weights the next update starts from, if it is recorded.
+            weights = self._unique_weights()
+            assign_when(
+                ops.equal(ops.mod(iterations, self.n), 0),
+                self.stash,
+                lambda: [ops.copy(w.value) for w in weights],
+            )

@@ -20,10 +20,9 @@ import warnings
 from keras import ops
 
 from keras_trainplus import _internals as internals
-from keras_trainplus.callbacks.monitor._buffers import assign_when
 from keras_trainplus.callbacks.monitor._buffers import buffer
 from keras_trainplus.callbacks.monitor._buffers import due_and_slot
-from keras_trainplus.callbacks.monitor._buffers import write_row
+from keras_trainplus.callbacks.monitor._buffers import write_rows
 
 
 def _first_float(outputs):
@@ -59,19 +58,20 @@ class ActivationTaps:
         self.counter = buffer(
             model, (), "int32", "monitor_counter", "only_first_replica"
         )
-        self.loss = buffer(model, (capacity,), "float32", "monitor_loss")
+        rows = capacity + 1  # + the scratch row
+        self.loss = buffer(model, (rows,), "float32", "monitor_loss")
         self.steps = buffer(
-            model, (capacity,), "int32", "monitor_fsteps", "only_first_replica"
+            model, (rows,), "int32", "monitor_fsteps", "only_first_replica"
         )
         self.moments, self.nonzero = [], []
         if activations:
             for layer in watched.layers:
                 units = internals.layers.output_units(layer)
-                self.moments.append(buffer(model, (capacity, 4), "float32", "m"))
+                self.moments.append(buffer(model, (rows, 4), "float32", "m"))
                 self.nonzero.append(
                     None
                     if units is None
-                    else buffer(model, (capacity, units), "float32", "nz")
+                    else buffer(model, (rows, units), "float32", "nz")
                 )
         self._calls = {}
         self._loss_token = None
@@ -138,8 +138,8 @@ class ActivationTaps:
             self._local.outputs = []
         return self._local.outputs
 
-    def _stats(self, j, x, slot):
-        """The new buffers of layer `j` with output `x` in row `slot`."""
+    def _stats(self, j, x):
+        """The rows of layer `j`'s buffers for its output `x`."""
         moments, nonzero = self.moments[j], self.nonzero[j]
         x = ops.cast(x, "float32")
         units = x.shape[-1] if len(x.shape) > 1 else 1
@@ -148,11 +148,10 @@ class ActivationTaps:
         total = ops.sum(flat)
         mean = total / count
         m2 = ops.sum(ops.square(flat - mean))
-        row = ops.stack([count, total, m2, total * mean])
-        out = {id(moments): write_row(moments.value, slot, row)}
-        if nonzero is not None and nonzero.shape[1] == units:
+        out = {id(moments): ops.stack([count, total, m2, total * mean])}
+        if nonzero is not None:
             alive = ops.sum(ops.cast(ops.not_equal(flat, 0), "float32"), 0)
-            out[id(nonzero)] = write_row(nonzero.value, slot, alive)
+            out[id(nonzero)] = alive
         return out
 
     def _loss_wrapper(self, previous):
@@ -171,21 +170,29 @@ class ActivationTaps:
         loss = ops.stop_gradient(loss)  # no gradient through the record
         step = self.counter.value
         due, slot = due_and_slot(step, self.n, self.capacity)
+        rows = {id(self.loss): lambda: loss, id(self.steps): lambda: step + 1}
         targets = [self.loss, self.steps]
-        for j, _ in outputs:
-            for variable in (self.moments[j], self.nonzero[j]):
-                if variable is not None and all(
-                    variable is not t for t in targets
-                ):
+        for j, x in outputs:
+            units = x.shape[-1] if len(x.shape) > 1 else 1
+            nonzero = self.nonzero[j]
+            if nonzero is not None and nonzero.shape[1] != units:
+                nonzero = None  # another call of the layer, another shape
+            for variable in (self.moments[j], nonzero):
+                if variable is not None and id(variable) not in rows:
                     targets.append(variable)
+                    rows[id(variable)] = (j, x)
 
         def compute():
-            new = {
-                id(self.loss): write_row(self.loss.value, slot, loss),
-                id(self.steps): write_row(self.steps.value, slot, step + 1),
-            }
-            for j, x in outputs:
-                new.update(self._stats(j, x, slot))
-            return [new.get(id(v), v.value) for v in targets]
+            stats, out = {}, []
+            for variable in targets:
+                source = rows[id(variable)]
+                if callable(source):
+                    out.append(source())
+                    continue
+                j, x = source
+                if j not in stats:
+                    stats[j] = self._stats(j, x)
+                out.append(stats[j][id(variable)])
+            return out
 
-        assign_when(due, targets, compute)
+        write_rows(due, slot, targets, compute)
