@@ -240,3 +240,9 @@ def training_batches(epoch_iterator):
     adapter = epoch_iterator.data_adapter
     steps = epoch_iterator.steps_per_epoch or adapter.num_batches
     return adapter.get_numpy_iterator(), steps
+
+
+@hook("3.15")
+def unguarded(fn):
+    """The function a guard wrapper (`guard_model`) wraps, or `fn`."""
+    return getattr(fn, "__dict__", {}).get(_GUARDED, fn)

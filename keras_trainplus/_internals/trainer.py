@@ -57,9 +57,12 @@ def unwrap_compute_loss(model, token):
 @hook("3.15")
 def set_train_step(model, train_step):
     """Replaces ``model.train_step`` on the instance (every backend's train
-    function calls ``self.train_step``)."""
+    function calls ``self.train_step``); None restores the class's."""
     require(model, "train_step", "wrap the train step")
-    model.__dict__["train_step"] = train_step
+    if train_step is None:
+        model.__dict__.pop("train_step", None)
+    else:
+        model.__dict__["train_step"] = train_step
 
 
 @hook("3.15")

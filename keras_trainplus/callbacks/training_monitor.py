@@ -18,6 +18,7 @@ from keras_trainplus.callbacks.monitor._layers import check_layers
 from keras_trainplus.callbacks.monitor._output import TensorBoardWriter
 from keras_trainplus.callbacks.monitor._output import plot_heat_maps
 from keras_trainplus.callbacks.monitor._recorder import GradientRecorder
+from keras_trainplus.callbacks.monitor._switch import RecordingSwitch
 from keras_trainplus.callbacks.monitor._taps import ActivationTaps
 
 STATS = (
@@ -108,13 +109,16 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._diagnosis = None
         self._names = []
         self._recorder = self._taps = self._writer = self._watched = None
-        self._guard = None
+        self._guard = self._switch = None
         self.epoch_summaries = []
         self._since_read = 0
 
     # The parts bound to the model of a running `fit`: shared, not copied,
     # by `copy.deepcopy` (the results are plain data).
-    _LIVE = ("model", "_guard", "_recorder", "_taps", "_writer", "_watched")
+    _LIVE = (
+        "model", "_guard", "_recorder", "_taps", "_writer", "_watched",
+        "_switch",
+    )  # fmt: skip
 
     def __deepcopy__(self, memo):
         clone = type(self).__new__(type(self))
@@ -178,13 +182,19 @@ class TrainingMonitor(keras.callbacks.Callback):
         capacity = self._plan_capacity(spe, bool(stats & _ACTIVATION))
         self._capacity = capacity
         n = self.every_n_steps
+        self._switch = RecordingSwitch(
+            model, n, spe, self._accumulation(optimizer),
+            (self.params or {}).get("steps"),
+        )  # fmt: skip
         if stats & _GRADIENT:
             self._recorder = GradientRecorder(
-                model, self._watched, n, capacity, "update_ratio" in stats
-            )
+                model, self._watched, n, capacity, "update_ratio" in stats,
+                self._switch,
+            )  # fmt: skip
         self._taps = ActivationTaps(
-            model, self._watched, n, capacity, bool(stats & _ACTIVATION)
-        )
+            model, self._watched, n, capacity, bool(stats & _ACTIVATION),
+            self._switch,
+        )  # fmt: skip
         strategy = getattr(model, "distribute_strategy", None)
         replicas = getattr(strategy, "num_replicas_in_sync", 1) or 1
         weighted = [bool(v) for v in self._watched.variables]
@@ -192,6 +202,13 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._diagnosis = Diagnosis(self._watched.names, self.warn)
         self._spe = spe
         self._install(optimizer)
+
+    def _accumulation(self, optimizer):
+        """Micro-batches per update, or None where the host cannot follow
+        the updates (a factor scheduled per epoch)."""
+        if self._guard.accumulation_factors() is not None:
+            return None
+        return internals.optimizer.accumulation_steps(optimizer)
 
     def _plan_capacity(self, spe, activations):
         """Slots per buffer: the records of a whole epoch when `fit` knows
@@ -258,6 +275,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         if self._since_read + self._spe > limit:
             self._read()  # (resets the count)
         self._since_read += self._spe
+        self._switch.before_block(batch)
 
     def _read(self):
         self._since_read = 0
@@ -270,6 +288,10 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = len(self._history.steps)
+        self._switch.sync(self._recorder_optimizer())
+
+    def _recorder_optimizer(self):
+        return internals.optimizer.optimizers_of(self.model.optimizer)[0]
 
     def on_epoch_end(self, epoch, logs=None):
         self._read()

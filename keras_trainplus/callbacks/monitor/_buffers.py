@@ -47,10 +47,10 @@ def assign_when(pred, variables, compute):
     the scalar `pred` holds; otherwise does nothing. The computation runs
     only then: a real conditional on TF (``tf.cond``) and torch (a Python
     branch), ``jax.lax.cond`` on JAX (whose untaken branch keeps the
-    values)."""
+    values). `pred` ``True`` (Python) assigns with no conditional."""
     backend = keras.backend.backend()
-    if backend == "torch":
-        if bool(pred):
+    if pred is True or backend == "torch":
+        if pred is True or bool(pred):
             for variable, value in zip(variables, compute()):
                 variable.assign(value)
         return
@@ -76,7 +76,7 @@ def assign_when(pred, variables, compute):
 def write_rows(pred, slot, buffers, compute):
     """When `pred` holds, writes ``compute()`` (one row per buffer) into
     row `slot` of each buffer (see module doc)."""
-    if keras.backend.backend() != "jax":
+    if pred is True or keras.backend.backend() != "jax":
         assign_when(
             pred,
             buffers,

@@ -44,10 +44,14 @@ class GradientRecorder:
         every_n_steps: int.
         capacity: slots per buffer.
         updates: bool, whether to measure the weight change.
+        switch: the `RecordingSwitch` (its `mode` is read when traced).
     """
 
-    def __init__(self, model, watched, every_n_steps, capacity, updates):
+    def __init__(
+        self, model, watched, every_n_steps, capacity, updates, switch
+    ):
         self.model = model
+        self.switch = switch
         self.watched = watched
         self.n = every_n_steps
         self.capacity = capacity
@@ -113,9 +117,18 @@ class GradientRecorder:
     # -- in the step ------------------------------------------------------------
 
     def record(self, grads, step):
+        mode = self.switch.mode
+        self._before_clip = None
+        if mode == "off":
+            return grads
         seen = internals.optimizer_update.gradient_variables(self.optimizer)
         groups = self.watched.groups(seen)
         due, slot = due_and_slot(step, self.n, self.capacity)
+        if mode == "always":
+            due = True
+            if self.stash:  # the weights this update starts from
+                for s, w in zip(self.stash, self._unique_weights()):
+                    s.assign(ops.copy(w.value))
         self._before_clip = (list(grads), groups, due, slot)
 
         def compute():
@@ -138,10 +151,14 @@ class GradientRecorder:
         write_rows(due, slot, [self.steps, self.grads], compute)
         if self.updates is not None:  # the post-update measures this one
             step_id = ops.cast(step + 1, "int32")
-            self.pending.assign(ops.where(due, step_id, self.pending.value))
+            if due is not True:
+                step_id = ops.where(due, step_id, self.pending.value)
+            self.pending.assign(step_id)
         return grads
 
     def record_clipped(self, grads, step):
+        if self._before_clip is None:
+            return grads
         before, groups, due, slot = self._before_clip
         self._before_clip = None
         if all(a is b for a, b in zip(grads, before)):
@@ -166,7 +183,8 @@ class GradientRecorder:
             ops.convert_to_tensor(self.optimizer.iterations), "int32"
         )
         after_update(iterations)
-        if self.updates is None:
+        mode = self.switch.mode
+        if self.updates is None or mode == "off":
             return
         pending = self.pending.value
         due = ops.logical_and(
@@ -189,9 +207,13 @@ class GradientRecorder:
                 )
             ]
 
+        if mode == "always":
+            due = True
         write_rows(due, slot, [self.updates], compute)
-        self.pending.assign(ops.where(due, 0, pending))
-        if self.stash:
+        self.pending.assign(
+            ops.zeros((), "int32") if due is True else ops.where(due, 0, pending)
+        )
+        if self.stash and mode == "conditional":
             # The weights the next update starts from, if it is recorded.
             weights = self._unique_weights()
             assign_when(

@@ -48,10 +48,14 @@ class ActivationTaps:
         capacity: slots per buffer.
         activations: bool, whether to tap the layer outputs (the loss is
             always recorded).
+        switch: the `RecordingSwitch` (its `mode` is read when traced).
     """
 
-    def __init__(self, model, watched, every_n_steps, capacity, activations):
+    def __init__(
+        self, model, watched, every_n_steps, capacity, activations, switch
+    ):
         self.model = model
+        self.switch = switch
         self.watched = watched
         self.n = every_n_steps
         self.capacity = capacity
@@ -126,7 +130,11 @@ class ActivationTaps:
         def tapped_call(*args, **kwargs):
             outputs = call(*args, **kwargs)
             x = _first_float(outputs)
-            if x is not None and internals.trainer.in_train_step(self.model):
+            if (
+                x is not None
+                and self.switch.mode != "off"
+                and internals.trainer.in_train_step(self.model)
+            ):
                 # kept until the loss: one conditional for every layer
                 self._pending().append((j, ops.stop_gradient(x)))
             return outputs
@@ -167,9 +175,13 @@ class ActivationTaps:
         """In the step, after the forward pass: the loss and the watched
         outputs of this step, when it is a record step."""
         outputs, self._local.outputs = self._pending(), []
+        if self.switch.mode == "off":
+            return
         loss = ops.stop_gradient(loss)  # no gradient through the record
         step = self.counter.value
         due, slot = due_and_slot(step, self.n, self.capacity)
+        if self.switch.mode == "always":
+            due = True
         rows = {id(self.loss): lambda: loss, id(self.steps): lambda: step + 1}
         targets = [self.loss, self.steps]
         for j, x in outputs:
