@@ -140,11 +140,12 @@ def main():
             json.dump({"header": header, "results": results}, f, indent=1)
 
 
-def run_rounds(table, make_model, x, y, args):
+def run_rounds(table, make_model, x, y, args, measure=measure):
     """Every variant of `table` (name -> (options, callbacks factory,
     baseline)) at each steps_per_execution, in rotating order for
     `args.rounds` rounds after one warm-up round; prints the report and
-    returns ``{spe: {name: [steps/s per round]}}``."""
+    returns ``{spe: {name: [steps/s per round]}}``. `measure(model,
+    callbacks, x, y, batch)` times one fit."""
     names = list(table)
     results = {}
     spes = (1,) if keras.backend.backend() == "torch" else (1, 32)

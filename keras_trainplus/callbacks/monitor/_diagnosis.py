@@ -10,7 +10,8 @@ lists every finding even with ``warn=False``):
 * **vanishing gradient**: ``grad_norm / weight_norm < VANISHING_RATIO``
   (1e-5) at `VANISHING_RECORDS` (3) records in a row.
 * **exploding gradient**: ``grad_norm > EXPLODING_FACTOR`` (10) times the
-  median of the layer's earlier finite records (from the 2nd record on),
+  running median of the layer's last `MEDIAN_WINDOW` (50) finite records
+  (from the 2nd record on),
   or an update larger than the weights (``update_ratio > 1``).
 * **dead units**: ``dead_fraction > DEAD_FRACTION`` (0.9) at a record.
 
@@ -19,6 +20,7 @@ The report adds Karpathy's rule of thumb for the update-to-weight ratio
 median ratio is below 1e-5 or above 1e-1 are named.
 """
 
+import collections
 import warnings
 
 import numpy as np
@@ -27,6 +29,7 @@ VANISHING_RATIO = 1e-5
 VANISHING_RECORDS = 3
 EXPLODING_FACTOR = 10.0
 DEAD_FRACTION = 0.9
+MEDIAN_WINDOW = 50
 
 
 class Diagnosis:
@@ -38,7 +41,7 @@ class Diagnosis:
         self.findings = []  # (kind, layer names, step, message)
         self._done = set()
         self._low = [0] * len(names)
-        self._norms = [[] for _ in names]
+        self._norms = [collections.deque(maxlen=MEDIAN_WINDOW) for _ in names]
 
     def _report(self, kind, layers, step, message):
         new = [x for x in layers if (kind, x) not in self._done]
