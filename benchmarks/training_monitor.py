@@ -15,6 +15,12 @@ timed. Ratios against plain `fit` in the same rounds:
 The extra time per `fit` (the second trace and compilation) is printed
 separately: whole `fit(epochs=1)` seconds against plain.
 
+With `--step-cost` it times the MLP's train step alone in a compiled loop
+(best of `--rounds`), for each function the monitor can run: ``"off"``
+(a block that records nothing), ``"conditional"`` at `every_n_steps` 10
+(the in-graph check of every step; records 1 step in 10) and ``"always"``
+(a recording step, no conditional).
+
 Usage:
     KERAS_BACKEND=tensorflow python benchmarks/training_monitor.py
     python benchmarks/training_monitor.py --rounds 2 --quick   # smoke test
@@ -111,6 +117,40 @@ def build_cnn(spe):
     return model
 
 
+def step_cost(rounds, steps=None):
+    from weight_averaging import _compiled_steps
+
+    steps = steps or (200 if keras.backend.backend() == "torch" else 1000)
+    loops = {}
+    for name, mode in (
+        ("plain", None),
+        ("off", "off"),
+        ("conditional, every 10", "conditional"),
+        ("always (a record step)", "always"),
+    ):
+        model = build(1, {})
+        model.optimizer.build(model.trainable_variables)
+        if mode is not None:
+            monitor = C.TrainingMonitor(every_n_steps=10, warn=False)
+            monitor.set_model(model)
+            monitor.set_params({"epochs": 1, "steps": steps})
+            monitor.on_train_begin()
+            monitor._switch.mode = mode  # read when the loop is traced
+        loops[name] = _compiled_steps(model, steps)
+    best = {n: float("inf") for n in loops}
+    for r in range(rounds):
+        names = list(loops)
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            loops[n]()
+            best[n] = min(best[n], (time.perf_counter() - start) / steps)
+    print(f"\ntrain step alone, best of {rounds} x {steps} steps")
+    print(f"{'function':<24} {'us/step':>8} {'extra us':>8} {'ratio':>7}")
+    for n, t in best.items():
+        extra = (t - best["plain"]) * 1e6
+        print(f"{n:<24} {t * 1e6:>8.1f} {extra:>8.1f} {best['plain'] / t:>7.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
@@ -120,12 +160,15 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--json", help="write raw results here")
+    parser.add_argument("--step-cost", action="store_true")
     args = parser.parse_args()
     if keras.backend.backend() == "tensorflow" and args.threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.step_cost:
+        return step_cost(args.rounds)
     if args.quick:
         args.samples = 3200
     rng = np.random.RandomState(0)

@@ -26,6 +26,7 @@ def test_public_api():
         "OneCycleLR",
         "PerEpochLR",
         "StochasticWeightAveraging",
+        "TrainingMonitor",
         "WarmupDecayLR",
         "WeightEMA",
     }

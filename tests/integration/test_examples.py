@@ -58,6 +58,16 @@ def _png_ok(path):
             ["weight_averaging.png"],
         ),
         (
+            "training_monitor.py",
+            ["--out", "{tmp}"],
+            "vanishing gradient in layer 'hidden_0'",
+            [
+                "training_monitor_bad.png",
+                "training_monitor_fixed.png",
+                "training_monitor_side_by_side.png",
+            ],
+        ),
+        (
             "spec_augment.py",
             ["--png", "{tmp}/spec_augment.png"],
             "SpecAugment on",

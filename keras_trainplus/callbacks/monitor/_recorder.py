@@ -128,24 +128,17 @@ class GradientRecorder:
             due = True
             if self.stash:  # the weights this update starts from
                 for s, w in zip(self.stash, self._unique_weights()):
-                    s.assign(ops.copy(w.value))
+                    s.assign(w.value)
         self._before_clip = (list(grads), groups, due, slot)
 
         def compute():
             rows = []
             for group in groups:
-                gs = [grads[i] for i, _ in group]
-                finite = [ops.all(ops.isfinite(g)) for g in gs]
-                finite = ops.all(ops.stack(finite)) if finite else True
-                rows.append(
-                    ops.stack(
-                        [
-                            _square_sum(gs),
-                            ops.cast(finite, "float32"),
-                            _square_sum([w.value for _, w in group]),
-                        ]
-                    )
-                )
+                squares = _square_sum([grads[i] for i, _ in group])
+                # non-finite if an element is (or the sum overflows float32)
+                finite = ops.cast(ops.isfinite(squares), "float32")
+                weights = _square_sum([w.value for _, w in group])
+                rows.append(ops.stack([squares, finite, weights]))
             return [step + 1, ops.stack(rows)]
 
         write_rows(due, slot, [self.steps, self.grads], compute)
