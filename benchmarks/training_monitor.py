@@ -40,11 +40,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from callback_overhead import BlockTimer  # noqa: E402
 from gradient_controls import build  # noqa: E402
 from gradient_controls import run_rounds  # noqa: E402
 from weight_averaging import best_of  # noqa: E402
-
-from callback_overhead import BlockTimer  # noqa: E402
 
 import keras_trainplus as ktp  # noqa: E402
 
@@ -148,7 +147,9 @@ def step_cost(rounds, steps=None):
     print(f"{'function':<24} {'us/step':>8} {'extra us':>8} {'ratio':>7}")
     for n, t in best.items():
         extra = (t - best["plain"]) * 1e6
-        print(f"{n:<24} {t * 1e6:>8.1f} {extra:>8.1f} {best['plain'] / t:>7.3f}")
+        print(
+            f"{n:<24} {t * 1e6:>8.1f} {extra:>8.1f} {best['plain'] / t:>7.3f}"
+        )
 
 
 def main():

@@ -93,7 +93,7 @@ def side_by_side(monitors, path):
             ax.set_title(f"{name}: {stat}")
             names = monitors[name].layer_names
             ax.set_yticks(range(len(names)), names, fontsize=7)
-            ax.set_xlabel(f"record (every 5th update)")
+            ax.set_xlabel("record (every 5th update)")
         fig.colorbar(image, ax=axes[row, :].tolist())
     fig.savefig(path, dpi=100)
 

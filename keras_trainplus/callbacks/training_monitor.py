@@ -90,7 +90,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         warn=True,
     ):
         super().__init__()
-        self.every_n_steps = v.integer("every_n_steps", every_n_steps, minimum=1)
+        self.every_n_steps = v.integer(
+            "every_n_steps", every_n_steps, minimum=1
+        )
         self.layers = check_layers(layers)
         if isinstance(stats, str):
             stats = [stats]

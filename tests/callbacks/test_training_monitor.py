@@ -72,7 +72,9 @@ def _grads(model, weights, x, y):
 
     def loss_of(tv):
         pred, _ = model.stateless_call(tv, nt, x, training=True)
-        return ops.mean(ops.square(ops.subtract(pred, ops.convert_to_tensor(y))))
+        return ops.mean(
+            ops.square(ops.subtract(pred, ops.convert_to_tensor(y)))
+        )
 
     if BACKEND == "jax":
         import jax
@@ -96,7 +98,9 @@ def _reference(model, trajectory, x, y, steps):
     """Per recorded update: every statistic, computed by hand."""
     layers = [model.get_layer(n) for n in ("fc1", "fc2", "head")]
     index = {id(v): i for i, v in enumerate(model.trainable_variables)}
-    groups = [[index[id(v)] for v in layer.trainable_variables] for layer in layers]
+    groups = [
+        [index[id(v)] for v in layer.trainable_variables] for layer in layers
+    ]
     probe = keras.Model(model.input, [layer.output for layer in layers])
     out = {k: [] for k in C.training_monitor.STATS}
     for step in steps:
@@ -105,7 +109,12 @@ def _reference(model, trajectory, x, y, steps):
         grads = _grads(model, before, xb, yb)
 
         def norm(arrays, group):
-            return np.sqrt(sum(np.sum(np.square(arrays[i], dtype=np.float64)) for i in group))
+            return np.sqrt(
+                sum(
+                    np.sum(np.square(arrays[i], dtype=np.float64))
+                    for i in group
+                )
+            )
 
         out["grad_norm"].append([norm(grads, g) for g in groups])
         out["weight_norm"].append([norm(before, g) for g in groups])
@@ -117,7 +126,9 @@ def _reference(model, trajectory, x, y, steps):
         acts = [ops.convert_to_numpy(a).astype(np.float64) for a in probe(xb)]
         out["activation_mean"].append([a.mean() for a in acts])
         out["activation_std"].append([a.std() for a in acts])
-        out["dead_fraction"].append([np.mean((a != 0).sum(0) == 0) for a in acts])
+        out["dead_fraction"].append(
+            [np.mean((a != 0).sum(0) == 0) for a in acts]
+        )
     return {k: np.array(v) for k, v in out.items()}
 
 
@@ -235,7 +246,9 @@ def test_a_constructed_dead_unit_and_a_dead_layer():
     x, y = _data()
     x = np.abs(x) + 0.1  # the other units of "some_dead" fire sometimes
     monitor = C.TrainingMonitor(every_n_steps=1)
-    with pytest.warns(RuntimeWarning, match="95% of the units of layer 'all_dead'"):
+    with pytest.warns(
+        RuntimeWarning, match="95% of the units of layer 'all_dead'"
+    ):
         model.fit(x, y, batch_size=B, epochs=1, verbose=0, callbacks=[monitor])
     dead = monitor.history["dead_fraction"]
     assert dead[:, 1].min() >= 0.95
@@ -245,7 +258,9 @@ def test_a_constructed_dead_unit_and_a_dead_layer():
 
 
 def _messages(caught):
-    return [str(w.message) for w in caught if "TrainingMonitor" in str(w.message)]
+    return [
+        str(w.message) for w in caught if "TrainingMonitor" in str(w.message)
+    ]
 
 
 def _deep(activation, depth, init="glorot_uniform"):
@@ -469,7 +484,9 @@ def test_unknown_layer_and_two_monitors_fail_at_fit_and_leave_it_stock():
     model.fit(x, y, verbose=0)
     opt_keys = set(vars(model.optimizer))
     with pytest.raises(ValueError, match="no layer 'nope'"):
-        model.fit(x, y, verbose=0, callbacks=[C.TrainingMonitor(layers=["nope"])])
+        model.fit(
+            x, y, verbose=0, callbacks=[C.TrainingMonitor(layers=["nope"])]
+        )
     with pytest.raises(ValueError, match="Two `TrainingMonitor`"):
         model.fit(
             x, y, verbose=0,
@@ -498,7 +515,9 @@ def test_config_round_trip_and_deep_copy():
     model.fit(x, y, batch_size=B, verbose=0, callbacks=[monitor])
     twin = copy.deepcopy(monitor)
     assert twin.layer_names == ["fc2"]
-    np.testing.assert_array_equal(twin.history["grad_norm"], monitor.history["grad_norm"])
+    np.testing.assert_array_equal(
+        twin.history["grad_norm"], monitor.history["grad_norm"]
+    )
     assert set(monitor.history) == {"grad_norm", "dead_fraction"}
     # state resets at the next fit
     model.fit(x, y, batch_size=B, epochs=1, verbose=0, callbacks=[monitor])
@@ -563,8 +582,12 @@ def test_plot_and_tensorboard_events(tmp_path):
     scalars = events.Tags()["scalars"]
     assert "grad_norm/fc1" in scalars and "update_ratio/head" in scalars
     recorded = [e.value for e in events.Scalars("grad_norm/fc2")]
-    np.testing.assert_allclose(recorded, monitor.history["grad_norm"][:, 1], rtol=1e-6)
-    assert [e.step for e in events.Scalars("grad_norm/fc2")] == list(monitor.steps)
+    np.testing.assert_allclose(
+        recorded, monitor.history["grad_norm"][:, 1], rtol=1e-6
+    )
+    assert [e.step for e in events.Scalars("grad_norm/fc2")] == list(
+        monitor.steps
+    )
     assert "weights/fc1" in events.Tags()["histograms"]
 
 

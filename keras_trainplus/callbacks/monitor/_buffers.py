@@ -34,12 +34,15 @@ def buffer(model, shape, dtype, name, aggregation="mean"):
         )
 
 
-def write_row(buffer_value, slot, row):
-    """`buffer_value` with row `slot` (of the first axis) set to `row` (an
-    in-place slice update where the buffer is donated)."""
+def write_row(buffer_value, slot, row, offset=None):
+    """`buffer_value` with `row` written at row `slot` (of the first axis),
+    from `offset` (the start in the other axes, default 0): an in-place
+    slice update where the buffer is donated."""
     row = ops.cast(ops.expand_dims(row, 0), buffer_value.dtype)
-    start = [ops.cast(slot, "int32")] + [0] * (len(buffer_value.shape) - 1)
-    return ops.slice_update(buffer_value, start, row)
+    offset = offset or [0] * (len(buffer_value.shape) - 1)
+    return ops.slice_update(
+        buffer_value, [ops.cast(slot, "int32"), *offset], row
+    )
 
 
 def assign_when(pred, variables, compute):
@@ -73,33 +76,48 @@ def assign_when(pred, variables, compute):
     tf.cond(pred, write, lambda: tf.constant(False))
 
 
-def write_rows(pred, slot, buffers, compute):
-    """When `pred` holds, writes ``compute()`` (one row per buffer) into
-    row `slot` of each buffer (see module doc)."""
+def write_rows(pred, slot, parts, compute):
+    """When `pred` holds, writes ``compute()`` into row `slot`: one value
+    per part ``(buffer, offset, shape)`` (the part of a row at `offset`, of
+    `shape`; see module doc). A buffer may take several parts."""
     if pred is True or keras.backend.backend() != "jax":
-        assign_when(
-            pred,
-            buffers,
-            lambda: [
-                write_row(b.value, slot, r) for b, r in zip(buffers, compute())
-            ],
-        )
+
+        def assign():
+            values = {}
+            for (b, offset, _), row in zip(parts, compute()):
+                current = values.get(id(b), b.value)
+                values[id(b)] = write_row(current, slot, row, offset)
+            return [values[id(b)] for b in _buffers(parts)]
+
+        assign_when(pred, _buffers(parts), assign)
         return
     import jax
 
     def rows():
         return [
-            ops.cast(r, b.dtype) + ops.zeros(b.shape[1:], b.dtype)
-            for b, r in zip(buffers, compute())
+            ops.cast(row, b.dtype) + ops.zeros(shape, b.dtype)
+            for (b, _, shape), row in zip(parts, compute())
         ]
 
     def zeros():
-        return [ops.zeros(b.shape[1:], b.dtype) for b in buffers]
+        return [ops.zeros(shape, b.dtype) for b, _, shape in parts]
 
     values = jax.lax.cond(pred, rows, zeros)
-    where = ops.where(pred, slot, buffers[0].shape[0] - 1)
-    for b, row in zip(buffers, values):
-        b.assign(write_row(b.value, where, row))
+    where = ops.where(pred, slot, parts[0][0].shape[0] - 1)
+    current = {}
+    for (b, offset, _), row in zip(parts, values):
+        current[id(b)] = write_row(current.get(id(b), b.value), where, row,
+                                   offset)  # fmt: skip
+    for b in _buffers(parts):
+        b.assign(current[id(b)])
+
+
+def _buffers(parts):
+    out = []
+    for b, _, _ in parts:
+        if all(b is not x for x in out):
+            out.append(b)
+    return out
 
 
 def due_and_slot(step, every_n_steps, capacity):

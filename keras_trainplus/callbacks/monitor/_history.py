@@ -81,33 +81,30 @@ class MonitorHistory:
         return out
 
     def _arrays(self, recorder, taps):
-        arrays = {"fsteps": _numpy(taps.steps), "loss": _numpy(taps.loss)}
-        arrays["moments"] = [_numpy(m) for m in taps.moments]
+        table = _numpy(taps.table).astype(np.float64)
+        arrays = {"fsteps": _numpy(taps.steps), "loss": table[:, 0]}
+        arrays["moments"] = [table[:, c : c + 4] for c in taps.moments]
         arrays["nonzero"] = [
-            None if nz is None else _numpy(nz) for nz in taps.nonzero
+            None if nz is None else table[:, nz[0] : nz[0] + nz[1]]
+            for nz in taps.nonzero
         ]
         if recorder is not None:
-            arrays["grads"] = _numpy(recorder.grads)
-            arrays["clipped"] = _numpy(recorder.clipped)
-            if recorder.updates is not None:
-                arrays["updates"] = _numpy(recorder.updates)
+            arrays["table"] = _numpy(recorder.table).astype(np.float64)
         return arrays
 
     def _record(self, arrays, slot, step):
         values, finite = {}, None
         with np.errstate(divide="ignore", invalid="ignore"):
-            if "grads" in arrays:
-                g = arrays["grads"][slot].astype(np.float64)
-                g[~self.weighted] = (np.nan, 1.0, np.nan)
+            if "table" in arrays:
+                g = arrays["table"][slot].copy()  # [layers, 5]
+                g[~self.weighted] = (np.nan, 1.0, np.nan, 0.0, np.nan)
                 finite = g[:, 1] > 0.5
                 weight = np.sqrt(g[:, 2])
                 values["grad_norm"] = np.sqrt(g[:, 0])
                 values["weight_norm"] = weight
-                if "updates" in arrays:
-                    update = np.sqrt(arrays["updates"][slot].astype(np.float64))
-                    values["update_ratio"] = update / weight
+                values["update_ratio"] = np.sqrt(g[:, 4]) / weight
                 if self.clip_seen:
-                    values["clipped"] = arrays["clipped"][slot].astype(float)
+                    values["clipped"] = g[:, 3]
             if arrays["moments"]:
                 valid = arrays["fsteps"][slot] - 1 == step
                 values.update(self._activations(arrays, slot, valid))
@@ -117,7 +114,7 @@ class MonitorHistory:
     def _activations(self, arrays, slot, valid):
         mean, std, dead = [], [], []
         for m, nz in zip(arrays["moments"], arrays["nonzero"]):
-            count, total, m2, total_mean = m[slot].astype(np.float64)
+            count, total, m2, total_mean = m[slot]
             if not valid or count == 0:
                 mean.append(np.nan), std.append(np.nan), dead.append(np.nan)
                 continue

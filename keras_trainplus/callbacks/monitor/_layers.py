@@ -60,8 +60,7 @@ class WatchedLayers:
             for x in found
         ]
         self.variables = [
-            own_variables(x, own_only=isinstance(x, keras.Model))
-            for x in found
+            own_variables(x, own_only=isinstance(x, keras.Model)) for x in found
         ]
 
     def groups(self, seen):

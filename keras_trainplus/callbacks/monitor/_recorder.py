@@ -12,11 +12,16 @@ recorded in the compiled step on record steps (`_buffers`).
   step started from on JAX, against a copy taken on record steps
   elsewhere (TF and torch update in place).
 
-The buffers are hidden optimizer state (carried by the JAX train state,
-absent from checkpoints).
+The records are one table per record row (per layer: squared gradient
+norm, finite flag, squared weight norm, clipped flag, squared weight
+change) and the copy is one flat vector: few variables, since each one a
+train function captures costs time at every call. They are hidden
+optimizer state (carried by the JAX train state, absent from
+checkpoints).
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_trainplus import _internals as internals
@@ -33,6 +38,10 @@ def _square_sum(tensors):
     for x in tensors:
         total = total + ops.sum(ops.square(ops.cast(x, "float32")))
     return total
+
+
+# The columns of the table, per layer.
+GRAD, FINITE, WEIGHT, CLIPPED, UPDATE = range(5)
 
 
 class GradientRecorder:
@@ -56,27 +65,24 @@ class GradientRecorder:
         self.n = every_n_steps
         self.capacity = capacity
         self.optimizer = internals.optimizer.optimizers_of(model.optimizer)[0]
-        n_layers, rows = len(watched.layers), capacity + 1  # + scratch
+        self.layers, rows = len(watched.layers), capacity + 1  # + scratch
         self.steps = buffer(
             model, (rows,), "int32", "monitor_steps", "only_first_replica"
         )
-        # per layer: squared gradient norm, finite flag, squared weight norm
-        self.grads = buffer(model, (rows, n_layers, 3), "float32", "g")
-        self.clipped = buffer(model, (rows, n_layers), "float32", "c")
-        self.variables = [self.steps, self.grads, self.clipped]
-        self.updates = None
-        self.stash = []
+        self.table = buffer(model, (rows, self.layers, 5), "float32", "g")
+        self.variables = [self.steps, self.table]
+        self.updates = updates
+        self.weights = self._unique_weights()
+        self.stash = None
         if updates:
-            self.updates = buffer(model, (rows, n_layers), "float32", "u")
             self.pending = buffer(
                 model, (), "int32", "monitor_pending", "only_first_replica"
             )
-            self.variables += [self.updates, self.pending]
+            self.variables.append(self.pending)
             if keras.backend.backend() != "jax":
-                self.stash = [
-                    buffer(model, w.shape, w.dtype, "monitor_stash")
-                    for w in self._unique_weights()
-                ]
+                size = sum(int(np.prod(w.shape)) for w in self.weights)
+                self.stash = buffer(model, (size,), "float32", "stash")
+                self.variables.append(self.stash)
         self.clip_seen = False
         self._before_clip = None
 
@@ -89,14 +95,20 @@ class GradientRecorder:
                     out.append(w)
         return out
 
+    def _flat(self, values):
+        parts = [ops.reshape(ops.cast(v, "float32"), (-1,)) for v in values]
+        return ops.concatenate(parts) if parts else ops.zeros((0,))
+
+    def _part(self, column, width=1):
+        return (self.table, [0, column], (self.layers, width))
+
     # -- install --------------------------------------------------------------
 
     def install(self, after_update, iterations):
         opt = self.optimizer
-        if iterations % self.n == 0:  # the first recorded update's start
-            for s, w in zip(self.stash, self._unique_weights()):
-                s.assign(ops.copy(w.value))
-        for variable in self.variables + self.stash:
+        if self.stash is not None and iterations % self.n == 0:
+            self.stash.assign(self._flat([w.value for w in self.weights]))
+        for variable in self.variables:
             internals.optimizer.attach_hidden_optimizer_state(opt, variable)
         update = internals.optimizer_update.set_gradient_program
         update(opt, "record", self.record)
@@ -111,10 +123,10 @@ class GradientRecorder:
         update = internals.optimizer_update.set_gradient_program
         update(opt, "record", None)
         update(opt, "record_clipped", None)
-        for variable in self.variables + self.stash:
+        for variable in self.variables:
             internals.optimizer.detach_hidden_optimizer_state(opt, variable)
 
-    # -- in the step ------------------------------------------------------------
+    # -- in the step ----------------------------------------------------------
 
     def record(self, grads, step):
         mode = self.switch.mode
@@ -126,9 +138,8 @@ class GradientRecorder:
         due, slot = due_and_slot(step, self.n, self.capacity)
         if mode == "always":
             due = True
-            if self.stash:  # the weights this update starts from
-                for s, w in zip(self.stash, self._unique_weights()):
-                    s.assign(w.value)
+            if self.stash is not None:  # the weights this update starts from
+                self.stash.assign(self._flat([w.value for w in self.weights]))
         self._before_clip = (list(grads), groups, due, slot)
 
         def compute():
@@ -141,8 +152,9 @@ class GradientRecorder:
                 rows.append(ops.stack([squares, finite, weights]))
             return [step + 1, ops.stack(rows)]
 
-        write_rows(due, slot, [self.steps, self.grads], compute)
-        if self.updates is not None:  # the post-update measures this one
+        parts = [(self.steps, [], ()), self._part(GRAD, 3)]
+        write_rows(due, slot, parts, compute)
+        if self.updates:  # the post-update measures this one
             step_id = ops.cast(step + 1, "int32")
             if due is not True:
                 step_id = ops.where(due, step_id, self.pending.value)
@@ -166,9 +178,9 @@ class GradientRecorder:
                     for i, _ in group
                 ]
                 row.append(ops.any(ops.stack(changed)) if changed else False)
-            return [ops.cast(ops.stack(row), "float32")]
+            return [ops.reshape(ops.cast(ops.stack(row), "float32"), (-1, 1))]
 
-        write_rows(due, slot, [self.clipped], compute)
+        write_rows(due, slot, [self._part(CLIPPED)], compute)
         return grads
 
     def post_update(self, after_update):
@@ -177,40 +189,44 @@ class GradientRecorder:
         )
         after_update(iterations)
         mode = self.switch.mode
-        if self.updates is None or mode == "off":
+        if not self.updates or mode == "off":
             return
         pending = self.pending.value
         due = ops.logical_and(
             ops.greater(pending, 0), ops.equal(pending, iterations)
         )
-        slot = ops.mod(ops.floor_divide(pending - 1, self.n), self.capacity)
-        before = dict(zip(map(id, self._unique_weights()), self.stash))
-
-        def old(w):
-            value = internals.trainer.pre_update_value(w)
-            return before[id(w)].value if value is None else value
-
-        def compute():
-            return [
-                ops.stack(
-                    [
-                        _square_sum([w.value - old(w) for w in variables])
-                        for variables in self.watched.variables
-                    ]
-                )
-            ]
-
         if mode == "always":
             due = True
-        write_rows(due, slot, [self.updates], compute)
+        slot = ops.mod(ops.floor_divide(pending - 1, self.n), self.capacity)
+        write_rows(due, slot, [self._part(UPDATE)], self._changes)
         self.pending.assign(
-            ops.zeros((), "int32") if due is True else ops.where(due, 0, pending)
+            ops.zeros((), "int32")
+            if due is True
+            else ops.where(due, 0, pending)
         )
-        if self.stash and mode == "conditional":
+        if self.stash is not None and mode == "conditional":
             # The weights the next update starts from, if it is recorded.
-            weights = self._unique_weights()
             assign_when(
                 ops.equal(ops.mod(iterations, self.n), 0),
-                self.stash,
-                lambda: [ops.copy(w.value) for w in weights],
+                [self.stash],
+                lambda: [self._flat([w.value for w in self.weights])],
             )
+
+    def _changes(self):
+        """Per layer, the squared norm of the weight change."""
+        squares, start = {}, 0
+        for w in self.weights:
+            size = int(np.prod(w.shape))
+            old = internals.trainer.pre_update_value(w)
+            if old is None:
+                old = ops.reshape(
+                    ops.slice(self.stash.value, [start], [size]), w.shape
+                )
+            start += size
+            delta = ops.cast(w.value, "float32") - ops.cast(old, "float32")
+            squares[id(w)] = ops.sum(ops.square(delta))
+        row = [
+            sum((squares[id(w)] for w in variables), ops.zeros(()))
+            for variables in self.watched.variables
+        ]
+        return [ops.reshape(ops.stack(row), (-1, 1))]

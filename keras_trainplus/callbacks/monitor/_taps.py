@@ -63,30 +63,32 @@ class ActivationTaps:
             model, (), "int32", "monitor_counter", "only_first_replica"
         )
         rows = capacity + 1  # + the scratch row
-        self.loss = buffer(model, (rows,), "float32", "monitor_loss")
         self.steps = buffer(
             model, (rows,), "int32", "monitor_fsteps", "only_first_replica"
         )
+        # One table: the loss, then per layer its 4 moments, then per layer
+        # the non-zero count of each unit (see `columns`).
         self.moments, self.nonzero = [], []
+        width = 1
         if activations:
             for layer in watched.layers:
+                self.moments.append(width)
+                width += 4
+            for layer in watched.layers:
                 units = internals.layers.output_units(layer)
-                self.moments.append(buffer(model, (rows, 4), "float32", "m"))
-                self.nonzero.append(
-                    None
-                    if units is None
-                    else buffer(model, (rows, units), "float32", "nz")
-                )
+                self.nonzero.append(None if units is None else (width, units))
+                width += units or 0
+        self.table = buffer(model, (rows, width), "float32", "monitor_acts")
         self._calls = {}
         self._loss_token = None
         self._local = threading.local()  # replica threads trace at once
 
     def _hidden(self):
-        out = [(self.model, self.counter)]
-        out += [(self.model, self.loss), (self.model, self.steps)]
-        for layer, m, nz in zip(self.watched.layers, self.moments, self.nonzero):
-            out += [(layer, m)] + ([(layer, nz)] if nz is not None else [])
-        return out
+        return [
+            (self.model, self.counter),
+            (self.model, self.steps),
+            (self.model, self.table),
+        ]
 
     # -- install --------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class ActivationTaps:
         """In the step, after each update (see module doc)."""
         self.counter.assign(iterations)
 
-    # -- in the step ------------------------------------------------------------
+    # -- in the step ----------------------------------------------------------
 
     def _tapped(self, j, call):
         def tapped_call(*args, **kwargs):
@@ -146,9 +148,9 @@ class ActivationTaps:
             self._local.outputs = []
         return self._local.outputs
 
-    def _stats(self, j, x):
-        """The rows of layer `j`'s buffers for its output `x`."""
-        moments, nonzero = self.moments[j], self.nonzero[j]
+    def _stats(self, j, x, dead):
+        """The moments of layer `j`'s output `x` (and, with `dead`, the
+        non-zero count of each unit)."""
         x = ops.cast(x, "float32")
         units = x.shape[-1] if len(x.shape) > 1 else 1
         flat = ops.reshape(x, (-1, units))
@@ -156,10 +158,9 @@ class ActivationTaps:
         total = ops.sum(flat)
         mean = total / count
         m2 = ops.sum(ops.square(flat - mean))
-        out = {id(moments): ops.stack([count, total, m2, total * mean])}
-        if nonzero is not None:
-            alive = ops.sum(ops.cast(ops.not_equal(flat, 0), "float32"), 0)
-            out[id(nonzero)] = alive
+        out = [ops.stack([count, total, m2, total * mean])]
+        if dead:
+            out.append(ops.sum(ops.cast(ops.not_equal(flat, 0), "float32"), 0))
         return out
 
     def _loss_wrapper(self, previous):
@@ -182,29 +183,22 @@ class ActivationTaps:
         due, slot = due_and_slot(step, self.n, self.capacity)
         if self.switch.mode == "always":
             due = True
-        rows = {id(self.loss): lambda: loss, id(self.steps): lambda: step + 1}
-        targets = [self.loss, self.steps]
+        parts = [(self.steps, [], ()), (self.table, [0], (1,))]
+        taps = []
         for j, x in outputs:
             units = x.shape[-1] if len(x.shape) > 1 else 1
             nonzero = self.nonzero[j]
-            if nonzero is not None and nonzero.shape[1] != units:
-                nonzero = None  # another call of the layer, another shape
-            for variable in (self.moments[j], nonzero):
-                if variable is not None and id(variable) not in rows:
-                    targets.append(variable)
-                    rows[id(variable)] = (j, x)
+            # (another call of the layer may have another shape)
+            dead = nonzero is not None and nonzero[1] == units
+            parts.append((self.table, [self.moments[j]], (4,)))
+            if dead:
+                parts.append((self.table, [nonzero[0]], (units,)))
+            taps.append((j, x, dead))
 
         def compute():
-            stats, out = {}, []
-            for variable in targets:
-                source = rows[id(variable)]
-                if callable(source):
-                    out.append(source())
-                    continue
-                j, x = source
-                if j not in stats:
-                    stats[j] = self._stats(j, x)
-                out.append(stats[j][id(variable)])
+            out = [step + 1, ops.reshape(loss, (1,))]
+            for j, x, dead in taps:
+                out += self._stats(j, x, dead)
             return out
 
-        write_rows(due, slot, targets, compute)
+        write_rows(due, slot, parts, compute)
