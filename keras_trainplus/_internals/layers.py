@@ -71,6 +71,12 @@ def set_layer_call(layer, call):
 
 
 @hook("3.15")
+def instance_call(layer):
+    """The ``call`` set on this instance (`set_layer_call`), or None."""
+    return layer.__dict__.get("call")
+
+
+@hook("3.15")
 def spatial_noise_shape(layer, inputs):
     """The noise shape of a `SpatialDropout*` layer for `inputs`."""
     require(layer, "_get_noise_shape", "schedule spatial dropout")

@@ -215,10 +215,10 @@ def same_variable(keras_variable, seen):
 def set_gradient_program(optimizer, kind, program):
     """Runs ``program(grads, step)`` on the gradient the update uses.
 
-    `kind` is ``"record"`` (an observer: sees the gradient before any
-    clipping and returns it unchanged), ``"clip"``, ``"record_clipped"``
-    (an observer of the clipped gradient) or ``"noise"``; they run in that
-    order, and `gradient_variables` names the variables of `grads`. On TF
+    `kind` is ``"record"`` (an observer of the gradient before clipping),
+    ``"clip"``, ``"record_clipped"`` (an observer of the clipped gradient)
+    or ``"noise"``, run in that order; `gradient_variables` names the
+    variables of `grads`. Observers return `grads` unchanged. On TF
     the programs run on the all-reduced gradients (inside
     `_backend_update_step`, after `_all_reduce_sum_gradients`), so under
     `tf.distribute` they act on the aggregated gradient exactly as on one
@@ -227,8 +227,7 @@ def set_gradient_program(optimizer, kind, program):
     `_clip_gradients`. The optimizer's own `clipnorm`/`global_clipnorm`/
     `clipvalue` are bypassed while a clip program is installed; with only
     observers they run between them (on TF, on the aggregated gradient).
-    Pass None to remove.
-    """
+    None removes."""
     programs = optimizer_core.state(optimizer).setdefault("gradient", {})
     if program is None:
         programs.pop(kind, None)
@@ -236,14 +235,7 @@ def set_gradient_program(optimizer, kind, program):
         programs[kind] = program
     for name in ("_clip_gradients", "_all_reduce_sum_gradients"):
         optimizer.__dict__.pop(name, None)
-    observed = "record" in programs or "record_clipped" in programs
-    method_layers.set_method_layer(
-        optimizer,
-        "_backend_apply_gradients",
-        "gradient_variables",
-        _capture_variables if observed else None,
-        rank=9,
-    )
+    observed = _observe_variables(optimizer, programs)
     if not programs:
         optimizer_core.forget_if_idle(optimizer)
         return
@@ -279,6 +271,20 @@ def set_gradient_program(optimizer, kind, program):
         return run(grads, own_clip, getattr(_VARIABLES, "applying", []))
 
     optimizer.__dict__["_clip_gradients"] = clip_gradients
+
+
+def _observe_variables(optimizer, programs):
+    """With an observer installed, keeps the variables of each apply for
+    `gradient_variables`; returns whether one is installed."""
+    observed = "record" in programs or "record_clipped" in programs
+    method_layers.set_method_layer(
+        optimizer,
+        "_backend_apply_gradients",
+        "gradient_variables",
+        _capture_variables if observed else None,
+        rank=9,
+    )
+    return observed
 
 
 def _capture_variables(inner):

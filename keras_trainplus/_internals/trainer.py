@@ -66,6 +66,13 @@ def set_train_step(model, train_step):
 
 
 @hook("3.15")
+def instance_train_step(model):
+    """The ``train_step`` set on this instance (`set_train_step`), or
+    None."""
+    return model.__dict__.get("train_step")
+
+
+@hook("3.15")
 def rebuild_train_function(model):
     """Drops the traced train function so the next step retraces.
 

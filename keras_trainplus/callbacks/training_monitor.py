@@ -3,6 +3,7 @@ recorded in the compiled step, with diagnoses."""
 
 import copy
 import os
+import weakref
 
 import keras
 import numpy as np
@@ -31,7 +32,7 @@ STATS = (
 )
 _GRADIENT = {"grad_norm", "weight_norm", "update_ratio"}
 _ACTIVATION = {"activation_mean", "activation_std", "dead_fraction"}
-_MONITORED = "_keras_trainplus_monitor"
+_ACTIVE = weakref.WeakKeyDictionary()  # model -> its running monitor
 # Floats held by the record buffers at most (beyond the minimum of two
 # execution blocks): 16 MiB of float32.
 _BUFFER_BUDGET = 4 * 1024 * 1024
@@ -50,9 +51,8 @@ class TrainingMonitor(keras.callbacks.Callback):
     (``||w_after - w_before|| / ||w_before||``), and of its output
     ``activation_mean``, ``activation_std`` and ``dead_fraction`` (units,
     the last axis, that are 0 for every example). Exact at any
-    `steps_per_execution`, under XLA and distribution; no extra forward or
-    backward pass; steps in between do no extra work. Warnings, formulas
-    and costs: [docs/training_monitor.md](../docs/training_monitor.md).
+    `steps_per_execution`, under XLA and distribution; no extra pass
+    ([docs/training_monitor.md](../docs/training_monitor.md)).
 
     Results: `history` (``{stat: array [records, layers]}``), `steps`
     (0-based update indices, ``[records]``), `layer_names`, `diagnose()`,
@@ -63,8 +63,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         every_n_steps: int >= 1, record every n-th update. Defaults to 10.
         layers: None, or layer names / `Layer` objects to watch.
         stats: the statistics to record, a subset of the default (all).
-        log_dir: None, or a directory for TensorBoard events
-            (tensorboardX, any backend).
+        log_dir: None, or a directory for TensorBoard events (any backend).
         warn: bool, warn once per kind and layer. Defaults to `True`.
 
     Example:
@@ -169,7 +168,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._reset()
         model = self.model
         self._guard = _fit_guard.guard_for(self)
-        if getattr(model, _MONITORED, None) is not None:
+        if _ACTIVE.get(model) is not None:
             raise ValueError(
                 "Two `TrainingMonitor` callbacks watch model "
                 f"{model.name!r} in one `fit`. Keep one of them."
@@ -231,7 +230,7 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def _install(self, optimizer):
         model = self.model
-        model.__dict__[_MONITORED] = self
+        _ACTIVE[model] = self
         self._guard.add(self, self._uninstall)
         iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
         self._taps.install(iterations)
@@ -255,9 +254,9 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def _uninstall(self):
         model = self.model
-        if model.__dict__.get(_MONITORED) is not self:
+        if _ACTIVE.get(model) is not self:
             return
-        del model.__dict__[_MONITORED]
+        del _ACTIVE[model]
         if self._recorder is not None:
             self._recorder.uninstall()
         else:

@@ -82,7 +82,7 @@ class RecordingSwitch:
         # A new train function (untraced): build the pair from the train
         # step it runs, each from its own step function (JAX caches traces
         # per function) that sets the mode while it is traced.
-        saved = model.__dict__.get("train_step")
+        saved = internals.trainer.instance_train_step(model)
         step = model.train_step
         functions = {}
         for mode in (self.recording, "off"):

@@ -97,7 +97,7 @@ class ActivationTaps:
         for layer, variable in self._hidden():
             internals.layers.attach_hidden_state(layer, variable)
         for j, layer in enumerate(self.watched.layers[: len(self.moments)]):
-            previous = layer.__dict__.get("call")
+            previous = internals.layers.instance_call(layer)
             self._calls[j] = previous
             internals.layers.set_layer_call(layer, self._tapped(j, layer.call))
         self._loss_token = internals.trainer.wrap_compute_loss(
