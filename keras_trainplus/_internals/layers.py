@@ -58,6 +58,24 @@ def iter_layers(model):
 
 
 @hook("3.15")
+def layer_paths(model):
+    """``{id(layer): path}`` for every layer below `model`: the names of
+    the nested models above it and its own, joined by ``/``
+    (``"tower/fc"``), whatever name scopes the layers were created in."""
+    paths = {}
+
+    def visit(layer, prefix):
+        for inner in getattr(layer, "layers", []) or []:
+            if id(inner) in paths:
+                continue
+            paths[id(inner)] = prefix + inner.name
+            visit(inner, prefix + inner.name + "/")
+
+    visit(model, "")
+    return paths
+
+
+@hook("3.15")
 def set_layer_call(layer, call):
     """Replaces ``layer.call`` on this instance (None restores the class's).
 

@@ -66,6 +66,26 @@ def set_train_step(model, train_step):
 
 
 @hook("3.15")
+def build_for_fit(model, epoch_iterator):
+    """Builds the variables of a model not built yet from the data of the
+    running `fit` (TF builds a subclassed model at the first trace, after
+    `on_train_begin`; JAX's `fit` does this before it). Like Keras's own
+    symbolic build under a strategy, it takes one batch and resets the
+    epoch iterator."""
+    require(model, "_symbolic_build", "build the model before the fit")
+    if epoch_iterator is None or all(
+        layer.built for layer in _layers_and_self(model)
+    ):
+        return
+    model._symbolic_build(iterator=epoch_iterator)
+    epoch_iterator.reset()
+
+
+def _layers_and_self(model):
+    return [model, *model._flatten_layers(include_self=False)]
+
+
+@hook("3.15")
 def instance_train_step(model):
     """The ``train_step`` set on this instance (`set_train_step`), or
     None."""

@@ -173,6 +173,7 @@ class TrainingMonitor(keras.callbacks.Callback):
                 "Two `TrainingMonitor` callbacks watch model "
                 f"{model.name!r} in one `fit`. Keep one of them."
             )
+        internals.trainer.build_for_fit(model, self._guard.epoch_iterator)
         optimizer = internals.optimizer.optimizers_of(model.optimizer)[0]
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
@@ -231,7 +232,7 @@ class TrainingMonitor(keras.callbacks.Callback):
     def _install(self, optimizer):
         model = self.model
         _ACTIVE[model] = self
-        self._guard.add(self, self._uninstall)
+        self._guard.add(self, self._abort)
         iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
         self._taps.install(iterations)
         if self._recorder is not None:
@@ -251,6 +252,17 @@ class TrainingMonitor(keras.callbacks.Callback):
             os.makedirs(self.log_dir, exist_ok=True)
             self._writer = TensorBoardWriter(self.log_dir)
         self._guard.rebuild_train_function()
+
+    def _abort(self):
+        """`fit` raised: keep the records so far (if they can be read),
+        remove everything, and the train function that ran it (the next
+        `fit` builds a stock one)."""
+        try:
+            self._read()
+        except Exception:  # the abort must complete whatever failed
+            pass
+        self._uninstall()
+        internals.trainer.rebuild_train_function(self.model)
 
     def _uninstall(self):
         model = self.model
@@ -307,12 +319,19 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def _summarize(self, start):
         """``{"monitor/<stat>_max": (value, layer, update)}`` over the
-        epoch's records (and ``_min``)."""
+        epoch's records (and ``_min``); NaN (no layer, update -1) for an
+        epoch without a finite record, so every epoch has every key."""
         out = {}
         steps = self._history.steps[start:]
-        for stat, rows in self._history.rows.items():
+        stats = [s for s in self.stats if s in STATS]
+        if self._history.clip_seen or "clipped" in self._history.rows:
+            stats.append("clipped")
+        for stat in stats:
+            rows = self._history.rows.get(stat, [])
             data = np.array(rows[start:], dtype=np.float64)
             if not data.size or not np.isfinite(data).any():
+                for kind in ("max", "min"):
+                    out[f"monitor/{stat}_{kind}"] = (float("nan"), None, -1)
                 continue
             masked = np.where(np.isfinite(data), data, np.nan)
             for kind, pick in (("max", np.nanargmax), ("min", np.nanargmin)):

@@ -149,17 +149,19 @@ def find_layer(model, layer, argument=None):
             f"{model.name!r} (a layer of the same name in it is another "
             "object)."
         )
+    paths = internals.layers.layer_paths(model)
     found = [x for x in below if x.name == layer]
     if len(found) != 1:
-        found = [x for x in below if getattr(x, "path", None) == layer] or found
+        by_path = [x for x in below if paths.get(id(x)) == layer]
+        found = by_path or found
     if len(found) == 1:
         return found[0]
     if not found:
         raise ValueError(
             f"Model {model.name!r} has no layer {layer!r}{where}. Layers: "
-            f"{[x.name for x in below]}"
+            f"{[paths.get(id(x), x.name) for x in below]}"
         )
-    paths = [getattr(x, "path", None) for x in found]
+    paths = [paths.get(id(x), x.name) for x in found]
     raise ValueError(
         f"Model {model.name!r} has {len(found)} layers named {layer!r}"
         f"{where}: give the path ({', '.join(map(repr, paths))}) or the "
@@ -172,7 +174,7 @@ def label(model, layer):
     another layer of `model` has the same name."""
     below = internals.layers.iter_layers(model)
     if sum(x.name == layer.name for x in below) > 1:
-        return getattr(layer, "path", None) or layer.name
+        return internals.layers.layer_paths(model).get(id(layer), layer.name)
     return layer.name
 
 

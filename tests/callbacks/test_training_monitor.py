@@ -607,3 +607,117 @@ def test_a_long_epoch_wraps_the_ring_buffer_without_losing_records(
     assert monitor._capacity < 100  # read many times per epoch
     np.testing.assert_array_equal(monitor.steps, np.arange(800))
     assert np.isfinite(monitor.history["grad_norm"]).all()
+
+
+def test_embedding_gradient_rows_of_repeated_ids_are_summed():
+    """An embedding's gradient (TF: `IndexedSlices` with a row per token)
+    has the norm of the update SGD applies: ||delta w|| / lr."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((7,), dtype="int32")
+    h = keras.layers.Embedding(5, 4, name="emb")(inp)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    model = keras.Model(inp, keras.layers.Dense(1, name="head")(h))
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, size=(16, 7)).astype("int32")  # ids repeat
+    y = rng.normal(size=(16, 1)).astype("float32")
+    before = [w.numpy().copy() for w in model.trainable_variables]
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    model.fit(x, y, batch_size=16, verbose=0, callbacks=[monitor])
+    after = [w.numpy() for w in model.trainable_variables]
+    emb = np.sqrt(np.sum(np.square(after[0] - before[0]))) / 0.1
+    np.testing.assert_allclose(
+        monitor.history["grad_norm"][0, 0], emb, rtol=1e-5
+    )
+
+
+def test_after_an_exception_the_next_fit_runs_a_stock_train_function():
+    from keras_trainplus import _internals as internals
+
+    x, y = _data()
+    model = _model()
+    monitor = C.TrainingMonitor(every_n_steps=1)
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        model.fit(x, y, batch_size=B, verbose=0, callbacks=[monitor, Boom()])
+    # the records of the updates that ran are kept (batch 3 raised after
+    # its update)
+    np.testing.assert_array_equal(monitor.steps, [0, 1, 2, 3])
+    fn = internals.fit_loop.unguarded(model.train_function)
+    assert "RecordingSwitch" not in getattr(fn, "__qualname__", "")
+    model.fit(x, y, batch_size=B, verbose=0)
+    fn = internals.fit_loop.unguarded(model.train_function)
+    assert "RecordingSwitch" not in getattr(fn, "__qualname__", "")
+
+
+class _Net(keras.Model):
+    def __init__(self):
+        super().__init__(name="net")
+        self.fc1 = keras.layers.Dense(8, activation="relu", name="fc1")
+        self.shared = keras.layers.Dense(8, activation="relu", name="shared")
+        self.head = keras.layers.Dense(1, name="head")
+
+    def call(self, x):
+        return self.head(self.shared(self.shared(self.fc1(x))))
+
+
+def test_a_subclassed_model_built_by_fit():
+    x, y = _data()
+    model = _Net()
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    history = model.fit(
+        x, y, batch_size=B, epochs=2, verbose=0, callbacks=[monitor]
+    )
+    assert monitor.layer_names == ["fc1", "shared", "head"]
+    np.testing.assert_array_equal(monitor.steps, np.arange(16))
+    assert len(history.history["loss"]) == 2  # no batch lost to the build
+    for values in monitor.history.values():
+        assert np.isfinite(values).all()
+
+
+def test_nested_models_paths_and_names_used_twice():
+    keras.utils.set_random_seed(0)
+
+    def tower(name):
+        inp = keras.Input((6,))
+        out = keras.layers.Dense(4, activation="tanh", name="fc")(inp)
+        return keras.Model(inp, out, name=name)
+
+    inp = keras.Input((6,))
+    left, right = tower("left"), tower("right")
+    h = keras.layers.Concatenate()([left(inp), right(inp)])
+    model = keras.Model(inp, keras.layers.Dense(1, name="head")(h))
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    x, y = _data()
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    model.fit(x, y, batch_size=B, verbose=0, callbacks=[monitor])
+    assert monitor.layer_names == ["left/fc", "right/fc", "head"]
+    given = C.TrainingMonitor(every_n_steps=1, layers=["right/fc", left])
+    model.fit(x, y, batch_size=B, verbose=0, callbacks=[given])
+    assert given.layer_names == ["right/fc", "left"]
+    # a nested model given stands for all its trainable variables
+    kernel, bias = left.get_layer("fc").trainable_variables
+    weight = np.sqrt(np.sum(kernel.numpy() ** 2) + np.sum(bias.numpy() ** 2))
+    assert np.isfinite(given.history["grad_norm"]).all()
+    last = given.history["weight_norm"][-1, 1]
+    assert last == pytest.approx(weight, rel=0.05)  # one update before
+    with pytest.raises(ValueError, match="'left/fc', 'right/fc'"):
+        model.fit(x, y, verbose=0, callbacks=[C.TrainingMonitor(layers="fc")])
+
+
+def test_every_epoch_has_every_summary_key():
+    x, y = _data()
+    model = _model()
+    monitor = C.TrainingMonitor(every_n_steps=20, stats=["grad_norm"])
+    history = model.fit(
+        x, y, batch_size=B, epochs=3, verbose=0, callbacks=[monitor]
+    )  # records at updates 0 and 20: epochs 0 and 2
+    values = history.history["monitor/grad_norm_max"]
+    assert len(values) == 3 and np.isnan(values[1])
+    assert np.isfinite(values[0]) and np.isfinite(values[2])

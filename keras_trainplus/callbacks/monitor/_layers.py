@@ -5,6 +5,7 @@ import keras
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus.knobs.lr_multiplier import find_layer
+from keras_trainplus.knobs.lr_multiplier import label
 from keras_trainplus.knobs.lr_multiplier import own_variables
 from keras_trainplus.knobs.lr_multiplier import trainable_layers
 
@@ -20,6 +21,8 @@ def check_layers(layers):
     if not items:
         v.fail("layers", layers, "a non-empty list (or None: all layers)")
     for item in items:
+        if isinstance(item, str) and not item:
+            v.fail("layers", layers, "layer names (not empty) or layers")
         if not isinstance(item, (str, keras.layers.Layer)):
             v.fail_type(
                 "layers", layers, "a list of layer names or `Layer` objects"
@@ -52,15 +55,14 @@ class WatchedLayers:
                 "trainable weights to watch (pass `layers=[...]`)."
             )
         self.layers = found
-        names = [x.name for x in found]
-        self.names = [
-            getattr(x, "path", None) or x.name
-            if names.count(x.name) > 1
-            else x.name
-            for x in found
-        ]
+        self.names = [label(model, x) for x in found]
+        # By default a nested model stands for the weights it owns itself
+        # (its layers are watched one by one); a layer given, for all.
         self.variables = [
-            own_variables(x, own_only=isinstance(x, keras.Model)) for x in found
+            own_variables(
+                x, own_only=layers is None and isinstance(x, keras.Model)
+            )
+            for x in found
         ]
 
     def groups(self, seen):

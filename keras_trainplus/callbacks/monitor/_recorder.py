@@ -33,6 +33,17 @@ from keras_trainplus.callbacks.monitor._buffers import write_rows
 _NAME = "keras_trainplus_monitor"
 
 
+def _rows(g):
+    """A gradient as the update applies it: TF's `IndexedSlices` (the
+    gradient of an embedding) with the rows of repeated indices summed."""
+    if not (hasattr(g, "indices") and hasattr(g, "dense_shape")):
+        return g
+    import tensorflow as tf
+
+    unique, index = tf.unique(g.indices)
+    return tf.math.unsorted_segment_sum(g.values, index, tf.size(unique))
+
+
 def _square_sum(tensors):
     total = ops.zeros((), "float32")
     for x in tensors:
@@ -145,7 +156,7 @@ class GradientRecorder:
         def compute():
             rows = []
             for group in groups:
-                squares = _square_sum([grads[i] for i, _ in group])
+                squares = _square_sum([_rows(grads[i]) for i, _ in group])
                 # non-finite if an element is (or the sum overflows float32)
                 finite = ops.cast(ops.isfinite(squares), "float32")
                 weights = _square_sum([w.value for _, w in group])
@@ -174,7 +185,7 @@ class GradientRecorder:
             row = []
             for group in groups:
                 changed = [
-                    ops.any(ops.not_equal(grads[i], before[i]))
+                    ops.any(ops.not_equal(_rows(grads[i]), _rows(before[i])))
                     for i, _ in group
                 ]
                 row.append(ops.any(ops.stack(changed)) if changed else False)
