@@ -57,7 +57,8 @@ class TrainingMonitor(keras.callbacks.Callback):
     Results: `history` (``{stat: array [records, layers]}``), `steps`
     (0-based update indices, ``[records]``), `layer_names`, `diagnose()`,
     `plot(path)`; per epoch ``logs["monitor/<stat>_max"]`` and ``_min``
-    (Python floats), with the layer and update in `epoch_summaries`.
+    (and ``"monitor/clipped_share"``; Python floats), with the layer and
+    update in `epoch_summaries`.
 
     Args:
         every_n_steps: int >= 1, record every n-th update. Defaults to 10.
@@ -329,6 +330,10 @@ class TrainingMonitor(keras.callbacks.Callback):
         for stat in stats:
             rows = self._history.rows.get(stat, [])
             data = np.array(rows[start:], dtype=np.float64)
+            if stat == "clipped":  # the share of recorded updates clipped
+                share = float(np.mean(data.max(1))) if data.size else np.nan
+                out["monitor/clipped_share"] = (share, None, -1)
+                continue
             if not data.size or not np.isfinite(data).any():
                 for kind in ("max", "min"):
                     out[f"monitor/{stat}_{kind}"] = (float("nan"), None, -1)

@@ -330,6 +330,26 @@ def test_exploding_gradients_after_a_learning_rate_jump():
         assert grad[i] > 10 * np.median(earlier) or ratio > 1
 
 
+def test_exploding_gradients_from_a_large_init_and_a_high_rate():
+    keras.utils.set_random_seed(0)
+    init = keras.initializers.RandomNormal(stddev=0.5)
+    model = _deep("relu", 4, init)
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    monitor = C.TrainingMonitor(every_n_steps=1)
+    messages = _fit_caught(model, x, y, monitor)
+    exploding = [m for m in messages if "exploding gradient" in m]
+    assert exploding and not any("vanishing" in m for m in messages)
+    for message in exploding:  # each named layer did explode
+        name = message.split("'")[1]
+        step = int(message.split("at update ")[1].split(":")[0])
+        j, i = monitor.layer_names.index(name), list(monitor.steps).index(step)
+        grad = monitor.history["grad_norm"][: i + 1, j]
+        jump = i > 0 and grad[i] > 10 * np.median(grad[:i])
+        assert jump or monitor.history["update_ratio"][i, j] > 1
+
+
 class _SqrtGate(keras.layers.Layer):
     """``h * sqrt(w * gate)``: at a gate of 0 its own weight's gradient is
     0/0 = NaN while the gradient it passes down, sqrt(0) = 0, is finite."""
@@ -403,6 +423,8 @@ def test_clip_schedule_marks_the_records_it_clipped():
     )  # fmt: skip
     clipped = monitor.history["clipped"]
     assert (clipped[:8] == 0).all() and (clipped[8:] == 1).all()
+    shares = [s["monitor/clipped_share"][0] for s in monitor.epoch_summaries]
+    assert shares == [0.0, 1.0]
 
 
 def test_keras_gradient_accumulation_records_updates():
