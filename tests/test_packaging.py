@@ -36,6 +36,8 @@ def test_public_api():
         "MixUp",
         "ScheduledDropout",
         "SpecAugment",
+        "StochasticDepth",
+        "stochastic_depth_rates",
         "mix_targets",
     }
     for name in ktp.layers.__all__:

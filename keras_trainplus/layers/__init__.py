@@ -1,4 +1,5 @@
-"""Layers: scheduled dropout and training-only augmentation."""
+"""Layers: scheduled dropout, training-only augmentation and stochastic
+depth."""
 
 from keras_trainplus.layers.cut_mix import CutMix
 from keras_trainplus.layers.cutout import Cutout
@@ -6,6 +7,8 @@ from keras_trainplus.layers.mix_targets import mix_targets
 from keras_trainplus.layers.mix_up import MixUp
 from keras_trainplus.layers.scheduled_dropout import ScheduledDropout
 from keras_trainplus.layers.spec_augment import SpecAugment
+from keras_trainplus.layers.stochastic_depth import StochasticDepth
+from keras_trainplus.layers.stochastic_depth import stochastic_depth_rates
 
 __all__ = [
     "CutMix",
@@ -13,5 +16,7 @@ __all__ = [
     "MixUp",
     "ScheduledDropout",
     "SpecAugment",
+    "StochasticDepth",
     "mix_targets",
+    "stochastic_depth_rates",
 ]
