@@ -40,7 +40,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from callback_overhead import BlockTimer  # noqa: E402
+from callback_overhead import measure as measure_blocks  # noqa: E402
 from gradient_controls import build  # noqa: E402
 from gradient_controls import run_rounds  # noqa: E402
 from weight_averaging import best_of  # noqa: E402
@@ -67,34 +67,19 @@ def variants():
     }
 
 
-class SteadyTimer(BlockTimer):
-    """Times an epoch from the start of its third execution block."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start, self.blocks = None, 0
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.blocks += 1
-        if self.blocks == 3:
-            self.start, self.start_batch = time.perf_counter(), batch
-
-
 FIT_SECONDS = {}  # variant -> whole-fit seconds per round
 
 
 def measure(model, callbacks, x, y, batch):
-    timer = SteadyTimer()
+    """`callback_overhead.measure` with two untimed blocks (the monitor
+    traces two train functions), recording the whole fit's seconds."""
     begin = time.perf_counter()
-    model.fit(
-        x, y, batch_size=batch, epochs=1, verbose=0,
-        callbacks=callbacks + [timer],
-    )  # fmt: skip
+    rate = measure_blocks(model, callbacks, x, y, batch, untimed_blocks=2)
     key = (model.steps_per_execution, type(callbacks[0]).__name__
            if callbacks else "plain", getattr(callbacks[0], "every_n_steps",
            0) if callbacks else 0)  # fmt: skip
     FIT_SECONDS.setdefault(key, []).append(time.perf_counter() - begin)
-    steps = int(np.ceil(len(x) / batch)) - timer.start_batch
-    return steps / timer.seconds
+    return rate
 
 
 def build_cnn(spe):
@@ -171,7 +156,7 @@ def main():
     if args.step_cost:
         return step_cost(args.rounds)
     if args.quick:
-        args.samples = 3200
+        args.samples = 10240
     rng = np.random.RandomState(0)
     header = (
         f"keras {keras.__version__}, backend {keras.backend.backend()}, "
@@ -188,7 +173,8 @@ def main():
             x = rng.normal(size=(args.samples, 20)).astype("float32")
             make = lambda n, spe: build(spe, {})  # noqa: E731
         else:
-            samples = args.samples // 4
+            # more than two execution blocks of 32 steps (two untimed)
+            samples = max(args.samples // 4, (2 * 32 + 1) * args.batch)
             x = rng.normal(size=(samples, 16, 16, 3)).astype("float32")
             make = lambda n, spe: build_cnn(spe)  # noqa: E731
         y = rng.randint(0, 10, size=len(x))

@@ -111,7 +111,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._diagnosis = None
         self._names = []
         self._recorder = self._taps = self._writer = self._watched = None
-        self._guard = self._switch = None
+        self._guard = self._switch = self._optimizer = None
         self.epoch_summaries = []
         self._since_read = 0
 
@@ -119,7 +119,7 @@ class TrainingMonitor(keras.callbacks.Callback):
     # by `copy.deepcopy` (the results are plain data).
     _LIVE = (
         "model", "_guard", "_recorder", "_taps", "_writer", "_watched",
-        "_switch",
+        "_switch", "_optimizer",
     )  # fmt: skip
 
     def __deepcopy__(self, memo):
@@ -176,6 +176,7 @@ class TrainingMonitor(keras.callbacks.Callback):
             )
         internals.trainer.build_for_fit(model, self._guard.epoch_iterator)
         optimizer = internals.optimizer.optimizers_of(model.optimizer)[0]
+        self._optimizer = optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         self._watched = WatchedLayers(model, self.layers)
@@ -302,10 +303,7 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = len(self._history.steps)
-        self._switch.sync(self._recorder_optimizer())
-
-    def _recorder_optimizer(self):
-        return internals.optimizer.optimizers_of(self.model.optimizer)[0]
+        self._switch.sync(self._optimizer)
 
     def on_epoch_end(self, epoch, logs=None):
         self._read()

@@ -46,8 +46,6 @@ class MonitorHistory:
         self.clip_seen = False
         self.steps = []
         self.rows = {}
-        self.loss = []
-        self.finite = []
 
     def read(self, model, recorder, taps):
         """Reads the records written since the last read from the buffers
@@ -75,8 +73,6 @@ class MonitorHistory:
             self.steps.append(step)
             for stat, row in values.items():
                 self.rows.setdefault(stat, []).append(row)
-            self.loss.append(loss)
-            self.finite.append(finite)
             out.append((step, values, loss, finite))
         return out
 
