@@ -9,12 +9,16 @@ Public API:
   `GradientAccumulationScheduler`, `GradientNoise`, `DiscriminativeLR`,
   `GradualUnfreezing`, `WeightEMA`, `StochasticWeightAveraging`,
   `LRFinder`.
-* `keras_trainplus.layers`: `ScheduledDropout`.
+* `keras_trainplus.layers`: `ScheduledDropout`, augmentation layers,
+  `StochasticDepth`.
+* `keras_trainplus.data`: `LengthBatcher` (length-bucketed batches, a
+  curriculum on length).
 * `keras_trainplus.find_lr` / `LRFinderResult`: the LR range test.
 * `keras_trainplus.Knob`: a variable-backed value read by the compiled step.
 """
 
 from keras_trainplus import callbacks
+from keras_trainplus import data
 from keras_trainplus import distribute
 from keras_trainplus import layers
 from keras_trainplus import schedules
@@ -30,6 +34,7 @@ __all__ = [
     "Knob",
     "LRFinderResult",
     "callbacks",
+    "data",
     "distribute",
     "find_lr",
     "layers",

@@ -174,7 +174,8 @@ def choice(name, value, options):
     if (
         isinstance(value, str)
         and value not in options
-        and CURVE_ALIASES.get(value) in options
+        and value in CURVE_ALIASES
+        and CURVE_ALIASES[value] in options
     ):
         value = CURVE_ALIASES[value]
     for option in options:

@@ -53,13 +53,22 @@ def calling_fit(model, max_depth=50):
                 isinstance(owner, keras.callbacks.CallbackList)
                 and getattr(owner, "_model", None) is model
             ):
-                caller = frame.f_back
-                it = caller.f_locals.get("epoch_iterator") if caller else None
-                if not hasattr(type(it), "catch_stop_iteration"):
-                    it = None
-                return owner, it
+                return owner, _epoch_iterator_above(frame.f_back)
         frame = frame.f_back
     return None, None
+
+
+def _epoch_iterator_above(frame, max_depth=4):
+    """The `epoch_iterator` local of `fit`, the first frame above the
+    `CallbackList` call that has one (guard wrappers may sit between)."""
+    for _ in range(max_depth):
+        if frame is None:
+            return None
+        it = frame.f_locals.get("epoch_iterator")
+        if hasattr(type(it), "catch_stop_iteration"):
+            return it
+        frame = frame.f_back
+    return None
 
 
 def _is_control_flow(error):
@@ -246,3 +255,60 @@ def training_batches(epoch_iterator):
 def unguarded(fn):
     """The function a guard wrapper (`guard_model`) wraps, or `fn`."""
     return getattr(fn, "__dict__", {}).get(_GUARDED, fn)
+
+
+@hook("3.15")
+def epoch_source(epoch_iterator):
+    """What the running `fit` iterates: the `PyDataset` or `tf.data`
+    dataset it was given (None for other data)."""
+    require(epoch_iterator, "data_adapter", "read the training data")
+    adapter = epoch_iterator.data_adapter
+    return getattr(adapter, "py_dataset", None) or getattr(
+        adapter, "_dataset", None
+    )
+
+
+@hook("3.15")
+def shuffles_batches(epoch_iterator):
+    """Whether `fit(shuffle=True)` permutes the batches of a `PyDataset`."""
+    adapter = epoch_iterator.data_adapter
+    return bool(getattr(adapter, "shuffle", False)) and hasattr(
+        adapter, "py_dataset"
+    )
+
+
+@hook("3.15")
+def set_epoch_batches(callback_list, epoch_iterator, num_batches):
+    """Makes the coming epoch of a running `fit` `num_batches` long.
+
+    Keras reads the number of batches of its data once, when `fit` starts,
+    and then ends every epoch after that many (or warns that the data ran
+    out). Called from a callback's `on_epoch_begin`, before the epoch's
+    data is read, this sets the count of the epoch iterator and the
+    progress bar's target. `steps_per_epoch` given to `fit` wins."""
+    require(epoch_iterator, "_num_batches", "change the length of an epoch")
+    if epoch_iterator.steps_per_epoch:
+        return
+    epoch_iterator._num_batches = int(num_batches)
+    for callback in getattr(callback_list, "callbacks", []):
+        if isinstance(callback, keras.callbacks.ProgbarLogger):
+            params = dict(callback.params or {})
+            params["steps"] = int(num_batches)
+            callback.set_params(params)
+
+
+@hook("3.15")
+def sampling_tensor_spec(dataset, max_depth=8):
+    """Whether Keras is reading batches of the `PyDataset` `dataset` to
+    infer its `tf.data` signature (TensorFlow backend): it reads the first
+    two and fixes every dimension on which they agree, so a later batch of
+    another padded length would fail."""
+    frame = sys._getframe(1)
+    for _ in range(max_depth):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "get_tf_dataset":
+            owner = frame.f_locals.get("self")
+            return getattr(owner, "py_dataset", None) is dataset
+        frame = frame.f_back
+    return False
