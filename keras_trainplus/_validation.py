@@ -258,6 +258,7 @@ _TARGET_RANGES = {
     "gradient_clip": (0, None, False, True, True, "a clip threshold"),
     "dropout": (0, 1, True, False, False, "a dropout rate"),
     "gradient_noise": (0, None, True, True, False, "a noise std"),
+    "weight_noise": (0, None, True, True, False, "a noise std"),
     "gradient_accumulation": (1, None, True, True, False, "a factor"),
     "ema_decay": (0, 1, True, True, False, "an EMA decay"),
 }
@@ -280,6 +281,8 @@ def _target_range(target):
         fail_type("target", target, "a hyperparameter target name")
     if target.startswith("dropout:"):
         return _TARGET_RANGES["dropout"]
+    if target.startswith("weight_noise:"):
+        return _TARGET_RANGES["weight_noise"]
     if target.startswith("lr_multiplier:"):
         return (0, None, True, True, False, "a learning-rate multiplier")
     if target in _TARGET_RANGES:
@@ -298,7 +301,8 @@ def target_value(target, value, argument):
     Ranges: ``"learning_rate"``/``"lr"`` and ``"weight_decay"``: finite
     and >= 0; ``"momentum"``, ``"beta_1"``, ``"beta_2"``, ``"dropout"``
     and ``"dropout:<layer>"``: in [0, 1); ``"gradient_clip"``: > 0, where
-    `math.inf` and `None` mean "no clipping"; ``"gradient_noise"`` and
+    `math.inf` and `None` mean "no clipping"; ``"gradient_noise"``,
+    ``"weight_noise"``, ``"weight_noise:<layer>"`` and
     ``"lr_multiplier:<layer>"``: finite and >= 0;
     ``"gradient_accumulation"``: an integer >= 1; ``"ema_decay"``: in
     [0, 1]; augmentation knobs

@@ -8,7 +8,12 @@ instance, dropout's noise shape.
   `.state`.
 * **Patching a layer's `call`** on the instance (stock dropout layers read
   their rate as a Python float at trace time).
+* **Substituted variable values** for one call (weight noise): a nested
+  `keras.StatelessScope` that sees the enclosing one's values (the JAX
+  train state) and hands on what the call assigns and the losses it adds.
 """
+
+import contextlib
 
 from keras_trainplus._internals.version import hook
 from keras_trainplus._internals.version import require
@@ -138,3 +143,49 @@ def output_units(layer):
     if len(shape) <= 1:
         return 1
     return shape[-1]
+
+
+@hook("3.15")
+def call_training():
+    """The `training` flag of the running layer call (Keras resolves it
+    from the outermost call that set it), as a bool; False outside calls."""
+    from keras.src.backend.common import global_state
+
+    context = global_state.get_global_attribute("current_call_ctx")
+    value = None if context is None else context.get_value("training")
+    return bool(value) if value is not None else False
+
+
+@hook("3.15")
+@contextlib.contextmanager
+def substituted_values(values, variables):
+    """Within the block, reading a variable of `values` (``[(variable,
+    tensor)]``) gives its tensor. Assignments inside to `variables` (which
+    must include those of `values`) reach the enclosing stateless scope
+    (JAX's train step) or the variables themselves; losses added inside
+    reach the enclosing scope when it collects them."""
+    import keras
+    from keras.src.backend.common import stateless_scope
+
+    outer = stateless_scope.get_stateless_scope()
+    collect = bool(outer is not None and outer.collect_losses)
+    scope = keras.StatelessScope(
+        values, collect_losses=collect, initialize_variables=False
+    )
+    if outer is not None:
+        scope.state_mapping = {**outer.state_mapping, **scope.state_mapping}
+    before = dict(scope.state_mapping)
+    with scope:
+        yield
+    for variable in variables:
+        key = id(variable)
+        value = scope.state_mapping.get(key)
+        if value is None or value is before.get(key):
+            continue
+        if outer is not None:
+            outer.add_update((variable, value))
+        else:
+            variable.assign(value)
+    if collect:
+        for loss in scope.losses:
+            outer.add_loss(loss)

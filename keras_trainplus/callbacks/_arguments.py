@@ -132,7 +132,8 @@ def check_schedules(schedules, argument="schedules"):
 def check_options(options, schedules):
     """Checks ``{target: {option: value}}``: `log_key` and `argument` (the
     name used in logs and messages) for any target, `mode` for
-    ``"gradient_clip"``, `seed` for ``"gradient_noise"``, `layers` for
+    ``"gradient_clip"``, `seed` for ``"gradient_noise"`` and the weight
+    noise targets, `layers` for ``"weight_noise"`` and
     ``"dropout"``, `replace_schedule` for the learning rate."""
     if options is None:
         return {}
@@ -150,9 +151,7 @@ def check_options(options, schedules):
             )
         if not isinstance(values, dict):
             v.fail_type(where, values, "a dict {option: value}")
-        allowed = {"log_key", "argument"} | _TARGET_OPTIONS.get(
-            target if isinstance(target, str) else None, set()
-        )
+        allowed = {"log_key", "argument"} | _target_options(target)
         for key, value in values.items():
             if key not in allowed:
                 v.fail(
@@ -181,9 +180,18 @@ _TARGET_OPTIONS = {
     "gradient_clip": {"mode"},
     "gradient_noise": {"seed"},
     "dropout": {"layers"},
+    "weight_noise": {"seed", "layers"},
     "learning_rate": {"replace_schedule"},
     "lr": {"replace_schedule"},
 }
+
+
+def _target_options(target):
+    if not isinstance(target, str):
+        return set()
+    if target.startswith("weight_noise:"):
+        return {"seed"}
+    return _TARGET_OPTIONS.get(target, set())
 
 
 def shapes_base(name, schedule):

@@ -13,6 +13,7 @@ from keras_trainplus.knobs.lr_multiplier import LRMultiplierKnob
 from keras_trainplus.knobs.optimizer_attribute import OptimizerAttributeKnob
 from keras_trainplus.knobs.user_knob import UserKnob
 from keras_trainplus.knobs.user_knob import is_knob
+from keras_trainplus.knobs.weight_noise import WeightNoiseKnob
 
 _TARGETS = {
     "learning_rate": LearningRateKnob,
@@ -24,6 +25,7 @@ _TARGETS = {
     "gradient_noise": GradientNoiseKnob,
     "dropout": DropoutRateKnob,
     "ema_decay": EMADecayKnob,
+    "weight_noise": WeightNoiseKnob,
 }
 _OPTIMIZER_ATTRIBUTES = ("momentum", "beta_1", "beta_2", "weight_decay")
 
@@ -31,6 +33,7 @@ _OPTIMIZER_ATTRIBUTES = ("momentum", "beta_1", "beta_2", "weight_decay")
 def target_names():
     return sorted(list(_TARGETS) + list(_OPTIMIZER_ATTRIBUTES)) + [
         "dropout:<layer name>",
+        "weight_noise:<layer name>",
         "lr_multiplier:<layer name>",
         "<augmentation layer name>.<knob>",
         "a keras_trainplus.Knob",
@@ -43,7 +46,7 @@ def check_target_name(name):
             "A hyperparameter target must be a name or a "
             f"`keras_trainplus.Knob`. Received: {name!r}"
         )
-    for prefix in ("dropout:", _MULTIPLIER):
+    for prefix in ("dropout:", "weight_noise:", _MULTIPLIER):
         if name.startswith(prefix) and len(name) > len(prefix):
             return name
     layer, dot, knob = name.rpartition(".")
@@ -67,6 +70,9 @@ def bind(target, model, **options):
         layer = target[len("dropout:") :]
         options.setdefault("log_key", f"dropout_rate:{layer}")
         return DropoutRateKnob(model, layers=[layer], **options)
+    if target.startswith("weight_noise:"):
+        options.setdefault("log_key", target)
+        return WeightNoiseKnob(model, layers=[target[13:]], **options)
     if target.startswith(_MULTIPLIER):
         return LRMultiplierKnob(model, target[len(_MULTIPLIER) :], **options)
     if "." in target:
