@@ -25,6 +25,7 @@ from keras_trainplus.callbacks.stochastic_weight_averaging import (
 from keras_trainplus.callbacks.training_monitor import TrainingMonitor
 from keras_trainplus.callbacks.warmup_decay_lr import WarmupDecayLR
 from keras_trainplus.callbacks.weight_ema import WeightEMA
+from keras_trainplus.callbacks.weight_noise import WeightNoise
 
 __all__ = [
     "CyclicLR",
@@ -43,4 +44,5 @@ __all__ = [
     "TrainingMonitor",
     "WarmupDecayLR",
     "WeightEMA",
+    "WeightNoise",
 ]

@@ -67,6 +67,28 @@ def epoch_schedule(name, schedule, none_value=None, target=None):
     return schedule
 
 
+def layer_list(name, layers):
+    """Checks a `layers` argument: None, or a non-empty list of layer
+    names or layers."""
+    if layers is None:
+        return None
+    expected = "None or a list of layer names or layers"
+    layers = v.sequence(name, layers, expected)
+    if not layers or not all(
+        isinstance(x, keras.layers.Layer) or (isinstance(x, str) and x)
+        for x in layers
+    ):
+        v.fail_type(name, layers, expected)
+    return layers
+
+
+def layer_names(layers):
+    """`layers` for a config: names (None stays None)."""
+    if layers is None:
+        return None
+    return [getattr(x, "name", x) for x in layers]
+
+
 def momentum_range(cycle_momentum, base_momentum, max_momentum):
     """Checks the momentum arguments of the cyclical presets:
     ``(cycle_momentum, base_momentum, max_momentum)`` as bool, floats in

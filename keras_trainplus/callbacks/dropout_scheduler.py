@@ -1,10 +1,10 @@
 """`DropoutScheduler`: dropout rates that change during training."""
 
-import keras
-
 from keras_trainplus import _export
 from keras_trainplus import _validation as v
 from keras_trainplus.callbacks._arguments import epoch_schedule
+from keras_trainplus.callbacks._arguments import layer_list
+from keras_trainplus.callbacks._arguments import layer_names
 from keras_trainplus.callbacks.hyperparameter_scheduler import (
     HyperparameterScheduler,
 )
@@ -59,15 +59,7 @@ class DropoutScheduler(HyperparameterScheduler):
                 if rate is None:
                     v.target_value("dropout", rate, f"schedule[{epoch!r}]")
         self.schedule = epoch_schedule("schedule", schedule, target="dropout")
-        if layers is not None:
-            expected = "None or a list of layer names or layers"
-            layers = v.sequence("layers", layers, expected)
-            if not layers or not all(
-                isinstance(x, keras.layers.Layer) or (isinstance(x, str) and x)
-                for x in layers
-            ):
-                v.fail_type("layers", layers, expected)
-        self.layers = layers
+        self.layers = layer_list("layers", layers)
         super().__init__(
             {"dropout": self.schedule},
             origin="fit",
@@ -76,14 +68,9 @@ class DropoutScheduler(HyperparameterScheduler):
         )
 
     def get_config(self):
-        names = (
-            None
-            if self.layers is None
-            else [getattr(x, "name", x) for x in self.layers]
-        )
         return {
             "schedule": _export.serialize(self.schedule),
-            "layers": names,
+            "layers": layer_names(self.layers),
             "verbose": self.verbose,
         }
 

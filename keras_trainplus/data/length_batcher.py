@@ -22,44 +22,42 @@ _LENGTH_INPUTS = (None, "lengths", "mask")
 class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
     """Batches of similar-length sequences, with a curriculum on length.
 
-    A `keras.utils.PyDataset` (every backend) that is also a callback:
-    ``model.fit(batcher, callbacks=[batcher], shuffle=False)``. The callback
-    side learns the epoch (also on resume: `initial_epoch`,
-    `BackupAndRestore`) and sets the length of each epoch in `fit`.
-    Epoch ``e`` uses the sequences of length ``<= max_length(e)``, each
-    once, permuted with a generator seeded by ``(seed, e)``, ordered by
-    `ordering` and cut into batches; each batch is padded to its longest
-    sequence (rounded up to `pad_to_multiple_of`). How it works, `tf.data`,
+    A `keras.utils.PyDataset` (every backend) and a callback: pass it as
+    ``fit(batcher, callbacks=[batcher], shuffle=False)``. Epoch ``e``
+    (known on resume too) uses each sequence of length ``<= max_length(e)``
+    once, permuted by a generator seeded with ``(seed, e)``, ordered by
+    `ordering`, cut into batches padded to their longest sequence (rounded
+    up to `pad_to_multiple_of`). Orderings, caps, resume, `tf.data`,
     distribution: [docs/length_batching.md](../docs/length_batching.md).
 
     Args:
-        x: a list of arrays ``(time_i, ...)``, or a padded array
-            ``(sequences, time, ...)`` with `lengths`.
-        y: None; a list of arrays (padded like `x`); a padded array
-            ``(sequences, time, ...)`` like a padded `x`; or an array of
-            one target per sequence.
-        lengths: list of ints, frames per sequence (for a padded `x`).
-        batch_size: int >= 1 or None, sequences per batch. Defaults to 32.
-        max_tokens: int or None, most padded frames per batch
-            (``size x padded length``; RETURNN's frame-based batch size).
-        max_length: None (all), an int, a dict ``{epoch: max length}``
-            (no limit before the first key), a callable ``epoch -> int`` or
-            a keras_trainplus schedule of the epoch. Logged as `max_length`.
+        x: list of arrays ``(time_i, ...)``, or a padded array
+            ``(sequences, time, ...)`` with `lengths` (ints).
+        y: None; a list of arrays (padded like `x`); an array shaped
+            like a padded `x`; or an array of one target per sequence.
+        batch_size: int or None: most sequences per batch. 32.
+        max_tokens: int or None: most padded frames per batch.
+        max_length: None, an int, a dict ``{epoch: int}`` (no limit before
+            the first key), a callable ``epoch -> int`` or a schedule.
         ordering: "random", "sorted", "sorted_reverse", "laplace:N" (N
-            bins) or "laplace:.N" (bins of about N). Defaults to
-            "laplace:.1000" (RETURNN).
-        pad_to_multiple_of: int or None. padding_value: float, 0.0.
-        shuffle: bool. Permute the sequences every epoch. Defaults to True.
-        seed: int or None (a random one). length_input: None, "lengths"
-            (inputs become ``(x, lengths)``, int32 ``(batch,)``, as
-            `SpecAugment` takes) or "mask" (``(x, mask)``, bool
-            ``(batch, time)``). **kwargs: `keras.utils.PyDataset`'s.
+            bins) or "laplace:.N" (bins of about N). "laplace:.1000".
+        pad_to_multiple_of: int or None. padding_value: float. 0.0.
+        shuffle: bool. True. seed: int or None (random).
+        length_input: None; "lengths" (inputs ``(x, lengths)``, int32
+            ``(batch,)``, as `SpecAugment` takes); "mask" (``(x, mask)``).
 
-    Batches: ``(x, y)`` with x ``(batch, time, ...)``; ``(x,)`` without y.
+    Batches: ``(x, y)`` (``(x,)`` without y), x ``(batch, time, ...)``.
+    Example:
+
+    >>> import numpy as np
+    >>> x = [np.ones((n, 2)) for n in (5, 3, 9, 4)]
+    >>> b = LengthBatcher(x, batch_size=2, ordering="sorted", shuffle=False)
+    >>> [b[i][0].shape for i in range(len(b))]
+    [(2, 4, 2), (2, 9, 2)]
 
     Raises:
         ValueError, TypeError: for a bad argument (named), or an epoch whose
-            `max_length` leaves no sequence.
+            `max_length` keeps no sequence.
     """
 
     def __init__(

@@ -223,3 +223,36 @@ def test_errors_name_the_argument(schedules, options, match):
         model.fit(
             x, np.zeros((N_IN, N_OUT)), epochs=1, callbacks=[driver], verbose=0
         )
+
+
+def test_preset_drives_the_target_and_round_trips():
+    from keras_trainplus.callbacks import WeightNoise
+
+    preset = WeightNoise(S.PerEpoch({0: 0.0, 1: 0.3}), layers=["d"], seed=4)
+    clone = WeightNoise.from_config(preset.get_config())
+    assert clone.get_config() == preset.get_config()
+    model = identity_model()
+    stored = keras.ops.convert_to_numpy(model.get_layer("d").kernel).copy()
+    snaps = Snapshots()
+    x = np.eye(N_IN, dtype="float32")
+    history = model.fit(
+        x, np.zeros((N_IN, N_OUT)), batch_size=N_IN, epochs=2,
+        callbacks=[clone, snaps], verbose=0, shuffle=False,
+    )  # fmt: skip
+    assert history.history["weight_noise"] == [0.0, 0.3]
+    np.testing.assert_allclose(snaps.seen[0], stored, atol=1e-7)
+    noise = (snaps.seen[1] - stored).ravel() / 0.3
+    assert stats.kstest(noise, "norm").pvalue > 1e-3
+    for bad, match in (
+        ({"stddev": -1.0}, "stddev"),
+        ({"stddev": {0: 0.1, 3: -0.5}}, r"stddev\[3\]"),
+        ({"layers": "d"}, "layers"),
+        ({"seed": 0.5}, "seed"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=match):
+            WeightNoise(**bad)
+    with pytest.raises(ValueError, match=r"stddev\(0\)"):
+        model.fit(
+            x, np.zeros((N_IN, N_OUT)), epochs=1, verbose=0,
+            callbacks=[WeightNoise(lambda epoch: -1.0)],
+        )  # fmt: skip
