@@ -48,8 +48,9 @@ def mel_filterbank():
     return fb
 
 
-def utterance(label, rng):
-    n = int(rng.uniform(0.4, 1.0) * RATE)
+def utterance(label, rng, seconds=None):
+    """A waveform of class `label`, 0.4-1.0 s long unless `seconds`."""
+    n = int((rng.uniform(0.4, 1.0) if seconds is None else seconds) * RATE)
     t = np.arange(n) / RATE
     f0 = rng.uniform(300, 900)
     if label == 0:

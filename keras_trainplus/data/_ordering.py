@@ -77,11 +77,17 @@ def round_up(length, multiple):
     return int(math.ceil(length / multiple) * multiple)
 
 
-def batches(ordered, lengths, batch_size, max_tokens, multiple):
+def batches(ordered, lengths, batch_size, max_tokens, multiple, divisor=1):
     """Cuts `ordered` into consecutive batches of at most `batch_size`
     sequences (None: no count limit) and, with `max_tokens`, at most that
     many padded frames: ``len(batch) * round_up(longest, multiple)``. A
-    sequence longer than `max_tokens` on its own makes a batch of one."""
+    sequence longer than `max_tokens` on its own makes a batch of one.
+
+    With `divisor` > 1 every batch size is a multiple of it (fairseq's
+    `required_batch_size_multiple`): a batch the token cap closes keeps
+    the largest multiple and passes the rest on; the token cap yields
+    when even `divisor` sequences exceed it; the last ``< divisor``
+    sequences of the order are left out."""
     out, start, longest = [], 0, 0
     for pos, index in enumerate(ordered):
         count = pos - start
@@ -91,12 +97,16 @@ def batches(ordered, lengths, batch_size, max_tokens, multiple):
             max_tokens is not None
             and (count + 1) * round_up(grown, multiple) > max_tokens
         )
-        if count and (full or too_many):
-            out.append(ordered[start:pos])
-            start, grown = pos, int(lengths[index])
+        keep = count - count % divisor
+        if keep and (full or too_many):
+            out.append(ordered[start : start + keep])
+            start += keep
+            grown = int(lengths[ordered[start : pos + 1]].max())
         longest = grown
-    if len(ordered) > start:
-        out.append(ordered[start:])
+    keep = len(ordered) - start
+    keep -= keep % divisor
+    if keep:
+        out.append(ordered[start : start + keep])
     return out
 
 

@@ -41,13 +41,14 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
             the first key), a callable ``epoch -> int`` or a schedule.
         ordering: "random", "sorted", "sorted_reverse", "laplace:N" (N
             bins) or "laplace:.N" (bins of about N). "laplace:.1000".
-        pad_to_multiple_of: int or None. padding_value: float. 0.0.
-        shuffle: bool. True. seed: int or None (random).
+        pad_to_multiple_of, padding_value, shuffle, seed: None, 0.0, True
+            and None (a random seed).
         length_input: None; "lengths" (inputs ``(x, lengths)``, int32
             ``(batch,)``, as `SpecAugment` takes); "mask" (``(x, mask)``).
+        required_batch_size_multiple: every batch size a multiple of it
+            (JAX `DataParallel`: the devices). 1. **kwargs: `PyDataset`'s.
 
     Batches: ``(x, y)`` (``(x,)`` without y), x ``(batch, time, ...)``.
-    Example:
 
     >>> import numpy as np
     >>> x = [np.ones((n, 2)) for n in (5, 3, 9, 4)]
@@ -74,6 +75,7 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
         shuffle=True,
         seed=None,
         length_input=None,
+        required_batch_size_multiple=1,
         **kwargs,
     ):
         keras.utils.PyDataset.__init__(self, **kwargs)
@@ -88,6 +90,20 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
         )
         if self.batch_size is None and self.max_tokens is None:
             v.fail("batch_size", None, "an int >= 1 when `max_tokens` is None")
+        self.required_batch_size_multiple = v.integer(
+            "required_batch_size_multiple",
+            required_batch_size_multiple,
+            minimum=1,
+        )
+        if self.batch_size is not None and (
+            self.batch_size % self.required_batch_size_multiple
+        ):
+            v.fail(
+                "batch_size",
+                batch_size,
+                "a multiple of `required_batch_size_multiple` "
+                f"({self.required_batch_size_multiple})",
+            )
         self.max_length = _max_length_schedule(max_length)
         self._max_length_arg = max_length
         _ordering.parse_ordering(ordering)
@@ -151,7 +167,14 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
             self.batch_size,
             self.max_tokens,
             self.pad_to_multiple_of,
+            self.required_batch_size_multiple,
         )
+        if not plan:
+            v.fail(
+                "required_batch_size_multiple",
+                self.required_batch_size_multiple,
+                f"at most the {ordered.size} sequences of epoch {epoch}",
+            )
         self._clock.plan = (epoch, plan)
         return plan
 
@@ -311,6 +334,7 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
             "shuffle": self.shuffle,
             "seed": self.seed,
             "length_input": self.length_input,
+            "required_batch_size_multiple": self.required_batch_size_multiple,
         }
 
     @classmethod

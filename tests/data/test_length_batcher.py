@@ -427,3 +427,23 @@ def test_bad_values_at_the_first_host_evaluation_are_named():
         LengthBatcher(x, max_length=lambda e: "x").epoch_batches(0)
     with pytest.raises(ValueError, match=r"max_length\(2\)"):
         LengthBatcher(x, max_length={2: 2}).epoch_batches(2)  # keeps nothing
+
+
+@pytest.mark.parametrize("max_tokens", [None, 700])
+def test_required_batch_size_multiple(max_tokens):
+    x, lengths = corpus(203)
+    batcher = LengthBatcher(
+        x, batch_size=16, max_tokens=max_tokens, seed=0,
+        required_batch_size_multiple=4,
+    )  # fmt: skip
+    plan = batcher.epoch_batches(0)
+    assert all(len(b) % 4 == 0 and len(b) <= 16 for b in plan)
+    served = np.concatenate(plan)
+    assert len(set(served.tolist())) == served.size > 203 - 4
+    if max_tokens:
+        over = [b for b in plan if len(b) * lengths[b].max() > max_tokens]
+        assert all(len(b) == 4 for b in over)  # only forced by the multiple
+    with pytest.raises(ValueError, match="`batch_size`"):
+        LengthBatcher(x, batch_size=10, required_batch_size_multiple=4)
+    with pytest.raises(ValueError, match="required_batch_size_multiple"):
+        LengthBatcher(x[:3], required_batch_size_multiple=4).epoch_batches(0)

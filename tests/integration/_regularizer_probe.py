@@ -85,7 +85,7 @@ def batcher_fit(strategy=None):
     y = rng.normal(size=(96, 1)).astype("float32")
     batcher = data.LengthBatcher(
         x, y, batch_size=16, max_length={0: 15, 1: None}, seed=3,
-        pad_to_multiple_of=4,
+        pad_to_multiple_of=4, max_tokens=200, required_batch_size_multiple=2,
     )  # fmt: skip
     model.fit(batcher, callbacks=[batcher], epochs=2, shuffle=False, verbose=0)
     return weights(model)
