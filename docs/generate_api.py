@@ -21,6 +21,7 @@ SECTIONS = [
     ),
     ("keras_trainplus.callbacks", ktp.callbacks, None),
     ("keras_trainplus.layers", ktp.layers, None),
+    ("keras_trainplus.data", ktp.data, None),
     ("keras_trainplus.schedules", ktp.schedules, None),
     ("keras_trainplus.distribute", ktp.distribute, None),
     ("keras_trainplus.tuner", ktp.tuner, None),

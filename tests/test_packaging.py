@@ -29,7 +29,9 @@ def test_public_api():
         "TrainingMonitor",
         "WarmupDecayLR",
         "WeightEMA",
+        "WeightNoise",
     }
+    assert set(ktp.data.__all__) == {"LengthBatcher"}
     assert set(ktp.layers.__all__) == {
         "CutMix",
         "Cutout",
@@ -40,8 +42,9 @@ def test_public_api():
         "stochastic_depth_rates",
         "mix_targets",
     }
-    for name in ktp.layers.__all__:
-        doc = getattr(ktp.layers, name).__doc__
+    for name in ktp.layers.__all__ + ktp.data.__all__:
+        doc = getattr(ktp.layers, name, None) or getattr(ktp.data, name)
+        doc = doc.__doc__
         assert "Args:" in doc and "Example" in doc and "Raises:" in doc, name
     for name in ktp.schedules.__all__:
         cls = getattr(ktp.schedules, name)
@@ -89,6 +92,7 @@ def test_api_reference_is_current_and_complete():
     for module in (
         ktp.callbacks,
         ktp.layers,
+        ktp.data,
         ktp.schedules,
         ktp.distribute,
         ktp.tuner,

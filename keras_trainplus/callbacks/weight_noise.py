@@ -24,7 +24,7 @@ class WeightNoise(HyperparameterScheduler):
     (`predict`, `evaluate`, validation) reads them clean. A preset of the
     driver (targets ``"weight_noise"``, ``"weight_noise:<layer>"``; the
     value is the standard deviation, in weight units):
-    [docs/augmentation.md](../docs/augmentation.md#weight-noise).
+    [docs/regularization.md](../docs/regularization.md#weight-noise).
 
     Args:
         stddev: float >= 0, a dict ``{epoch: stddev}`` (e.g. no noise

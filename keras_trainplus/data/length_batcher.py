@@ -25,10 +25,9 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
     A `keras.utils.PyDataset` (every backend) and a callback: pass it as
     ``fit(batcher, callbacks=[batcher], shuffle=False)``. Epoch ``e``
     (known on resume too) uses each sequence of length ``<= max_length(e)``
-    once, permuted by a generator seeded with ``(seed, e)``, ordered by
-    `ordering`, cut into batches padded to their longest sequence (rounded
-    up to `pad_to_multiple_of`). Orderings, caps, resume, `tf.data`,
-    distribution: [docs/length_batching.md](../docs/length_batching.md).
+    once, permuted by a generator seeded with ``(seed, e)``, ordered, cut
+    into batches padded to their longest (rounded up to
+    `pad_to_multiple_of`): [docs/length_batching.md](../docs/length_batching.md).
 
     Args:
         x: list of arrays ``(time_i, ...)``, or a padded array
@@ -49,6 +48,7 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
             (JAX `DataParallel`: the devices). 1. **kwargs: `PyDataset`'s.
 
     Batches: ``(x, y)`` (``(x,)`` without y), x ``(batch, time, ...)``.
+    Example:
 
     >>> import numpy as np
     >>> x = [np.ones((n, 2)) for n in (5, 3, 9, 4)]

@@ -68,6 +68,12 @@ def _png_ok(path):
             ],
         ),
         (
+            "length_curriculum.py",
+            ["--png", "{tmp}/length_curriculum.png"],
+            "laplace:.400 + curriculum",
+            ["length_curriculum.png"],
+        ),
+        (
             "spec_augment.py",
             ["--png", "{tmp}/spec_augment.png"],
             "SpecAugment on",
