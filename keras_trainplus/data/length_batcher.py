@@ -26,8 +26,8 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
     ``fit(batcher, callbacks=[batcher], shuffle=False)``. Epoch ``e``
     (known on resume too) uses each sequence of length ``<= max_length(e)``
     once, permuted by a generator seeded with ``(seed, e)``, ordered, cut
-    into batches padded to their longest (rounded up to
-    `pad_to_multiple_of`): [docs/length_batching.md](../docs/length_batching.md).
+    into batches padded to their longest (rounded up to `pad_to_multiple_of`):
+    [docs/length_batching.md](../docs/length_batching.md).
 
     Args:
         x: list of arrays ``(time_i, ...)``, or a padded array
