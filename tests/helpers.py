@@ -30,6 +30,14 @@ def run_script(args, backend, timeout=600):
     )
 
 
+def probe_result(args, backend):
+    """The JSON of the last ``RESULT `` line a probe script printed."""
+    proc = run_script(args, backend)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
 def spe_values():
     """steps_per_execution values to test (torch supports only 1)."""
     return (1,) if BACKEND == "torch" else (1, 8)

@@ -258,14 +258,27 @@ def unguarded(fn):
 
 
 @hook("3.15")
-def epoch_source(epoch_iterator):
-    """What the running `fit` iterates: the `PyDataset` or `tf.data`
-    dataset it was given (None for other data)."""
+def epoch_sources(epoch_iterator, max_datasets=64):
+    """What the running `fit` iterates: ``[py_dataset]`` for a `PyDataset`;
+    for a `tf.data` dataset, it and the datasets it was built from (`map`,
+    `prefetch`, ... keep their input: TensorFlow's `_inputs()`); else []."""
     require(epoch_iterator, "data_adapter", "read the training data")
     adapter = epoch_iterator.data_adapter
-    return getattr(adapter, "py_dataset", None) or getattr(
-        adapter, "_dataset", None
-    )
+    if getattr(adapter, "py_dataset", None) is not None:
+        return [adapter.py_dataset]
+    found, stack = [], [getattr(adapter, "_dataset", None)]
+    while stack and len(found) < max_datasets:
+        dataset = stack.pop()
+        if dataset is None or any(dataset is d for d in found):
+            continue
+        found.append(dataset)
+        inputs = getattr(dataset, "_inputs", None)
+        if callable(inputs):
+            try:
+                stack.extend(inputs())
+            except (TypeError, ValueError, NotImplementedError):
+                pass
+    return found
 
 
 @hook("3.15")

@@ -147,13 +147,15 @@ def output_units(layer):
 
 @hook("3.15")
 def call_training():
-    """The `training` flag of the running layer call (Keras resolves it
-    from the outermost call that set it), as a bool; False outside calls."""
+    """The `training` flag of the running layer call as Keras resolved it
+    (the call's argument, an outer call's, or the signature's default): a
+    bool, or None when nothing set it (e.g. under a subclassed model's
+    `call` that JAX's `stateless_call` runs without a layer call)."""
     from keras.src.backend.common import global_state
 
     context = global_state.get_global_attribute("current_call_ctx")
     value = None if context is None else context.get_value("training")
-    return bool(value) if value is not None else False
+    return None if value is None else bool(value)
 
 
 @hook("3.15")

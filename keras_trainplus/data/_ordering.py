@@ -8,6 +8,7 @@ reference (`Dataset.get_seq_order_for_epoch`, `batch_size` in frames,
 """
 
 import math
+import re
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def parse_ordering(ordering):
     if kind == "laplace" and colon:
         per_bin = count.startswith(".")
         digits = count[1:] if per_bin else count
-        if digits.isdigit() and int(digits) >= 1:
+        if re.fullmatch("[0-9]+", digits) and int(digits) >= 1:
             if per_bin:
                 return "laplace", None, int(digits)
             return "laplace", int(digits), None

@@ -47,7 +47,7 @@ class Sequences:
                     lengths_name,
                     None,
                     f"the true lengths of the padded `{name}` (a list "
-                    "of ints), or pass `{name}` as a list of arrays",
+                    f"of ints), or pass `{name}` as a list of arrays",
                 )
         else:
             v.fail_type(
@@ -121,6 +121,10 @@ class Targets:
         self.kind = None
         if y is None:
             return
+        if isinstance(y, (list, tuple)) and all(
+            np.ndim(item) == 0 for item in y
+        ):
+            y = np.asarray(y)  # one number per sequence
         if isinstance(y, (list, tuple)):
             self.kind = "sequences"
             self.sequences = Sequences("y", y)

@@ -12,9 +12,10 @@ from keras_trainplus import _export
 from keras_trainplus import _internals as internals
 from keras_trainplus import _validation as v
 from keras_trainplus.data import _ordering
+from keras_trainplus.data._curriculum import epoch_keys
+from keras_trainplus.data._curriculum import max_length_schedule
 from keras_trainplus.data._sequences import Sequences
 from keras_trainplus.data._sequences import Targets
-from keras_trainplus.schedules.per_epoch import PerEpoch
 
 _LENGTH_INPUTS = (None, "lengths", "mask")
 
@@ -104,7 +105,7 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
                 "a multiple of `required_batch_size_multiple` "
                 f"({self.required_batch_size_multiple})",
             )
-        self.max_length = _max_length_schedule(max_length)
+        self.max_length = max_length_schedule(max_length)
         self._max_length_arg = max_length
         _ordering.parse_ordering(ordering)
         self.ordering = ordering
@@ -113,7 +114,7 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
         )
         self.padding_value = v.real("padding_value", padding_value)
         self.shuffle = v.boolean("shuffle", shuffle)
-        self.seed = v.integer("seed", seed, allow_none=True)
+        self.seed = v.integer("seed", seed, minimum=0, allow_none=True)
         self._seed = random.randrange(1 << 31) if seed is None else self.seed
         self.length_input = v.choice(
             "length_input", length_input, _LENGTH_INPUTS
@@ -195,23 +196,29 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
 
     @property
     def num_batches(self):
-        return len(self.epoch_batches())
+        count = len(self.epoch_batches())
+        if count == 1 and internals.fit_loop.sampling_tensor_spec(self):
+            return 2  # two samples for Keras's signature (`__getitem__`)
+        return count
 
     def __len__(self):
         return self.num_batches
 
     def __getitem__(self, index):
         plan = self.epoch_batches()
+        extra = 0
+        if index in (0, 1) and internals.fit_loop.sampling_tensor_spec(self):
+            # Keras infers the `tf.data` signature from two batches and
+            # fixes every dimension they share: make their lengths differ
+            # (two from one batch if the epoch has one), so the time axis
+            # stays dynamic. These batches are never trained on.
+            extra = index * (self.pad_to_multiple_of or 1)
+            index = min(index, len(plan) - 1)
         if not -len(plan) <= index < len(plan):
             raise IndexError(
                 f"Batch {index} of epoch {self.epoch}, which has "
                 f"{len(plan)} batches."
             )
-        extra = 0
-        if index % 2 and internals.fit_loop.sampling_tensor_spec(self):
-            # Keras infers the `tf.data` signature from batches 0 and 1:
-            # make their lengths differ, so the time axis stays dynamic.
-            extra = self.pad_to_multiple_of or 1
         return self.batch(plan[index], extra)
 
     def batch(self, indices, extra=0):
@@ -276,9 +283,11 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
         self._clock.driven = False
 
     def _feeds(self, iterator):
-        source = internals.fit_loop.epoch_source(iterator)
-        source = getattr(source, "_trainplus_source", source)
-        return getattr(source, "_clock", None) is self._clock
+        for source in internals.fit_loop.epoch_sources(iterator):
+            source = getattr(source, "_trainplus_source", source)
+            if getattr(source, "_clock", None) is self._clock:
+                return True
+        return False
 
     def _check_driven(self):
         varies = self.shuffle or not (
@@ -332,7 +341,7 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
             "pad_to_multiple_of": self.pad_to_multiple_of,
             "padding_value": self.padding_value,
             "shuffle": self.shuffle,
-            "seed": self.seed,
+            "seed": self._seed,  # the seed used (drawn for seed=None)
             "length_input": self.length_input,
             "required_batch_size_multiple": self.required_batch_size_multiple,
         }
@@ -341,7 +350,7 @@ class LengthBatcher(keras.utils.PyDataset, keras.callbacks.Callback):
     def from_config(cls, config):
         config = dict(config)
         if isinstance(config.get("max_length"), dict):
-            config["max_length"] = _epoch_keys(config["max_length"])
+            config["max_length"] = epoch_keys(config["max_length"])
         return cls(**config)
 
     def __deepcopy__(self, memo):
@@ -362,30 +371,3 @@ class _Clock:
         self.plan = None  # (epoch, batches)
         self.driven = False  # a `fit` has it in `callbacks`
         self.passes = 0  # epochs read while not driven
-
-
-def _epoch_keys(values):
-    """A dict read back from JSON has string keys: epochs again."""
-    if isinstance(values, dict) and "class_name" in values:
-        return _export.deserialize(values)
-    return {int(k): x for k, x in values.items()}
-
-
-def _max_length_schedule(max_length):
-    if max_length is None:
-        return None
-    if isinstance(max_length, bool):
-        v.fail_type("max_length", max_length, "an int, dict, callable or None")
-    if isinstance(max_length, (int, float, np.integer, np.floating)):
-        max_length = [v.real("max_length", max_length, minimum=1)]
-    if isinstance(max_length, PerEpoch):
-        return max_length
-    if isinstance(max_length, dict):
-        for k, x in max_length.items():
-            if x is not None:
-                v.real(f"max_length[{k!r}]", x, minimum=1, allow_inf=True)
-    elif isinstance(max_length, (list, tuple)):
-        for i, x in enumerate(max_length):
-            v.real(f"max_length[{i}]", x, minimum=1, allow_inf=True)
-    with v.aliases({"values": "max_length"}):
-        return PerEpoch(max_length)

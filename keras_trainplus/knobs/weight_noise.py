@@ -62,6 +62,7 @@ class WeightNoiseControl:
 
     def __init__(self, layer, model, seed, counter):
         self.layer = layer
+        self.model = model
         self.knob = Knob(0.0, name=f"{layer.name}_weight_noise", model=model)
         self.counter = (
             StepCounter(f"{layer.name}_weight_noise_step", model)
@@ -83,7 +84,10 @@ class WeightNoiseControl:
         stock = self.previous or type(self.layer).call.__get__(self.layer)
 
         def call(*args, **kwargs):
-            if not internals.layers.call_training():
+            training = internals.layers.call_training()
+            if training is None:  # a call nobody set `training` for
+                training = internals.trainer.in_train_step(self.model)
+            if not training:
                 return stock(*args, **kwargs)
             with internals.layers.substituted_values(
                 self.noisy_values(), self.layer.variables
@@ -147,6 +151,8 @@ class WeightNoiseKnob(BoundKnob):
         per_step = not isinstance(schedule, BaseValue)
         seed = self.seed if self.seed is not None else random.randrange(1 << 30)
         self.controls = []
+        # Marks the train step, for layer calls without a `training` flag.
+        internals.trainer.set_post_update(self.model, _MARK, _nothing)
         for index, layer in enumerate(self.layers):
             control = WeightNoiseControl(
                 layer, self.model, seed + 7919 * index, per_step
@@ -171,6 +177,14 @@ class WeightNoiseKnob(BoundKnob):
         for control in self.controls:
             control.detach()
         self.controls = []
+        internals.trainer.set_post_update(self.model, _MARK, None)
+
+
+_MARK = "weight_noise"
+
+
+def _nothing():
+    pass
 
 
 def _std_program(schedule):

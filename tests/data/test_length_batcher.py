@@ -344,17 +344,18 @@ def test_tf_dataset_recipe_reaches_the_same_batches():
         batcher.on_epoch_begin(epoch)
         got = [b[1].numpy().tolist() for b in dataset]
         assert got == [batcher[i][1].tolist() for i in range(len(batcher))]
-    counter = Counter()
-    sequence_model().fit(
-        dataset,
-        callbacks=[batcher, counter],
-        epochs=3,
-        verbose=0,
-        shuffle=False,
-    )
-    assert counter.counts == [
-        math.ceil(len(batcher.epoch_batches(e)) / SPE) for e in range(3)
-    ]
+    for data in (dataset, dataset.map(lambda a, b: (a * 2.0, b))):
+        counter = Counter()
+        sequence_model().fit(
+            data,
+            callbacks=[batcher, counter],
+            epochs=3,
+            verbose=0,
+            shuffle=False,
+        )
+        assert counter.counts == [
+            math.ceil(len(batcher.epoch_batches(e)) / SPE) for e in range(3)
+        ]
 
 
 def test_config_round_trip_and_copies_share_the_epoch():
@@ -408,6 +409,9 @@ def test_config_round_trip_and_copies_share_the_epoch():
         ({"padding_value": "zero"}, "padding_value"),
         ({"shuffle": 1}, "shuffle"),
         ({"seed": 1.5}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"ordering": "laplace:\u00b2"}, "ordering"),
+        ({"ordering": "laplace:.\u0663"}, "ordering"),
         ({"length_input": "len"}, "length_input"),
     ],
 )
@@ -447,3 +451,37 @@ def test_required_batch_size_multiple(max_tokens):
         LengthBatcher(x, batch_size=10, required_batch_size_multiple=4)
     with pytest.raises(ValueError, match="required_batch_size_multiple"):
         LengthBatcher(x[:3], required_batch_size_multiple=4).epoch_batches(0)
+
+
+def test_one_batch_epoch_then_longer_ones():
+    # Keras (TF) infers the data signature from the first two batches; an
+    # epoch of one batch must still leave the time axis dynamic.
+    x, lengths = corpus(60)
+    x[0] = x[0][:2]
+    y = np.zeros(60, "float32")
+    batcher = LengthBatcher(x, y, batch_size=32, max_length={0: 2, 1: None})
+    assert len(batcher.epoch_batches(0)) == 1
+    counter = Counter()
+    sequence_model().fit(
+        batcher, callbacks=[batcher, counter], epochs=2, shuffle=False,
+        verbose=0,
+    )  # fmt: skip
+    assert counter.counts == [1, math.ceil(2 / SPE)]
+
+
+def test_scalar_label_list_seed_in_config_and_messages():
+    x = [np.ones((n, 2)) for n in (3, 5, 4)]
+    batcher = LengthBatcher(
+        x, [0, 1, 2], batch_size=3, shuffle=False, ordering="random"
+    )
+    np.testing.assert_array_equal(batcher[0][1], [0, 1, 2])
+    drawn = LengthBatcher(x, seed=None)
+    again = LengthBatcher.from_config({**drawn.get_config(), "x": x})
+    for epoch in range(3):
+        assert [b.tolist() for b in again.epoch_batches(epoch)] == [
+            b.tolist() for b in drawn.epoch_batches(epoch)
+        ]
+    with pytest.raises(ValueError, match="pass `x` as a list"):
+        LengthBatcher(np.zeros((2, 4, 1)))
+    with pytest.raises(TypeError, match="an int"):
+        LengthBatcher(x, max_length="10")

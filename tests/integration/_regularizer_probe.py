@@ -7,25 +7,15 @@ weights of weight-noise fits and of `LengthBatcher` fits, and (mirrored)
 the per-replica drop decisions of `StochasticDepth`."""
 
 import json
-import os
 import sys
+
+from _devices import two_devices
 
 MODE = sys.argv[1]
 if MODE == "mirrored":
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+    tf = two_devices(MODE)
 else:
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + " --xla_force_host_platform_device_count=2"
-    )
-    os.environ["KERAS_BACKEND"] = "jax"
-    import jax
+    jax = two_devices(MODE)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -4,23 +4,18 @@ exactly) and JAX's `keras.distribution.DataParallel` (2 devices, at
 `steps_per_execution` 1 and 4). Each probe runs in a subprocess, once per
 CI run (in the run of its backend)."""
 
-import json
-
 import keras
 import numpy as np
 import pytest
 
-from tests.helpers import run_script
+from tests.helpers import probe_result
 
 BACKEND = keras.backend.backend()
 PROBE = "tests/integration/_monitor_probe.py"
 
 
 def _results(mode, backend):
-    proc = run_script([PROBE, mode], backend)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
+    return probe_result([PROBE, mode], backend)
 
 
 def _same(single, distributed):

@@ -256,3 +256,32 @@ def test_preset_drives_the_target_and_round_trips():
             x, np.zeros((N_IN, N_OUT)), epochs=1, verbose=0,
             callbacks=[WeightNoise(lambda epoch: -1.0)],
         )  # fmt: skip
+
+
+class Subclassed(keras.Model):
+    """A subclassed model whose `call` does not hand `training` on (JAX's
+    train step calls it without a layer call, so no layer sees a flag)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.d1 = keras.layers.Dense(8, name="d1")
+        self.d2 = keras.layers.Dense(1, name="d2")
+
+    def call(self, x, training=None):
+        return self.d2(self.d1(x))
+
+
+def test_subclassed_model_gets_noise_in_training_only():
+    keras.utils.set_random_seed(0)
+    model = Subclassed()
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    y = np.zeros((16, 1), "float32")
+    model(x[:1])  # builds the layers
+    clean = model.evaluate(x, y, verbose=0)
+    history = model.fit(
+        x, y, epochs=1, batch_size=16, verbose=0, shuffle=False,
+        callbacks=[HyperparameterScheduler({"weight_noise": 3.0})],
+    )  # fmt: skip
+    assert history.history["loss"][0] > 20 * clean
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(clean, rel=1e-6)
