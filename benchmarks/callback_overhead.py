@@ -23,11 +23,10 @@ Usage:
     python benchmarks/callback_overhead.py --report results/x.json
 """
 
-import argparse
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -35,6 +34,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import fit_parser  # noqa: E402
+from _common import header as run_header  # noqa: E402
+from _common import use_threads  # noqa: E402
+from _common import write_json  # noqa: E402
 
 import keras_trainplus as ktp  # noqa: E402
 from keras_trainplus import schedules as S  # noqa: E402
@@ -136,24 +141,10 @@ def report(spe, rates):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=25)
-    # A multiple of the batch size: a partial last batch has another shape,
-    # which JAX compiles separately (inside the timed window on the first
-    # fit of every rebuilt train function).
-    parser.add_argument("--samples", type=int, default=20480)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke mode: 2000 samples"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="TF intra/inter-op threads (0: TF default); "
-        "one thread makes the ratios far less noisy",
-    )
-    parser.add_argument("--json", help="write raw results here")
+    # --samples a multiple of the batch size: a partial last batch has
+    # another shape, which JAX compiles separately (inside the timed window
+    # on the first fit of every rebuilt train function).
+    parser = fit_parser(rounds=25)
     parser.add_argument("--report", help="print the tables of a saved JSON")
     args = parser.parse_args()
     if args.report:
@@ -163,11 +154,7 @@ def main():
         for spe, res in saved["results"].items():
             report(spe, res["steps_per_s"])
         return
-    if keras.backend.backend() == "tensorflow" and args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    use_threads(args.threads)
     if args.quick:
         args.samples = 6400  # 100 steps of 64
     rng = np.random.RandomState(0)
@@ -178,12 +165,10 @@ def main():
     spes = (1,) if backend == "torch" else (1, 32)
     names = list(variants(steps))
     results = {}
-    header = (
-        f"keras {keras.__version__}, backend {backend}, keras_trainplus "
-        f"{ktp.__version__}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, threads={args.threads or 'default'}; "
+    header = run_header(
+        args.threads,
         f"{args.samples} samples, batch {args.batch} ({steps} steps/epoch), "
-        f"{args.rounds} rounds"
+        f"{args.rounds} rounds",
     )
     print(header)
     for spe in spes:
@@ -200,19 +185,16 @@ def main():
                     rates[name].append(rate)
         results[spe] = {"steps_per_s": rates}
         report(spe, rates)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "header": header,
-                    "backend": backend,
-                    "keras": keras.__version__,
-                    "args": vars(args),
-                    "results": {str(k): v for k, v in results.items()},
-                },
-                f,
-                indent=1,
-            )
+    write_json(
+        args.json,
+        {
+            "header": header,
+            "backend": backend,
+            "keras": keras.__version__,
+            "args": vars(args),
+            "results": {str(k): v for k, v in results.items()},
+        },
+    )
 
 
 if __name__ == "__main__":

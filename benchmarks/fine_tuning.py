@@ -23,10 +23,7 @@ Usage:
     python benchmarks/fine_tuning.py --rounds 2 --quick   # smoke test
 """
 
-import argparse
-import json
 import os
-import platform
 import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -36,6 +33,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import fit_parser  # noqa: E402
+from _common import header as run_header  # noqa: E402
+from _common import use_threads  # noqa: E402
+from _common import write_json  # noqa: E402
 from gradient_controls import run_rounds  # noqa: E402
 
 import keras_trainplus as ktp  # noqa: E402
@@ -169,20 +170,10 @@ def update_cost(rounds, steps=None):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--samples", type=int, default=20480)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", help="write raw results here")
+    parser = fit_parser()
     parser.add_argument("--update-cost", action="store_true")
     args = parser.parse_args()
-    if keras.backend.backend() == "tensorflow" and args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    use_threads(args.threads)
     if args.update_cost:
         return update_cost(args.rounds)
     if args.quick:
@@ -190,19 +181,14 @@ def main():
     rng = np.random.RandomState(0)
     x = rng.normal(size=(args.samples, 20)).astype("float32")
     y = rng.randint(0, 10, size=args.samples)
-    backend = keras.backend.backend()
-    header = (
-        f"keras {keras.__version__}, backend {backend}, keras_trainplus "
-        f"{ktp.__version__}, {platform.processor() or platform.machine()}, "
-        f"threads={args.threads or 'default'}; {args.samples} samples, batch "
-        f"{args.batch}, {args.rounds} rounds"
+    header = run_header(
+        args.threads,
+        f"{args.samples} samples, batch {args.batch}, {args.rounds} rounds",
     )
     print(header)
     table = variants()
     results = run_rounds(table, lambda n, spe: build(spe), x, y, args)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"header": header, "results": results}, f, indent=1)
+    write_json(args.json, {"header": header, "results": results})
 
 
 if __name__ == "__main__":

@@ -16,22 +16,28 @@ sequence cap and with a frame cap (`max_tokens`), and with
 
 Part 2 (`--train`): one epoch of a small conv model on 40-dim features
 (lengths scaled by `--scale`) with each batching, ratio of sequences/s
-(median of `--rounds` interleaved rounds, first epoch untimed: traces).
+(median of `--rounds` interleaved rounds after `--warmup` untimed epochs,
+in which every padded length has been traced and compiled).
 
 Usage: KERAS_BACKEND=<backend> python benchmarks/length_batching.py
            [--train] [--rounds 3] [--json out.json]
 """
 
 import argparse
-import json
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_threads  # noqa: E402
+from _common import use_threads  # noqa: E402
+from _common import write_json  # noqa: E402
 
 from keras_trainplus.data import LengthBatcher  # noqa: E402
 
@@ -96,7 +102,7 @@ def conv_model():
     return model
 
 
-def train_speed(lengths, batch_size, rounds, pad):
+def train_speed(lengths, batch_size, rounds, pad, warmup):
     rng = np.random.default_rng(0)
     x = [rng.normal(size=(t, 40)).astype("float32") for t in lengths]
     y = rng.integers(0, 4, len(lengths))
@@ -107,14 +113,14 @@ def train_speed(lengths, batch_size, rounds, pad):
             pad_to_multiple_of=pad,
         )  # fmt: skip
         model = conv_model()
-        model.fit(b, callbacks=[b], epochs=1, shuffle=False, verbose=0)
+        model.fit(b, callbacks=[b], epochs=warmup, shuffle=False, verbose=0)
         runs[name] = (model, b)
     times = {name: [] for name in runs}
     for r in range(rounds):
         for name, (model, b) in runs.items():
             start = time.perf_counter()
             model.fit(
-                b, callbacks=[b], epochs=r + 2, initial_epoch=r + 1,
+                b, callbacks=[b], epochs=warmup + r + 1, initial_epoch=warmup + r,
                 shuffle=False, verbose=0,
             )  # fmt: skip
             times[name].append(time.perf_counter() - start)
@@ -140,9 +146,12 @@ def main():
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--train-sequences", type=int, default=1024)
     parser.add_argument("--scale", type=float, default=0.25)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3)
+    add_threads(parser)
     parser.add_argument("--json")
     args = parser.parse_args()
+    use_threads(args.threads)
     lengths = lengths_of(args.sequences)
     print(
         f"{args.sequences} lengths, median {int(np.median(lengths))}, "
@@ -159,7 +168,9 @@ def main():
         short = np.maximum(
             (lengths_of(args.train_sequences, 1) * args.scale).astype(int), 4
         )
-        speed = train_speed(short, args.batch_size, args.rounds, pad=16)
+        speed = train_speed(
+            short, args.batch_size, args.rounds, pad=16, warmup=args.warmup
+        )
         result["train"] = speed
         result["backend"] = keras.backend.backend()
         for name in ("random", "laplace:.1000"):
@@ -171,9 +182,7 @@ def main():
                 f"{s['sequences_per_s']:.0f} sequences/s"
             )
         print(f"laplace epoch time vs random: {speed['speedup']:.2f}x faster")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

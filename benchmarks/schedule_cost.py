@@ -14,6 +14,7 @@ Usage: python benchmarks/schedule_cost.py [--repeats 15] [--steps 3000]
 
 import argparse
 import os
+import sys
 import time
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -21,6 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_threads  # noqa: E402
+from _common import use_threads  # noqa: E402
 
 from keras_trainplus import schedules as S  # noqa: E402
 from keras_trainplus.knobs.learning_rate import LearningRateKnob  # noqa: E402
@@ -79,11 +84,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads(parser)
     args = parser.parse_args()
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    use_threads(args.threads)
     loops = {
         n: make_loop(lr, mom, args.steps) for n, (lr, mom) in programs().items()
     }

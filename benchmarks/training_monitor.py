@@ -26,10 +26,7 @@ Usage:
     python benchmarks/training_monitor.py --rounds 2 --quick   # smoke test
 """
 
-import argparse
-import json
 import os
-import platform
 import sys
 import time
 
@@ -40,6 +37,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import fit_parser  # noqa: E402
+from _common import header as run_header  # noqa: E402
+from _common import use_threads  # noqa: E402
+from _common import write_json  # noqa: E402
 from callback_overhead import measure as measure_blocks  # noqa: E402
 from gradient_controls import build  # noqa: E402
 from gradient_controls import run_rounds  # noqa: E402
@@ -138,32 +139,19 @@ def step_cost(rounds, steps=None):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--samples", type=int, default=20480)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
+    parser = fit_parser()
     parser.add_argument("--models", default="mlp,cnn")
-    parser.add_argument("--json", help="write raw results here")
     parser.add_argument("--step-cost", action="store_true")
     args = parser.parse_args()
-    if keras.backend.backend() == "tensorflow" and args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    use_threads(args.threads)
     if args.step_cost:
         return step_cost(args.rounds)
     if args.quick:
         args.samples = 10240
     rng = np.random.RandomState(0)
-    header = (
-        f"keras {keras.__version__}, backend {keras.backend.backend()}, "
-        f"keras_trainplus {ktp.__version__}, "
-        f"{platform.processor() or platform.machine()}, "
-        f"threads={args.threads or 'default'}; {args.samples} samples, "
-        f"batch {args.batch}, {args.rounds} rounds"
+    header = run_header(
+        args.threads,
+        f"{args.samples} samples, batch {args.batch}, {args.rounds} rounds",
     )
     print(header)
     table = variants()
@@ -186,9 +174,7 @@ def main():
         for key, seconds in sorted(FIT_SECONDS.items()):
             print(f"spe={key[0]:<3} {key[1]}({key[2] or ''}) "
                   f"{np.median(seconds[1:] or seconds):.3f} s")  # fmt: skip
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(args.json, out)
 
 
 if __name__ == "__main__":
