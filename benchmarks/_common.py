@@ -9,6 +9,7 @@ import os
 import platform
 
 import keras
+import numpy as np
 
 import keras_trainplus as ktp
 
@@ -62,3 +63,12 @@ def write_json(path, result):
     if path:
         with open(path, "w") as f:
             json.dump(result, f, indent=1)
+
+
+def mlp_data(samples):
+    """The MLP benchmarks' data: `samples` x 20 normal features, 10
+    classes (seed 0)."""
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(samples, 20)).astype("float32")
+    y = rng.randint(0, 10, size=samples)
+    return x, y

@@ -30,11 +30,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import fit_parser  # noqa: E402
 from _common import header as run_header  # noqa: E402
+from _common import mlp_data  # noqa: E402
 from _common import use_threads  # noqa: E402
 from _common import write_json  # noqa: E402
 from gradient_controls import run_rounds  # noqa: E402
@@ -178,9 +178,7 @@ def main():
         return update_cost(args.rounds)
     if args.quick:
         args.samples = 6400
-    rng = np.random.RandomState(0)
-    x = rng.normal(size=(args.samples, 20)).astype("float32")
-    y = rng.randint(0, 10, size=args.samples)
+    x, y = mlp_data(args.samples)
     header = run_header(
         args.threads,
         f"{args.samples} samples, batch {args.batch}, {args.rounds} rounds",

@@ -119,8 +119,9 @@ def train_speed(lengths, batch_size, rounds, pad, warmup):
     for r in range(rounds):
         for name, (model, b) in runs.items():
             start = time.perf_counter()
+            epoch = warmup + r
             model.fit(
-                b, callbacks=[b], epochs=warmup + r + 1, initial_epoch=warmup + r,
+                b, callbacks=[b], epochs=epoch + 1, initial_epoch=epoch,
                 shuffle=False, verbose=0,
             )  # fmt: skip
             times[name].append(time.perf_counter() - start)
