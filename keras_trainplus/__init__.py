@@ -8,7 +8,7 @@ Public API:
   `NewbobLRControl`, `DropoutScheduler`, `GradientClipScheduler`,
   `GradientAccumulationScheduler`, `GradientNoise`, `DiscriminativeLR`,
   `GradualUnfreezing`, `WeightEMA`, `StochasticWeightAveraging`,
-  `LRFinder`.
+  `WeightNoise`, `LRFinder`; `TrainingMonitor` (observes the step).
 * `keras_trainplus.layers`: `ScheduledDropout`, augmentation layers,
   `StochasticDepth`.
 * `keras_trainplus.data`: `LengthBatcher` (length-bucketed batches, a
