@@ -485,3 +485,39 @@ def test_scalar_label_list_seed_in_config_and_messages():
         LengthBatcher(np.zeros((2, 4, 1)))
     with pytest.raises(TypeError, match="an int"):
         LengthBatcher(x, max_length="10")
+
+
+@pytest.mark.one_backend
+def test_keras_tuner_search_runs_every_curriculum_epoch(tmp_path):
+    # keras-tuner deep-copies the callbacks of every trial while `fit`
+    # iterates the original batcher: the copy must drive it.
+    import keras_tuner
+
+    x, _ = corpus(120)
+    y = np.zeros(120, "float32")
+    batcher = LengthBatcher(x, y, batch_size=16, max_length={0: 50, 1: None})
+    counts = []  # the tuner deep-copies callbacks: record outside them
+
+    class Counting(Counter):
+        def on_epoch_end(self, epoch, logs=None):
+            counts.append(self.n)
+
+        def __deepcopy__(self, memo):
+            return Counting()
+
+    def build(hp):
+        hp.Int("units", 2, 4)
+        return sequence_model()
+
+    tuner = keras_tuner.RandomSearch(
+        build, objective="loss", max_trials=2, directory=str(tmp_path)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        tuner.search(
+            batcher, epochs=2, callbacks=[batcher, Counting()], shuffle=False,
+            verbose=0,
+        )  # fmt: skip
+    expected = [math.ceil(len(batcher.epoch_batches(e)) / SPE) for e in (0, 1)]
+    assert expected[0] < expected[1]
+    assert counts == expected * 2  # two trials
