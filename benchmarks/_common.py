@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import platform
+import time
 
 import keras
 import numpy as np
@@ -72,3 +73,17 @@ def mlp_data(samples):
     x = rng.normal(size=(samples, 20)).astype("float32")
     y = rng.randint(0, 10, size=samples)
     return x, y
+
+
+def best_per_step(loops, rounds, steps):
+    """``{name: seconds}``: the fastest of `rounds` calls of each loop
+    (a function running `steps` steps), divided by `steps`. Rounds rotate
+    the order of the loops, so none always runs first."""
+    best = {n: float("inf") for n in loops}
+    names = list(loops)
+    for r in range(rounds):
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            loops[n]()
+            best[n] = min(best[n], (time.perf_counter() - start) / steps)
+    return best

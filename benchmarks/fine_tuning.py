@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import best_per_step  # noqa: E402
 from _common import fit_parser  # noqa: E402
 from _common import header as run_header  # noqa: E402
 from _common import mlp_data  # noqa: E402
@@ -130,7 +131,6 @@ def _compiled_updates(opt, variables, steps):
 
 def update_cost(rounds, steps=None):
     steps = steps or (300 if keras.backend.backend() == "torch" else 2000)
-    import time
 
     from keras_trainplus.knobs.lr_multiplier import LRMultiplierKnob
 
@@ -155,13 +155,7 @@ def update_cost(rounds, steps=None):
         "freezable, all layers": loop(S.PerEpoch([0.5]), 0.5),
         "frozen (0), all layers": loop(S.PerEpoch([0.0]), 0.0),
     }
-    best = {n: float("inf") for n in loops}
-    for r in range(rounds):
-        names = list(loops)
-        for n in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            loops[n]()
-            best[n] = min(best[n], (time.perf_counter() - start) / steps)
+    best = best_per_step(loops, rounds, steps)
     base = best["plain Adam"]
     print(f"\noptimizer.apply alone, best of {rounds} x {steps} updates")
     print(f"{'variant':<26} {'us/update':>9} {'extra us':>8}")

@@ -15,7 +15,6 @@ Usage: python benchmarks/schedule_cost.py [--repeats 15] [--steps 3000]
 import argparse
 import os
 import sys
-import time
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,6 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import add_threads  # noqa: E402
+from _common import best_per_step  # noqa: E402
 from _common import use_threads  # noqa: E402
 
 from keras_trainplus import schedules as S  # noqa: E402
@@ -90,14 +90,7 @@ def main():
     loops = {
         n: make_loop(lr, mom, args.steps) for n, (lr, mom) in programs().items()
     }
-    best = {n: float("inf") for n in loops}
-    for r in range(args.repeats):
-        names = list(loops)
-        names = names[r % len(names) :] + names[: r % len(names)]
-        for n in names:
-            start = time.perf_counter()
-            loops[n]()
-            best[n] = min(best[n], (time.perf_counter() - start) / args.steps)
+    best = best_per_step(loops, args.repeats, args.steps)
     base = best["plain"]
     print(
         f"keras {keras.__version__}, TF {tf.__version__}, threads="

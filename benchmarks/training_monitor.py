@@ -37,6 +37,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import best_per_step  # noqa: E402
 from _common import fit_parser  # noqa: E402
 from _common import header as run_header  # noqa: E402
 from _common import use_threads  # noqa: E402
@@ -122,13 +123,7 @@ def step_cost(rounds, steps=None):
             monitor.on_train_begin()
             monitor._switch.mode = mode  # read when the loop is traced
         loops[name] = _compiled_steps(model, steps)
-    best = {n: float("inf") for n in loops}
-    for r in range(rounds):
-        names = list(loops)
-        for n in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            loops[n]()
-            best[n] = min(best[n], (time.perf_counter() - start) / steps)
+    best = best_per_step(loops, rounds, steps)
     print(f"\ntrain step alone, best of {rounds} x {steps} steps")
     print(f"{'function':<24} {'us/step':>8} {'extra us':>8} {'ratio':>7}")
     for n, t in best.items():

@@ -33,6 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import best_per_step  # noqa: E402
 from _common import fit_parser  # noqa: E402
 from _common import header as run_header  # noqa: E402
 from _common import mlp_data  # noqa: E402
@@ -133,7 +134,6 @@ def _compiled_steps(model, steps, batch=64):
 
 
 def update_cost(rounds, steps=None):
-    import time
 
     from keras_trainplus.knobs._weight_ema import WeightEMAProgram
 
@@ -149,13 +149,7 @@ def update_cost(rounds, steps=None):
         if name.startswith("WeightEMA"):
             WeightEMAProgram(model, 0.999).install()
         loops[name] = _compiled_steps(model, steps)
-    best = {n: float("inf") for n in loops}
-    for r in range(rounds):
-        names = list(loops)
-        for n in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            loops[n]()
-            best[n] = min(best[n], (time.perf_counter() - start) / steps)
+    best = best_per_step(loops, rounds, steps)
     print(f"\ntrain step alone, best of {rounds} x {steps} steps")
     print(
         f"{'variant':<20} {'us/step':>8} {'extra us':>8} {'steps/s ratio':>13}"

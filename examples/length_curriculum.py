@@ -102,8 +102,9 @@ def run(name, train, valid, epochs):
         verbose=0,
     )
     seconds = (time.perf_counter() - start) / epochs
-    padded = sum(train.stats(e)["padded_frames"] for e in range(epochs))
-    frames = sum(train.stats(e)["frames"] for e in range(epochs))
+    stats = [train.stats(e) for e in range(epochs)]
+    padded = sum(s["padded_frames"] for s in stats)
+    frames = sum(s["frames"] for s in stats)
     print(
         f"{name}: {seconds:.2f} s/epoch, padding {1 - frames / padded:.1%} "
         f"of {padded} frames, val_acc "
@@ -124,8 +125,9 @@ def plot(runs, path):
         lengths = b.x.lengths
         plan = b.epoch_batches(epoch)
         real = [int(lengths[i].sum()) for i in plan]
+        step = b.pad_to_multiple_of or 1
         padded = [
-            len(i) * int(np.ceil(lengths[i].max() / 16) * 16) for i in plan
+            len(i) * int(np.ceil(lengths[i].max() / step) * step) for i in plan
         ]
         ax.plot(np.subtract(padded, real), label=label, marker=".")
     ax.set_xlabel("batch (in order)")
